@@ -1,0 +1,93 @@
+// kvq info FILE [--json]: shape, conventions and per-layer statistics of a dump.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "kvq/dump_reader.h"
+#include "kvq/dump_stats.h"
+#include "kvq/error.h"
+#include "progress_bar.h"
+
+namespace kvq::cli {
+namespace {
+
+struct InfoOptions {
+  std::string file;
+  bool json = false;
+  bool noScan = false;
+};
+
+std::string joinChannels(const std::vector<int>& channels, size_t count) {
+  std::string out;
+  for (size_t i = 0; i < channels.size() && i < count; ++i) {
+    if (i > 0) out += ",";
+    out += std::to_string(channels[i]);
+  }
+  return out;
+}
+
+void printText(const DumpInfo& info, const std::vector<LayerStats>& stats) {
+  std::printf("file        %s\n", info.path.c_str());
+  std::printf("model       %s\n", info.model.c_str());
+  if (!info.source.empty()) std::printf("source      %s\n", info.source.c_str());
+  std::printf("layers      %zu of %d present:", info.layers.size(), info.numLayers);
+  for (int layer : info.layers) std::printf(" %d", layer);
+  std::printf("\n");
+  std::printf("kv heads    %d", info.numKvHeads);
+  if (info.numQHeads > 0) std::printf("  (query heads %d)", info.numQHeads);
+  std::printf("\nhead_dim    %d\ntokens      %lld", info.headDim, static_cast<long long>(info.tokens));
+  if (!info.sequenceStarts.empty()) std::printf("  in %zu sequences", info.sequenceStarts.size());
+  std::printf("\ndtype       %s\n", dtypeName(info.dtype));
+  std::printf("key RoPE    %s", info.keyRope.c_str());
+  if (info.ropeTheta) std::printf("  (theta %g", *info.ropeTheta);
+  if (info.ropeTheta && info.ropeDim) std::printf(", dim %d", *info.ropeDim);
+  if (info.ropeTheta) std::printf(")");
+  std::printf("\nqueries     %s\n\n", info.hasQueries ? "yes" : "no");
+
+  std::printf("%5s %-6s %9s %9s %9s %9s  %s\n", "layer", "kind", "mean|x|", "std", "max|x|", "kurtosis",
+              "outlier channels (largest mean|x| first)");
+  for (const LayerStats& ls : stats) {
+    for (int k = 0; k < 2; ++k) {
+      const KindStats& ks = k == 0 ? ls.keys : ls.values;
+      std::printf("%5d %-6s %9.4f %9.4f %9.3f %9.2f  %s\n", ls.layer, k == 0 ? "keys" : "values",
+                  ks.all.meanAbs, ks.all.std, ks.all.maxAbs, ks.all.excessKurtosis,
+                  joinChannels(ks.outlierChannels, 6).c_str());
+    }
+  }
+}
+
+void runInfo(const InfoOptions& options) {
+  ProgressBar bar;
+  OpenOptions openOptions;
+  openOptions.scanValues = !options.noScan;
+  openOptions.control = bar.control();
+  const auto reader = DumpReader::open(options.file, openOptions);
+  const auto stats = computeDumpStats(*reader, bar.control());
+  bar.finish();
+  if (options.json) {
+    std::cout << dumpInfoToJson(reader->info(), stats).dump(2) << "\n";
+  } else {
+    printText(reader->info(), stats);
+  }
+}
+
+}  // namespace
+
+void registerInfo(CLI::App& root) {
+  auto options = std::make_shared<InfoOptions>();
+  CLI::App* cmd = root.add_subcommand("info", "Validate a dump and print its shape, conventions and per-layer statistics");
+  cmd->add_option("file", options->file, "KV dump (HDF5, format v1); default: the bundled sample");
+  cmd->add_flag("--json", options->json, "Print the same as a JSON document");
+  cmd->add_flag("--no-scan", options->noScan, "Skip the NaN/Inf scan at open (statistics still read every value)");
+  cmd->callback([options]() {
+    if (options->file.empty()) options->file = defaultSample();
+    if (options->file.empty()) throwBadInput("", "info", "no FILE given and the bundled sample is not present");
+    runInfo(*options);
+  });
+}
+
+}  // namespace kvq::cli

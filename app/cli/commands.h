@@ -1,0 +1,21 @@
+// Registration of the kvq subcommands. Each command lives in its own cmd_*.cpp,
+// adds itself to the root CLI11 app and does its work in the callback; errors
+// are thrown as kvq::Error and turned into exit codes by main().
+#pragma once
+
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace kvq::cli {
+
+void registerInfo(CLI::App& root);
+void registerSynth(CLI::App& root);
+void registerDevices(CLI::App& root);
+
+// The bundled real sample (or "" when this build has none on disk).
+std::string defaultSample();
+
+}  // namespace kvq::cli

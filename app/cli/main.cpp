@@ -1,0 +1,47 @@
+// kvq — command-line front end of KVQ Studio.
+// Exit codes: 0 success, 2 bad input or usage, 1 internal error, 130 cancelled.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "commands.h"
+#include "kvq/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kvq — KV-cache residual vector quantization studio, command-line tool"};
+  app.set_version_flag("--version", std::string("kvq ") + KVQ_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough(false);
+  kvq::cli::registerInfo(app);
+  kvq::cli::registerSynth(app);
+  kvq::cli::registerDevices(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  } catch (const kvq::Error& e) {
+    std::cerr << "kvq: error: " << e.what() << "\n";
+    switch (e.kind()) {
+      case kvq::ErrorKind::BadInput: return 2;
+      case kvq::ErrorKind::Cancelled: return 130;
+      default: return 1;
+    }
+  } catch (const std::bad_alloc&) {
+    std::cerr << "kvq: error: out of memory\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "kvq: internal error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,30 @@
+// Synthetic dumps with LLM-like structure — for tests and scale checks only.
+//
+// Keys: near-Gaussian channels, a few channels with large magnitude (outliers),
+// rotary-like pairs (channel i and i+D/2 share a slowly varying phase).
+// Values: near-Gaussian, milder per-channel scale spread. Deterministic in seed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "kvq/dump.h"
+
+namespace kvq {
+
+struct SynthOptions {
+  int layers = 4;
+  int kvHeads = 2;
+  int headDim = 64;
+  int64_t tokens = 2048;
+  uint64_t seed = 1;
+  DType dtype = DType::Float16;
+  bool queries = false;
+};
+
+// Generates one layer's keys and values ([tokens, kvHeads, headDim]).
+void synthLayer(const SynthOptions& options, int layer, Slab& keys, Slab& values);
+// Writes a complete dump (model = "synthetic", source names the generator + seed).
+void writeSynthDump(const std::string& path, const SynthOptions& options);
+
+}  // namespace kvq

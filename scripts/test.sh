@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: format check, warnings-as-errors build (core, CUDA
+# compile for sm_80/sm_90 when nvcc exists, GUI), all CTest suites (core, GPU parity
+# — skipped without a device —, GUI offscreen, Python file checks), an
+# ASan+UBSan build of the core tests, and clang-tidy on the sources.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+JOBS="${KVQ_JOBS:-$(nproc)}"
+cd "$ROOT"
+bash scripts/setup.sh
+
+echo "== format check (clang-format)"
+git ls-files -- '*.h' '*.cpp' '*.cu' '*.cuh' | xargs clang-format --dry-run --Werror
+
+echo "== build (Release, warnings are errors)"
+KVQ_BUILD_DIR="$ROOT/build" bash scripts/build.sh -DKVQ_WERROR=ON -DKVQ_BUILD_BENCH=ON
+
+echo "== tests"
+export QT_QPA_PLATFORM=offscreen
+ctest --test-dir "$ROOT/build" --output-on-failure -j "$JOBS"
+
+echo "== ASan + UBSan build of the core tests"
+cmake -S "$ROOT" -B "$ROOT/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVQ_SANITIZE=ON \
+  -DKVQ_WERROR=ON -DKVQ_BUILD_UI=OFF -DKVQ_ENABLE_CUDA=OFF >/dev/null
+cmake --build "$ROOT/build-asan" -j "$JOBS" --target kvq_core_tests kvq
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir "$ROOT/build-asan" --output-on-failure -j "$JOBS" -L core
+
+echo "== clang-tidy"
+bash scripts/tidy.sh "$ROOT/build"
+echo "== all checks passed"
