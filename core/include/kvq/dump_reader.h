@@ -34,6 +34,8 @@ class DumpReader {
   DumpReader& operator=(const DumpReader&) = delete;
 
   const DumpInfo& info() const;
+  // True when the dump holds this layer and kind (queries are optional).
+  bool has(int layer, Kind kind) const;
 
   // Reads tokens [tokenBegin, tokenBegin+tokenCount) of one layer and kind as
   // float32 [tokenCount, heads, D]; tokenCount < 0 means "to the end"; head >= 0

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "kvq/dump.h"
 
@@ -24,7 +25,14 @@ struct SynthOptions {
 
 // Generates one layer's keys and values ([tokens, kvHeads, headDim]).
 void synthLayer(const SynthOptions& options, int layer, Slab& keys, Slab& values);
-// Writes a complete dump (model = "synthetic", source names the generator + seed).
+// Generates one layer's queries ([tokens, kvHeads, headDim]; same structure as keys,
+// their own outliers and noise).
+void synthQueries(const SynthOptions& options, int layer, Slab& queries);
+// The key outlier channels of one layer and head, ascending (2-4 of them, fewer
+// when headDim < 8): the channels given a large offset (5-20x the others).
+std::vector<int> synthKeyOutlierChannels(const SynthOptions& options, int layer, int head);
+// Writes a complete dump (model = "synthetic (kvq synth)", source names the
+// generator + seed, key_rope "post", rope_theta 10000, rope_dim = headDim).
 void writeSynthDump(const std::string& path, const SynthOptions& options);
 
 }  // namespace kvq

@@ -1,0 +1,34 @@
+// Helpers shared by the core tests.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+
+namespace kvq::test {
+
+// A fresh, empty directory under KVQ_TEST_TMPDIR (defined by tests/CMakeLists.txt),
+// named after the running test plus a process-unique counter, so parallel ctest
+// runs and repeated calls never collide. Left on disk for inspection after a run.
+inline std::filesystem::path freshTempDir(const std::string& tag = "") {
+  static std::atomic<int> counter{0};
+  std::string name = "tmp";
+  if (const auto* info = ::testing::UnitTest::GetInstance()->current_test_info()) {
+    name = std::string(info->test_suite_name()) + "." + info->name();
+  }
+  for (char& c : name) {
+    if (c == '/') c = '_';  // parameterized test names
+  }
+  // Appended piecewise: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string&&.
+  if (!tag.empty()) name.append("-").append(tag);
+  name.append("-").append(std::to_string(::getpid())).append("-").append(std::to_string(counter++));
+  const std::filesystem::path dir = std::filesystem::path(KVQ_TEST_TMPDIR) / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace kvq::test
