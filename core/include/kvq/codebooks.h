@@ -1,6 +1,7 @@
 // Codebooks of one residual quantizer: K stages of C entries of g floats.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

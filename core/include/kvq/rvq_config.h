@@ -15,11 +15,11 @@
 namespace kvq {
 
 enum class Grouping { Contiguous, Strided };
-enum class KMeansInit { RandomPoints, PlusPlus };
+enum class KMeansInit { RandomPoints, PlusPlus, Progressive };
 
 const char* groupingName(Grouping grouping);  // "contiguous", "strided"
 Grouping parseGrouping(const std::string& name);  // throws BadInput
-const char* kmeansInitName(KMeansInit init);  // "points", "kmeans++"
+const char* kmeansInitName(KMeansInit init);  // "points", "kmeans++", "progressive"
 
 struct RvqConfig {
   std::string preset = "paper";

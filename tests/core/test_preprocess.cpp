@@ -1,0 +1,63 @@
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "kvq/error.h"
+#include "kvq/preprocess.h"
+
+namespace kvq {
+namespace {
+
+TEST(Preprocess, ChannelOrderByHand) {
+  // D = 8, g = 2, G = 4 groups.
+  EXPECT_EQ(channelOrder(8, 2, Grouping::Contiguous), (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7}));
+  // strided: group j = {j, j + 4}.
+  EXPECT_EQ(channelOrder(8, 2, Grouping::Strided), (std::vector<int>{0, 4, 1, 5, 2, 6, 3, 7}));
+  // g = 4, G = 2: group 0 = {0, 2, 4, 6}, group 1 = {1, 3, 5, 7}.
+  EXPECT_EQ(channelOrder(8, 4, Grouping::Strided), (std::vector<int>{0, 2, 4, 6, 1, 3, 5, 7}));
+  EXPECT_THROW(channelOrder(8, 3, Grouping::Contiguous), Error);
+}
+
+TEST(Preprocess, VectorScaleByHand) {
+  // mean 2.5, squared deviations 5, / (D-1) = 5/3, sqrt = 1.29099..., fp16 -> 1322/1024.
+  const float a[4] = {1, 2, 3, 4};
+  EXPECT_EQ(vectorScale(a, 4), 1.291015625f);
+  // sqrt(2) = 1.41421... -> fp16 1448/1024.
+  const float b[2] = {0, 2};
+  EXPECT_EQ(vectorScale(b, 2), 1.4140625f);
+  const float c[4] = {3, 3, 3, 3};
+  EXPECT_EQ(vectorScale(c, 4), 1.0f);
+  const float z[3] = {0, 0, 0};
+  EXPECT_EQ(vectorScale(z, 3), 1.0f);
+  // std 1000 is exact in fp16.
+  const float d[2] = {-500 * 1.41421356237f, 500 * 1.41421356237f};
+  EXPECT_EQ(vectorScale(d, 2), 1000.0f);
+}
+
+TEST(Preprocess, ScaleAndGroupLayoutAndRoundTrip) {
+  const int D = 8, g = 2, G = 4;
+  const int64_t n = 5;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  std::vector<float> x(static_cast<size_t>(n * D));
+  for (float& v : x) v = nd(rng);
+  const std::vector<int> order = channelOrder(D, g, Grouping::Strided);
+  std::vector<float> groups(x.size()), scales(static_cast<size_t>(n));
+  scaleAndGroup(x.data(), n, D, order, g, groups.data(), scales.data());
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_EQ(scales[i], vectorScale(&x[i * D], D));
+    for (int j = 0; j < G; ++j) {
+      for (int t = 0; t < g; ++t) {
+        // group j of vector i holds channels {j, j + G} divided by the scale.
+        EXPECT_EQ(groups[(i * G + j) * g + t], x[i * D + j + t * G] / scales[i]);
+      }
+    }
+  }
+  std::vector<float> back(x.size());
+  ungroupAndUnscale(groups.data(), scales.data(), n, D, order, g, back.data());
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(back[i], x[i], 1e-6 * std::abs(x[i]) + 1e-7);
+}
+
+}  // namespace
+}  // namespace kvq
