@@ -14,6 +14,10 @@ namespace kvq::cli {
 void registerInfo(CLI::App& root);
 void registerSynth(CLI::App& root);
 void registerDevices(CLI::App& root);
+void registerTrain(CLI::App& root);
+void registerEval(CLI::App& root);
+void registerSweep(CLI::App& root);
+void registerEncode(CLI::App& root);
 
 // The bundled real sample (or "" when this build has none on disk).
 std::string defaultSample();

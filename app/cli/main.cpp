@@ -8,8 +8,14 @@
 
 #include "commands.h"
 #include "kvq/error.h"
+#ifdef KVQ_HAVE_CUDA
+#include "kvq/gpu/cuda_backend.h"
+#endif
 
 int main(int argc, char** argv) {
+#ifdef KVQ_HAVE_CUDA
+  kvq::gpu::registerCudaBackend();
+#endif
   CLI::App app{"kvq — KV-cache residual vector quantization studio, command-line tool"};
   app.set_version_flag("--version", std::string("kvq ") + KVQ_VERSION);
   app.require_subcommand(1);
@@ -17,6 +23,10 @@ int main(int argc, char** argv) {
   kvq::cli::registerInfo(app);
   kvq::cli::registerSynth(app);
   kvq::cli::registerDevices(app);
+  kvq::cli::registerTrain(app);
+  kvq::cli::registerEval(app);
+  kvq::cli::registerSweep(app);
+  kvq::cli::registerEncode(app);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,50 @@
+// kvq eval DUMP --codebooks FILE: measure stored codebooks on a dump's held-out
+// tokens (the split of the stored config, or --held-out) without training.
+#include <CLI/CLI.hpp>
+
+#include <memory>
+
+#include "commands.h"
+#include "engine_options.h"
+#include "kvq/codebook_io.h"
+#include "kvq/dump_reader.h"
+#include "kvq/error.h"
+#include "progress_bar.h"
+
+namespace kvq::cli {
+
+void registerEval(CLI::App& root) {
+  struct EvalArgs {
+    EngineOptions engine;
+    std::string codebooks;
+  };
+  auto args = std::make_shared<EvalArgs>();
+  CLI::App* cmd = root.add_subcommand("eval", "Measure stored codebooks on a dump (no training)");
+  addDumpArgument(cmd, args->engine);
+  cmd->add_option("--codebooks", args->codebooks, "Codebook file written by kvq train")->required();
+  addHeldOutOption(cmd, args->engine);
+  addSelectionOptions(cmd, args->engine);
+  addComputeOptions(cmd, args->engine);
+  addReportOptions(cmd, args->engine);
+  cmd->callback([args]() {
+    EngineOptions& o = args->engine;
+    o.dump = resolveDump(o.dump, "eval");
+    const CodebookFile file = readCodebookFile(args->codebooks);
+    const RvqConfig config = overrideConfig(file.config, o);
+    const StudyOptions study = buildStudyOptions(o, config);
+    const auto reader = DumpReader::open(o.dump);
+    if (reader->info().headDim != file.headDim || reader->info().numKvHeads != file.numKvHeads) {
+      throwBadInput(args->codebooks, "/ head_dim, num_kv_heads",
+                    "the codebooks were trained for another head shape");
+    }
+    auto backend = makeEngineBackend(o);
+    ProgressBar bar;
+    StudyResult result = evaluateCodebooks(*reader, file.sets, study, *backend, bar.control());
+    bar.finish();
+    result.codebooksPath = args->codebooks;
+    printStudyTable(result);
+    writeStudyReports(o, result);
+  });
+}
+
+}  // namespace kvq::cli

@@ -1,0 +1,58 @@
+// kvq train DUMP ...: train RVQ codebooks per layer and kind (the paper's recipe by
+// default), measure them on held-out tokens next to the KIVI baselines, and write
+// the codebook file, an optional npz export and reports.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <memory>
+
+#include "commands.h"
+#include "engine_options.h"
+#include "kvq/codebook_io.h"
+#include "kvq/dump_reader.h"
+#include "kvq/error.h"
+#include "progress_bar.h"
+
+namespace kvq::cli {
+
+void registerTrain(CLI::App& root) {
+  struct TrainArgs {
+    EngineOptions engine;
+    std::string out, npz;
+  };
+  auto args = std::make_shared<TrainArgs>();
+  CLI::App* cmd =
+      root.add_subcommand("train", "Train RVQ codebooks on a dump and measure them on held-out tokens");
+  addDumpArgument(cmd, args->engine);
+  addConfigOptions(cmd, args->engine);
+  addSelectionOptions(cmd, args->engine);
+  addComputeOptions(cmd, args->engine);
+  cmd->add_option("--out", args->out, "Codebook file to write (HDF5, rvq-codebooks v1)");
+  cmd->add_option("--npz", args->npz, "Also export the codebooks as a NumPy .npz");
+  addReportOptions(cmd, args->engine);
+  cmd->callback([args]() {
+    EngineOptions& o = args->engine;
+    o.dump = resolveDump(o.dump, "train");
+    const RvqConfig config = buildConfig(o);
+    const StudyOptions study = buildStudyOptions(o, config);
+    const auto reader = DumpReader::open(o.dump);
+    validateConfig(config, reader->info().headDim);  // before any training
+    auto backend = makeEngineBackend(o);
+    ProgressBar bar;
+    const StudyResult result = runStudy(*reader, study, *backend, bar.control());
+    bar.finish();
+    printStudyTable(result);
+    const CodebookFile file = codebookFileFromStudy(result);
+    if (!args->out.empty()) {
+      writeCodebookFile(args->out, file);
+      std::printf("wrote %s\n", args->out.c_str());
+    }
+    if (!args->npz.empty()) {
+      writeCodebookNpz(args->npz, file);
+      std::printf("wrote %s\n", args->npz.c_str());
+    }
+    writeStudyReports(o, result);
+  });
+}
+
+}  // namespace kvq::cli

@@ -1,0 +1,183 @@
+// Codebook file v1 round trips, refusals, and the npz container byte layout.
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "kvq/codebook_io.h"
+#include "kvq/error.h"
+#include "kvq/file_util.h"
+#include "kvq/npz_writer.h"
+#include "test_util.h"
+
+namespace kvq {
+namespace {
+
+CodebookFile sampleFile(bool perHead) {
+  CodebookFile f;
+  f.config = presetConfig("quality");
+  f.config.codebookSize = 4;
+  f.config.depth = 2;
+  f.config.groupSize = 4;
+  f.config.perHead = perHead;
+  f.config.seed = 1234567890123ULL;
+  f.config.heldOutFraction = 0.125;
+  f.sourceDump = "/data/dump.h5";
+  f.model = "test-model";
+  f.headDim = 8;
+  f.numKvHeads = 2;
+  for (int layer : {3, 10}) {
+    for (Kind kind : {Kind::Keys, Kind::Values}) {
+      QuantizerSet set;
+      set.layer = layer;
+      set.kind = kind;
+      set.channelOrder = {0, 2, 4, 6, 1, 3, 5, 7};
+      for (int q = 0; q < (perHead ? 2 : 1); ++q) {
+        Codebooks b(2, 4, 4);
+        for (size_t i = 0; i < b.data.size(); ++i) b.data[i] = 0.25f * static_cast<float>(i) - layer + q;
+        set.codebooks.push_back(b);
+      }
+      f.sets.push_back(set);
+      f.metrics.push_back({{"relative_error", 0.01 * layer}, {"snr_db", 20.0}});
+      f.relativeErrorByDepth.push_back({0.5, 0.01 * layer});
+    }
+  }
+  return f;
+}
+
+void expectSameConfig(const RvqConfig& a, const RvqConfig& b) {
+  EXPECT_EQ(a.preset, b.preset);
+  EXPECT_EQ(a.codebookSize, b.codebookSize);
+  EXPECT_EQ(a.depth, b.depth);
+  EXPECT_EQ(a.groupSize, b.groupSize);
+  EXPECT_EQ(a.keyGrouping, b.keyGrouping);
+  EXPECT_EQ(a.valueGrouping, b.valueGrouping);
+  EXPECT_EQ(a.perHead, b.perHead);
+  EXPECT_EQ(a.trainSample, b.trainSample);
+  EXPECT_EQ(a.init, b.init);
+  EXPECT_EQ(a.kmeansIterations, b.kmeansIterations);
+  EXPECT_EQ(a.emaDecay, b.emaDecay);
+  EXPECT_EQ(a.emaEpsilon, b.emaEpsilon);
+  EXPECT_EQ(a.emaSteps, b.emaSteps);
+  EXPECT_EQ(a.batchSize, b.batchSize);
+  EXPECT_EQ(a.deadThreshold, b.deadThreshold);
+  EXPECT_EQ(a.lloydIterations, b.lloydIterations);
+  EXPECT_EQ(a.beamWidth, b.beamWidth);
+  EXPECT_EQ(a.heldOutFraction, b.heldOutFraction);
+  EXPECT_EQ(a.seed, b.seed);
+}
+
+class CodebookIo : public ::testing::TestWithParam<bool> {};
+
+TEST_P(CodebookIo, WriteThenReadIsIdentical) {
+  const std::string path = (test::freshTempDir() / "cb.h5").string();
+  const CodebookFile written = sampleFile(GetParam());
+  writeCodebookFile(path, written);
+  const CodebookFile read = readCodebookFile(path);
+  expectSameConfig(read.config, written.config);
+  EXPECT_EQ(read.sourceDump, written.sourceDump);
+  EXPECT_EQ(read.model, written.model);
+  EXPECT_EQ(read.headDim, 8);
+  EXPECT_EQ(read.numKvHeads, 2);
+  ASSERT_EQ(read.sets.size(), written.sets.size());
+  for (size_t s = 0; s < read.sets.size(); ++s) {
+    EXPECT_EQ(read.sets[s].layer, written.sets[s].layer);  // numeric order: 3 before 10
+    EXPECT_EQ(read.sets[s].kind, written.sets[s].kind);
+    EXPECT_EQ(read.sets[s].channelOrder, written.sets[s].channelOrder);
+    ASSERT_EQ(read.sets[s].codebooks.size(), written.sets[s].codebooks.size());
+    for (size_t q = 0; q < read.sets[s].codebooks.size(); ++q) {
+      EXPECT_EQ(read.sets[s].codebooks[q].data, written.sets[s].codebooks[q].data);
+    }
+    EXPECT_EQ(read.metrics[s].at("relative_error"), written.metrics[s].at("relative_error"));
+    EXPECT_EQ(read.relativeErrorByDepth[s], written.relativeErrorByDepth[s]);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(SharedAndPerHead, CodebookIo, ::testing::Bool());
+
+TEST(CodebookIoRefusals, WrongFilesAreBadInputNamingTheFile) {
+  const auto dir = test::freshTempDir();
+  const std::string text = (dir / "not.h5").string();
+  atomicWriteFile(text, "plain text");
+  try {
+    readCodebookFile(text);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_EQ(e.file(), text);
+  }
+  EXPECT_THROW(readCodebookFile((dir / "missing.h5").string()), Error);
+  EXPECT_THROW(writeCodebookFile((dir / "no" / "such" / "dir.h5").string(), sampleFile(false)), Error);
+  EXPECT_FALSE(std::filesystem::exists(dir / "no"));
+}
+
+std::string readAll(const std::string& path);
+
+TEST(FileUtil, AtomicWriteReplacesContentAndLeavesNoTemporary) {
+  const auto dir = test::freshTempDir();
+  const std::string path = (dir / "r.json").string();
+  atomicWriteFile(path, "first");
+  atomicWriteFile(path, "second");
+  EXPECT_EQ(readAll(path), "second");
+  EXPECT_FALSE(std::filesystem::exists(temporaryPathFor(path)));
+  size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) files += entry.is_regular_file() ? 1 : 0;
+  EXPECT_EQ(files, 1u);
+  EXPECT_THROW(atomicWriteFile((dir / "missing" / "x").string(), "x"), Error);
+}
+
+std::string readAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+uint32_t le32(const std::string& s, size_t at) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[at + i]);
+  return v;
+}
+
+TEST(Npz, NpyHeaderIsVersion1AlignedTo64) {
+  const float data[6] = {1, 2, 3, 4, 5, 6};
+  const std::string npy = npyFile("<f4", {2, 3}, data, sizeof data);
+  ASSERT_EQ(npy.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
+  const size_t headerLen = static_cast<unsigned char>(npy[8]) | (static_cast<unsigned char>(npy[9]) << 8);
+  EXPECT_EQ((10 + headerLen) % 64, 0u);
+  const std::string header = npy.substr(10, headerLen);
+  EXPECT_NE(header.find("'descr': '<f4'"), std::string::npos);
+  EXPECT_NE(header.find("'shape': (2, 3)"), std::string::npos);
+  EXPECT_EQ(header.back(), '\n');
+  EXPECT_EQ(std::memcmp(npy.data() + 10 + headerLen, data, sizeof data), 0);
+  EXPECT_NE(npyFile("<i4", {5}, data, 20).find("'shape': (5,)"), std::string::npos);
+  EXPECT_NE(npyFile("<U1", {}, data, 4).find("'shape': ()"), std::string::npos);
+}
+
+TEST(Npz, ZipEntriesAreStoredWithCorrectCrc) {
+  const std::string path = (test::freshTempDir() / "x.npz").string();
+  NpzWriter npz;
+  const int32_t ints[3] = {7, -1, 42};
+  npz.addInt32("ints", {3}, ints);
+  npz.addString("config", "{\"a\":1}");
+  npz.write(path);
+  const std::string zip = readAll(path);
+  ASSERT_EQ(le32(zip, 0), 0x04034b50u);
+  EXPECT_EQ(zip[8], 0);  // method 0: stored
+  const uint32_t crc = le32(zip, 14), size = le32(zip, 18);
+  const uint32_t nameLen = static_cast<unsigned char>(zip[26]);
+  EXPECT_EQ(zip.substr(30, nameLen), "ints.npy");
+  const std::string payload = zip.substr(30 + nameLen, size);
+  EXPECT_EQ(payload, npyFile("<i4", {3}, ints, sizeof ints));
+  EXPECT_EQ(crc, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(payload.data()),
+                                             static_cast<uInt>(payload.size()))));
+  // End of central directory: 2 entries.
+  const size_t eocd = zip.size() - 22;
+  EXPECT_EQ(le32(zip, eocd), 0x06054b50u);
+  EXPECT_EQ(static_cast<unsigned char>(zip[eocd + 10]), 2);
+}
+
+}  // namespace
+}  // namespace kvq
