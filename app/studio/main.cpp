@@ -1,0 +1,43 @@
+// kvq-studio: the GUI's main(). Thin: application identity (for QSettings), the
+// command line, then the main window from kvq_ui.
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QFileInfo>
+
+#include "main_window.h"
+#include "screenshots.h"
+#ifdef KVQ_HAVE_CUDA
+#include "kvq/gpu/cuda_backend.h"
+#endif
+
+int main(int argc, char** argv) {
+#ifdef KVQ_HAVE_CUDA
+  kvq::gpu::registerCudaBackend();  // makes "cuda" and "auto" in the backend choice reach the GPU
+#endif
+  QApplication app(argc, argv);
+  QApplication::setApplicationName(QStringLiteral("KVQ Studio"));
+  QApplication::setOrganizationName(QStringLiteral("kvq"));
+  QApplication::setApplicationVersion(QStringLiteral(KVQ_VERSION));
+
+  QCommandLineParser parser;
+  parser.setApplicationDescription(QStringLiteral("Residual vector quantization of LLM key/value caches"));
+  parser.addHelpOption();
+  parser.addVersionOption();
+  parser.addPositionalArgument(QStringLiteral("dump"), QStringLiteral("KV dump (HDF5) to open"));
+  const QCommandLineOption screenshots(
+      QStringLiteral("screenshots"),
+      QStringLiteral("Render the window and every chart to PNG in <dir>, then exit"), QStringLiteral("dir"));
+  parser.addOption(screenshots);
+  parser.process(app);
+
+  QString file = parser.positionalArguments().value(0);
+  if (file.isEmpty() && QFileInfo::exists(QStringLiteral(KVQ_DEFAULT_SAMPLE)))
+    file = QStringLiteral(KVQ_DEFAULT_SAMPLE);
+
+  if (parser.isSet(screenshots)) return kvq::ui::renderScreenshots(file, parser.value(screenshots));
+
+  kvq::ui::MainWindow window;
+  window.show();
+  if (!file.isEmpty()) window.openFile(file);
+  return QApplication::exec();
+}

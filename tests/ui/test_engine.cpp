@@ -1,0 +1,217 @@
+// Engine: newest request per tag, cancellation, errors, clean destruction, and a
+// UI thread that keeps running while the worker is busy.
+#include <QElapsedTimer>
+#include <QTest>
+#include <QTimer>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "engine.h"
+#include "ui_test_util.h"
+
+using kvq::ui::Engine;
+using kvq::ui::test::waitUntil;
+
+class EngineTest : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void rapidRequestsRunFirstAndLast();
+  void errorsReachTheHandlerOnly();
+  void otherTagsAreNotCancelled();
+  void destructionCancelsAndJoins();
+  void uiThreadStaysResponsive();
+  void disposeDestroysOnWorker();
+};
+
+namespace {
+
+// Blocks until cancelled (polling like a real job does between units of work).
+void spinUntilCancelled(const kvq::TaskControl& control) {
+  for (;;) {
+    control.check();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+}  // namespace
+
+void EngineTest::rapidRequestsRunFirstAndLast() {
+  Engine engine;
+  std::vector<int> started;  // UI-thread copies of what ran
+  std::vector<int> delivered;
+  std::vector<std::pair<quint64, Engine::Outcome>> outcomes;
+  connect(&engine, &Engine::taskFinished, this,
+          [&](const QString&, quint64 id, Engine::Outcome o) { outcomes.emplace_back(id, o); });
+  auto ran = std::make_shared<std::vector<int>>();  // written on the worker, read after join points
+  auto mutex = std::make_shared<std::mutex>();
+  std::atomic<bool> firstStarted{false};
+
+  std::vector<quint64> ids;
+  for (int i = 1; i <= 5; ++i) {
+    ids.push_back(engine.run<int>(
+        QStringLiteral("scrub"), QStringLiteral("job %1").arg(i), this,
+        [i, ran, mutex, &firstStarted](const kvq::TaskControl& control) {
+          {
+            std::lock_guard lock(*mutex);
+            ran->push_back(i);
+          }
+          if (i == 1) {
+            firstStarted = true;
+            spinUntilCancelled(control);
+          }
+          return i * 10;
+        },
+        [&delivered](int& value) { delivered.push_back(value); }));
+    if (i == 1) QVERIFY(waitUntil([&] { return firstStarted.load(); }));
+  }
+  QVERIFY(waitUntil([&] { return !engine.isPending(QStringLiteral("scrub")); }));
+  {
+    std::lock_guard lock(*mutex);
+    QCOMPARE(*ran, (std::vector<int>{1, 5}));
+  }
+  QCOMPARE(delivered, std::vector<int>{50});
+  QCOMPARE(outcomes.size(), size_t{5});
+  auto outcomeOf = [&](quint64 id) {
+    for (const auto& [i, o] : outcomes) {
+      if (i == id) return o;
+    }
+    return Engine::Outcome::Done;
+  };
+  QCOMPARE(outcomeOf(ids[0]), Engine::Outcome::Cancelled);
+  for (int i = 1; i <= 3; ++i) QCOMPARE(outcomeOf(ids[static_cast<size_t>(i)]), Engine::Outcome::Superseded);
+  QCOMPARE(outcomeOf(ids[4]), Engine::Outcome::Done);
+}
+
+void EngineTest::errorsReachTheHandlerOnly() {
+  Engine engine;
+  QString error;
+  bool resultCalled = false;
+  QString finishedMessage;
+  connect(&engine, &Engine::taskFinished, this,
+          [&](const QString&, quint64, Engine::Outcome, const QString& m) { finishedMessage = m; });
+  engine.run<int>(
+      QStringLiteral("t"), QStringLiteral("failing"), this,
+      [](const kvq::TaskControl&) -> int { kvq::throwBadInput("f.h5", "/layers/0", "bad shape"); },
+      [&](int&) { resultCalled = true; },
+      [&](const kvq::Error& e) { error = QString::fromStdString(e.what()); });
+  QVERIFY(waitUntil([&] { return !engine.isPending(QStringLiteral("t")); }));
+  QCOMPARE(error, QStringLiteral("f.h5: /layers/0: bad shape"));
+  QCOMPARE(finishedMessage, error);
+  QVERIFY(!resultCalled);
+}
+
+void EngineTest::otherTagsAreNotCancelled() {
+  Engine engine;
+  std::atomic<bool> started{false};
+  int a = 0, b = 0;
+  engine.run<int>(
+      QStringLiteral("a"), QString(), this,
+      [&started](const kvq::TaskControl& control) {
+        started = true;
+        for (int i = 0; i < 50; ++i) {
+          control.check();
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        return 1;
+      },
+      [&a](int& v) { a = v; });
+  QVERIFY(waitUntil([&] { return started.load(); }));
+  engine.run<int>(
+      QStringLiteral("b"), QString(), this, [](const kvq::TaskControl&) { return 2; },
+      [&b](int& v) { b = v; });
+  QVERIFY(waitUntil([&] { return a == 1 && b == 2; }));
+}
+
+void EngineTest::destructionCancelsAndJoins() {
+  auto sawCancel = std::make_shared<std::atomic<bool>>(false);
+  auto started = std::make_shared<std::atomic<bool>>(false);
+  auto queuedRan = std::make_shared<std::atomic<bool>>(false);
+  {
+    Engine engine;
+    engine.submit(QStringLiteral("long"), QString(), [sawCancel, started](const kvq::TaskControl& control) {
+      *started = true;
+      while (!control.cancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      *sawCancel = true;
+      return std::function<void()>();
+    });
+    engine.submit(QStringLiteral("queued"), QString(), [queuedRan](const kvq::TaskControl&) {
+      *queuedRan = true;
+      return std::function<void()>();
+    });
+    QVERIFY(waitUntil([&] { return started->load(); }));
+  }  // ~Engine: cancels, drops the queued job, joins
+  QVERIFY(sawCancel->load());
+  QVERIFY(!queuedRan->load());
+}
+
+void EngineTest::uiThreadStaysResponsive() {
+  Engine engine;
+  std::atomic<bool> started{false};
+  bool finished = false;
+  // A CPU-bound job reporting progress very often: the UI thread must keep
+  // processing events (only throttled progress events reach it).
+  engine.run<double>(
+      QStringLiteral("long"), QStringLiteral("busy"), this,
+      [&started](const kvq::TaskControl& control) {
+        started = true;
+        double acc = 0;
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(800);
+        int64_t i = 0;
+        while (std::chrono::steady_clock::now() < until) {
+          for (int j = 0; j < 1000; ++j) acc += 1e-9 * static_cast<double>(j);
+          control.report(static_cast<double>(++i % 1000) / 1000.0, "busy");
+          control.check();
+        }
+        return acc;
+      },
+      [&finished](double&) { finished = true; });
+  int progressEvents = 0;
+  connect(&engine, &Engine::taskProgress, this, [&] { ++progressEvents; });
+
+  QElapsedTimer clock;
+  qint64 last = 0, worstGap = 0;
+  QTimer watchdog;
+  watchdog.setInterval(5);
+  connect(&watchdog, &QTimer::timeout, this, [&] {
+    const qint64 now = clock.elapsed();
+    if (started) worstGap = std::max(worstGap, now - last);
+    last = now;
+  });
+  clock.start();
+  watchdog.start();
+  QVERIFY(waitUntil([&] { return finished; }, 30000));
+  watchdog.stop();
+  qInfo("worst UI event-loop gap while the engine was busy: %lld ms (%d progress events)",
+        static_cast<long long>(worstGap), progressEvents);
+  QVERIFY2(worstGap < 100, "the UI thread stalled for 100 ms or more");
+  QVERIFY(progressEvents > 0);
+}
+
+void EngineTest::disposeDestroysOnWorker() {
+  Engine engine;
+  struct Probe {
+    std::shared_ptr<std::atomic<bool>> onMain;
+    std::thread::id mainId;
+    ~Probe() { *onMain = std::this_thread::get_id() == mainId; }
+  };
+  auto onMain = std::make_shared<std::atomic<bool>>(true);
+  auto destroyed = std::make_shared<std::atomic<bool>>(false);
+  {
+    auto probe = std::shared_ptr<const Probe>(new Probe{onMain, std::this_thread::get_id()},
+                                              [destroyed](const Probe* p) {
+                                                delete p;
+                                                *destroyed = true;
+                                              });
+    engine.dispose(std::move(probe));
+  }
+  QVERIFY(waitUntil([&] { return destroyed->load(); }));
+  QVERIFY(!onMain->load());
+}
+
+QTEST_GUILESS_MAIN(EngineTest)
+#include "test_engine.moc"

@@ -1,0 +1,32 @@
+// Channel magnitudes of the selected layer/kind (or one head): mean and max |x|
+// per channel, with the channel groups of the current grouping marked by colour.
+#pragma once
+
+#include <vector>
+
+#include "chart_widget.h"
+#include "kvq/rvq_config.h"
+
+namespace kvq::ui {
+
+struct ChannelData {
+  int layer = 0;
+  kvq::Kind kind = kvq::Kind::Keys;
+  int head = -1;                // -1: all heads
+  std::vector<double> meanAbs;  // [D]
+  std::vector<double> maxAbs;   // [D]
+};
+
+class ChannelChart : public ChartWidget {
+  Q_OBJECT
+
+ public:
+  explicit ChannelChart(QWidget* parent = nullptr);
+  QString fileStem() const override { return QStringLiteral("channel_magnitudes"); }
+  // groupSize g and grouping define which channels quantize together.
+  void setData(const ChannelData& values, int groupSize, kvq::Grouping grouping);
+
+  static constexpr int kMaxGroupSeries = 16;  // colours cycle beyond this many groups
+};
+
+}  // namespace kvq::ui

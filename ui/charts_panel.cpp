@@ -1,0 +1,76 @@
+#include "charts_panel.h"
+
+#include <QDir>
+
+#include "channel_chart.h"
+#include "chart_export.h"
+#include "codebook_usage_chart.h"
+#include "depth_error_chart.h"
+#include "layer_error_chart.h"
+#include "rate_distortion_chart.h"
+
+namespace kvq::ui {
+
+ChartsPanel::ChartsPanel(QWidget* parent)
+    : QTabWidget(parent),
+      m_rd(new RateDistortionChart(this)),
+      m_depth(new DepthErrorChart(this)),
+      m_layers(new LayerErrorChart(this)),
+      m_usage(new CodebookUsageChart(this)),
+      m_channels(new ChannelChart(this)) {
+  setDocumentMode(true);
+  addTab(m_rd, tr("Rate–distortion"));
+  addTab(m_depth, tr("Error by depth"));
+  addTab(m_layers, tr("Error by layer"));
+  addTab(m_usage, tr("Codebook usage"));
+  addTab(m_channels, tr("Channels"));
+  setTabToolTip(0,
+                tr("Bits per channel vs relative error: RVQ at every depth and the KIVI scalar baselines"));
+  setTabToolTip(1, tr("Error of the selected layer after each residual stage"));
+  setTabToolTip(2, tr("Relative error of keys and values in every trained layer"));
+  setTabToolTip(3, tr("How evenly each stage's codebook entries are used on held-out tokens"));
+  setTabToolTip(4, tr("Mean and max |x| per channel with the channel groups marked"));
+}
+
+void ChartsPanel::setStudy(const std::shared_ptr<const kvq::StudyResult>& study, int depth, int layer,
+                           kvq::Kind kind, int head) {
+  if (!study || study->jobs.empty()) {
+    clearStudy();
+    return;
+  }
+  m_rd->setStudy(*study, depth);
+  m_depth->setStudy(*study, layer, depth);
+  m_layers->setStudy(*study, depth);
+  m_usage->setStudy(*study, layer, kind, head, depth);
+}
+
+void ChartsPanel::clearStudy() {
+  m_rd->showPlaceholder(tr("Train a quantizer (Ctrl+T) to see its rate–distortion curve"));
+  m_depth->showPlaceholder(tr("Train a quantizer to see the error after each stage"));
+  m_layers->showPlaceholder(tr("Train a quantizer to compare layers"));
+  m_usage->showPlaceholder(tr("Train a quantizer to see how its codebook entries are used"));
+}
+
+void ChartsPanel::setChannels(const ChannelData& values, int groupSize, kvq::Grouping grouping) {
+  m_channels->setData(values, groupSize, grouping);
+}
+
+QList<ChartWidget*> ChartsPanel::charts() const {
+  return {m_rd, m_depth, m_layers, m_usage, m_channels};
+}
+
+ChartWidget* ChartsPanel::currentChart() const {
+  return qobject_cast<ChartWidget*>(currentWidget());
+}
+
+QStringList ChartsPanel::exportAll(const QString& dir, const QString& suffix) const {
+  QStringList written;
+  for (ChartWidget* chart : charts()) {
+    const QString path = QDir(dir).filePath(chart->fileStem() + QLatin1Char('.') + suffix);
+    exportWidgetImage(chart, path);
+    written << path;
+  }
+  return written;
+}
+
+}  // namespace kvq::ui

@@ -1,0 +1,82 @@
+#include "depth_error_chart.h"
+
+#include <QChart>
+#include <QLineSeries>
+#include <QLogValueAxis>
+#include <QScatterSeries>
+#include <QValueAxis>
+
+#include <algorithm>
+#include <limits>
+
+#include "chart_style.h"
+#include "study_queries.h"
+
+namespace kvq::ui {
+
+DepthErrorChart::DepthErrorChart(QWidget* parent) : ChartWidget(tr("Error by depth"), parent) {
+  showPlaceholder(tr("Train a quantizer to see the error after each stage"));
+}
+
+void DepthErrorChart::setStudy(const kvq::StudyResult& study, int layer, int depth) {
+  const int K = trainedDepth(study);
+  resetChart(tr("Error by depth — layer %1").arg(layer));
+  auto* x = makeValueAxis(tr("depth K (stages)"), QStringLiteral("%d"));
+  auto* y = makeLogAxis(tr("relative error"));
+  double lo = std::numeric_limits<double>::infinity(), hi = 0;
+  auto* current = new QScatterSeries;
+  current->setName(tr("current (K = %1)").arg(depth));
+  current->setMarkerSize(14);
+  current->setColor(Qt::transparent);
+  QPen ring(QColor(0xc0, 0x10, 0x30));
+  ring.setWidth(3);
+  current->setPen(ring);
+  QStringList currentTexts;
+  bool any = false;
+  for (const kvq::Kind kind : studyKinds(study)) {
+    const kvq::LayerKindResult* job = findJob(study, layer, kind);
+    if (job == nullptr) continue;
+    any = true;
+    auto* s = new QLineSeries;
+    s->setName(kindLabel(kind));
+    s->setColor(kindColor(kind));
+    s->setPointsVisible(true);
+    QStringList texts;
+    for (int k = 1; k <= static_cast<int>(job->byDepth.size()); ++k) {
+      const kvq::ErrorSums& e = job->byDepth[static_cast<size_t>(k - 1)];
+      const double err = std::max(e.relativeError(), 1e-12);
+      s->append(k, err);
+      lo = std::min(lo, err);
+      hi = std::max(hi, err);
+      const QString text = tr("layer %1 %2, K = %3: relative error %4 · SNR %5 dB · %6 bits/channel")
+                               .arg(layer)
+                               .arg(kindLabel(kind))
+                               .arg(k)
+                               .arg(e.relativeError(), 0, 'g', 4)
+                               .arg(e.snrDb(), 0, 'f', 2)
+                               .arg(studyBitsPerChannel(study, k), 0, 'f', 3);
+      texts << text;
+      if (k == depth) {
+        current->append(k, err);
+        currentTexts << text;
+      }
+    }
+    attach(s, x, y);
+    onHover(s, [texts](int i) { return texts.value(i); });
+  }
+  if (!any) {
+    delete current;
+    showPlaceholder(tr("Layer %1 was not trained in this study").arg(layer));
+    return;
+  }
+  attach(current, x, y);
+  onHover(current, [currentTexts](int i) { return currentTexts.value(i); });
+  x->setRange(0.5, K + 0.5);
+  x->setTickType(QValueAxis::TicksDynamic);
+  x->setTickAnchor(1);
+  x->setTickInterval(K > 16 ? 2 : 1);
+  setLogRange(y, lo, hi);
+  setReadout(tr("Layer %1: one training at K = %2 gives every depth ≤ %2").arg(layer).arg(K));
+}
+
+}  // namespace kvq::ui

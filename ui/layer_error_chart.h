@@ -1,0 +1,19 @@
+// Per-layer bars: held-out relative error of keys and values of every trained
+// layer at the current depth.
+#pragma once
+
+#include "chart_widget.h"
+#include "kvq/quantize_study.h"
+
+namespace kvq::ui {
+
+class LayerErrorChart : public ChartWidget {
+  Q_OBJECT
+
+ public:
+  explicit LayerErrorChart(QWidget* parent = nullptr);
+  QString fileStem() const override { return QStringLiteral("error_by_layer"); }
+  void setStudy(const kvq::StudyResult& study, int depth);
+};
+
+}  // namespace kvq::ui

@@ -1,0 +1,302 @@
+// MainWindow: construction, menus, opening dumps, window persistence.
+// Training, charts and exports: main_window_study.cpp.
+#include "main_window.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QDockWidget>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QLabel>
+#include <QMenuBar>
+#include <QMimeData>
+#include <QPushButton>
+#include <QSettings>
+#include <QStatusBar>
+#include <QToolBar>
+
+#include "charts_panel.h"
+#include "dataset_panel.h"
+#include "engine.h"
+#include "message_presenter.h"
+#include "recent_files.h"
+#include "settings_panel.h"
+#include "task_progress_widget.h"
+
+// The icons live in kvq_ui, a static library: its resources need explicit
+// registration (Q_INIT_RESOURCE must be called outside any namespace).
+static void initKvqResources() {
+  Q_INIT_RESOURCE(kvq);
+}
+
+namespace kvq::ui {
+namespace {
+
+const QString kOpenTag = QStringLiteral("open");
+
+QIcon icon(const char* name) {
+  return QIcon(QStringLiteral(":/icons/%1.svg").arg(QLatin1String(name)));
+}
+
+}  // namespace
+
+MainWindow::MainWindow(std::shared_ptr<MessagePresenter> presenter, QWidget* parent)
+    : QMainWindow(parent),
+      m_presenter(presenter ? std::move(presenter) : std::make_shared<DialogPresenter>()),
+      m_engine(new Engine(this)),
+      m_dataset(new DatasetPanel(this)),
+      m_settings(new SettingsPanel(this)),
+      m_charts(new ChartsPanel(this)),
+      m_study(new StudyController(m_engine, this)),
+      m_progress(new TaskProgressWidget(m_engine, this)),
+      m_backendLabel(new QLabel(this)) {
+  initKvqResources();
+  setObjectName(QStringLiteral("MainWindow"));
+  setWindowIcon(icon("kvq"));
+  setAcceptDrops(true);
+  setCentralWidget(m_charts);
+
+  m_datasetDock = new QDockWidget(tr("Dataset"), this);
+  m_datasetDock->setObjectName(QStringLiteral("DatasetDock"));
+  m_datasetDock->setWidget(m_dataset);
+  addDockWidget(Qt::LeftDockWidgetArea, m_datasetDock);
+  m_settingsDock = new QDockWidget(tr("Quantizer settings"), this);
+  m_settingsDock->setObjectName(QStringLiteral("SettingsDock"));
+  m_settingsDock->setWidget(m_settings);
+  addDockWidget(Qt::RightDockWidgetArea, m_settingsDock);
+
+  m_settings->setBackendName(m_study->backendName());
+  m_backendLabel->setText(tr("Backend: %1").arg(m_study->backendName()));
+  statusBar()->addPermanentWidget(m_progress);
+  statusBar()->addPermanentWidget(m_backendLabel);
+
+  createActions();
+  createMenus();
+  createToolBar();
+
+  connect(m_dataset, &DatasetPanel::selectionChanged, this, &MainWindow::onSelection);
+  connect(m_settings, &SettingsPanel::configEdited, this, [this] {
+    refreshStudyCharts();
+    refreshChannels();
+  });
+  connect(m_settings, &SettingsPanel::depthChanged, this, &MainWindow::refreshStudyCharts);
+  connect(m_settings, &SettingsPanel::trainRequested, this, &MainWindow::train);
+  connect(m_settings, &SettingsPanel::backendChoiceChanged, m_study, &StudyController::setBackendChoice);
+  connect(m_study, &StudyController::backendChanged, this, [this](const QString& name) {
+    m_settings->setBackendName(name);
+    m_backendLabel->setText(tr("Backend: %1").arg(name));
+    refreshStudyCharts();
+  });
+  connect(m_study, &StudyController::backendFailed, this, [this](const QString& message) {
+    m_settings->setBackendChoice(m_lastBackendChoice);
+    m_presenter->showError(this, tr("Backend unavailable"), message);
+  });
+  connect(m_study, &StudyController::backendChanged, this,
+          [this] { m_lastBackendChoice = m_settings->backendChoice(); });
+  connect(m_study, &StudyController::resultReady, this, &MainWindow::onStudyReady);
+  connect(m_study, &StudyController::trainingFailed, this,
+          [this](const QString& message) { m_presenter->showError(this, tr("Training failed"), message); });
+  connect(m_engine, &Engine::taskFinished, this,
+          [this](const QString& tag, quint64, Engine::Outcome outcome) {
+            if (outcome == Engine::Outcome::Cancelled && tag != QLatin1String("channels") &&
+                !m_engine->isPending(tag)) {
+              statusBar()->showMessage(tr("Cancelled — earlier results kept"), 4000);
+            }
+            updateActions();
+          });
+  connect(m_engine, &Engine::taskStarted, this, [this] { updateActions(); });
+
+  restoreWindowState();
+  m_settings->restoreSettings();
+  // The CPU backend exists from the start; any other choice is made on the engine.
+  if (m_settings->backendChoice() != QLatin1String("cpu"))
+    m_study->setBackendChoice(m_settings->backendChoice());
+  updateActions();
+  updateTitle();
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::createActions() {
+  m_openAction = new QAction(icon("open"), tr("&Open…"), this);
+  m_openAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_O));
+  m_openAction->setStatusTip(tr("Open a KV dump (HDF5)"));
+  connect(m_openAction, &QAction::triggered, this, &MainWindow::openDialog);
+
+  m_trainAction = new QAction(icon("train"), tr("&Train"), this);
+  m_trainAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_T));
+  m_trainAction->setStatusTip(tr("Train and evaluate quantizers for the current settings"));
+  connect(m_trainAction, &QAction::triggered, this, &MainWindow::train);
+
+  m_cancelAction = new QAction(icon("cancel"), tr("&Cancel"), this);
+  m_cancelAction->setShortcut(QKeySequence(Qt::Key_Escape));
+  m_cancelAction->setStatusTip(tr("Cancel the running task; earlier results stay"));
+  connect(m_cancelAction, &QAction::triggered, m_engine, &Engine::cancelAll);
+
+  m_exportChartAction = new QAction(icon("export"), tr("&Export Chart…"), this);
+  m_exportChartAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
+  m_exportChartAction->setStatusTip(tr("Save the visible chart as PNG, SVG or PDF"));
+  connect(m_exportChartAction, &QAction::triggered, this, &MainWindow::exportChartDialog);
+
+  m_exportAllChartsAction = new QAction(tr("Export &All Charts…"), this);
+  m_exportAllChartsAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_E));
+  connect(m_exportAllChartsAction, &QAction::triggered, this, &MainWindow::exportChartsDialog);
+
+  m_exportCodebooksAction = new QAction(tr("Export &Codebooks…"), this);
+  m_exportCodebooksAction->setStatusTip(tr("Save the trained codebooks as an HDF5 codebook file or npz"));
+  connect(m_exportCodebooksAction, &QAction::triggered, this, &MainWindow::exportCodebooksDialog);
+
+  m_exportMetricsAction = new QAction(tr("Export &Metrics…"), this);
+  m_exportMetricsAction->setStatusTip(tr("Save the metrics table as CSV or JSON"));
+  connect(m_exportMetricsAction, &QAction::triggered, this, &MainWindow::exportMetricsDialog);
+
+  m_quitAction = new QAction(tr("&Quit"), this);
+  m_quitAction->setShortcut(QKeySequence::Quit);
+  connect(m_quitAction, &QAction::triggered, this, &QWidget::close);
+}
+
+void MainWindow::createMenus() {
+  QMenu* file = menuBar()->addMenu(tr("&File"));
+  file->addAction(m_openAction);
+  m_recentMenu = file->addMenu(tr("Open &Recent"));
+  m_recent = new RecentFiles(m_recentMenu, this);
+  connect(m_recent, &RecentFiles::openRequested, this, &MainWindow::openFile);
+  file->addSeparator();
+  file->addAction(m_exportChartAction);
+  file->addAction(m_exportAllChartsAction);
+  file->addAction(m_exportCodebooksAction);
+  file->addAction(m_exportMetricsAction);
+  file->addSeparator();
+  file->addAction(m_quitAction);
+
+  QMenu* study = menuBar()->addMenu(tr("&Study"));
+  study->addAction(m_trainAction);
+  study->addAction(m_cancelAction);
+
+  QMenu* view = menuBar()->addMenu(tr("&View"));
+  view->addAction(m_datasetDock->toggleViewAction());
+  view->addAction(m_settingsDock->toggleViewAction());
+
+  QMenu* help = menuBar()->addMenu(tr("&Help"));
+  help->addAction(tr("&About KVQ Studio"), this, &MainWindow::about);
+}
+
+void MainWindow::createToolBar() {
+  QToolBar* bar = addToolBar(tr("Main"));
+  bar->setObjectName(QStringLiteral("MainToolBar"));
+  bar->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+  bar->addAction(m_openAction);
+  bar->addSeparator();
+  bar->addAction(m_trainAction);
+  bar->addAction(m_cancelAction);
+  bar->addSeparator();
+  bar->addAction(m_exportChartAction);
+}
+
+void MainWindow::openDialog() {
+  const QString dir = m_session ? QFileInfo(m_session->path).absolutePath() : QString();
+  const QString path = QFileDialog::getOpenFileName(this, tr("Open KV dump"), dir,
+                                                    tr("KV dumps (*.h5 *.hdf5);;All files (*)"));
+  if (!path.isEmpty()) openFile(path);
+}
+
+void MainWindow::openFile(const QString& path) {
+  const QString absolute = QFileInfo(path).absoluteFilePath();
+  m_engine->run<SessionPtr>(
+      kOpenTag, tr("Opening %1").arg(QFileInfo(path).fileName()), this,
+      [absolute](const kvq::TaskControl& control) { return loadSession(absolute, control); },
+      [this](SessionPtr& session) {
+        m_recent->add(session->path);
+        setSession(std::move(session));
+      },
+      [this, absolute](const kvq::Error& error) {
+        // The open session stays exactly as it was: nothing was replaced yet.
+        const QString message = QString::fromStdString(error.what());
+        m_presenter->showError(this, tr("Cannot open %1").arg(QFileInfo(absolute).fileName()), message);
+        emit openFailed(message);
+      });
+}
+
+void MainWindow::setSession(SessionPtr session) {
+  if (m_session) m_engine->dispose(std::move(m_session));  // the old reader closes on the engine thread
+  m_session = std::move(session);
+  m_study->setSession(m_session);
+  m_shown.reset();
+  m_charts->clearStudy();
+  m_settings->setHeadDim(m_session->info().headDim);
+  m_dataset->setSession(m_session);
+  if (!m_session->info().layers.empty()) m_dataset->select(m_session->info().layers.front(), kvq::Kind::Keys);
+  const kvq::DumpInfo& info = m_session->info();
+  statusBar()->showMessage(tr("Opened %1: %2 layers × %3 heads × %4 channels, %5 tokens")
+                               .arg(QFileInfo(m_session->path).fileName())
+                               .arg(info.layers.size())
+                               .arg(info.numKvHeads)
+                               .arg(info.headDim)
+                               .arg(info.tokens),
+                           8000);
+  refreshStudyCharts();
+  updateActions();
+  updateTitle();
+  emit sessionChanged();
+}
+
+void MainWindow::updateActions() {
+  const bool open = m_session != nullptr;
+  m_trainAction->setEnabled(open);
+  m_settings->trainButton()->setEnabled(open);
+  m_cancelAction->setEnabled(m_engine->isPending(kOpenTag) || m_engine->isPending(StudyController::kTag));
+  m_exportCodebooksAction->setEnabled(m_shown != nullptr);
+  m_exportMetricsAction->setEnabled(m_shown != nullptr);
+  m_exportChartAction->setEnabled(open);
+  m_exportAllChartsAction->setEnabled(open);
+}
+
+void MainWindow::updateTitle() {
+  setWindowTitle(m_session ? tr("%1 — KVQ Studio").arg(QFileInfo(m_session->path).fileName())
+                           : tr("KVQ Studio"));
+}
+
+void MainWindow::restoreWindowState() {
+  QSettings settings;
+  if (!restoreGeometry(settings.value(QStringLiteral("mainWindow/geometry")).toByteArray()))
+    resize(1440, 860);
+  if (!restoreState(settings.value(QStringLiteral("mainWindow/state")).toByteArray())) {
+    // First run: room for the statistics columns and the settings' labels.
+    resizeDocks({m_datasetDock, m_settingsDock}, {470, 340}, Qt::Horizontal);
+  }
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+  QSettings settings;
+  settings.setValue(QStringLiteral("mainWindow/geometry"), saveGeometry());
+  settings.setValue(QStringLiteral("mainWindow/state"), saveState());
+  m_settings->saveSettings();
+  m_engine->cancelAll();
+  event->accept();
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* event) {
+  const QList<QUrl> urls = event->mimeData()->urls();
+  if (!urls.isEmpty() && urls.front().isLocalFile()) event->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* event) {
+  const QList<QUrl> urls = event->mimeData()->urls();
+  if (urls.isEmpty() || !urls.front().isLocalFile()) return;
+  event->acceptProposedAction();
+  openFile(urls.front().toLocalFile());
+}
+
+void MainWindow::about() {
+  m_presenter->showInfo(
+      this, tr("About KVQ Studio"),
+      tr("KVQ Studio %1\n\nResidual vector quantization of LLM key/value caches (Kumar 2024): open a KV "
+         "dump, "
+         "train codebooks, compare error and compression against scalar baselines.\n\nBackend: %2")
+          .arg(QApplication::applicationVersion(), m_study->backendName()));
+}
+
+}  // namespace kvq::ui

@@ -1,0 +1,123 @@
+// MainWindow — KVQ Studio's window: dataset panel (left dock), quantizer settings
+// (right dock), charts (centre tabs), engine progress in the status bar.
+// Opening a dump runs on the engine; a failure shows the reader's message and
+// leaves the open session exactly as it was.
+#pragma once
+
+#include <QMainWindow>
+
+#include <memory>
+
+#include "channel_chart.h"
+#include "dump_session.h"
+#include "study_controller.h"
+
+class QAction;
+class QDockWidget;
+class QLabel;
+class QMenu;
+
+namespace kvq::ui {
+
+class ChartsPanel;
+class DatasetPanel;
+class Engine;
+class MessagePresenter;
+class RecentFiles;
+class SettingsPanel;
+class StudyController;
+class TaskProgressWidget;
+
+class MainWindow : public QMainWindow {
+  Q_OBJECT
+
+ public:
+  // presenter: where messages go; nullptr = QMessageBox dialogs.
+  explicit MainWindow(std::shared_ptr<MessagePresenter> presenter = nullptr, QWidget* parent = nullptr);
+  ~MainWindow() override;
+
+  // Starts opening path on the engine; sessionChanged or openFailed follows.
+  void openFile(const QString& path);
+  const SessionPtr& session() const { return m_session; }
+
+  Engine* engine() const { return m_engine; }
+  DatasetPanel* datasetPanel() const { return m_dataset; }
+  SettingsPanel* settingsPanel() const { return m_settings; }
+  ChartsPanel* chartsPanel() const { return m_charts; }
+  StudyController* study() const { return m_study; }
+  TaskProgressWidget* progressWidget() const { return m_progress; }
+  RecentFiles* recentFiles() const { return m_recent; }
+  MessagePresenter& presenter() const { return *m_presenter; }
+  // The study the charts show (may be older than the settings; nullptr before training).
+  const StudyPtr& shownStudy() const { return m_shown; }
+
+  // Trains the current settings (or shows the cached study that answers them).
+  void train();
+  // Exports; failures go to the presenter and return false. Codebooks are written
+  // on the engine: exportFinished follows.
+  bool exportCurrentChart(const QString& path);
+  bool exportAllCharts(const QString& dir);
+  bool exportMetrics(const QString& path);
+  void exportCodebooks(const QString& path);
+
+ signals:
+  void sessionChanged();
+  void openFailed(const QString& message);
+  void chartsUpdated();  // after the study charts were redrawn
+  void exportFinished(const QString& path, bool ok);
+
+ protected:
+  void closeEvent(QCloseEvent* event) override;
+  void dragEnterEvent(QDragEnterEvent* event) override;
+  void dropEvent(QDropEvent* event) override;
+
+ private:
+  void createActions();
+  void createMenus();
+  void createToolBar();
+  void setSession(SessionPtr session);
+  void openDialog();
+  void exportChartDialog();
+  void exportChartsDialog();
+  void exportCodebooksDialog();
+  void exportMetricsDialog();
+  void about();
+  void onSelection(int layer, int kind, int head);
+  void refreshStudyCharts();
+  void refreshChannels();
+  void onStudyReady(const StudyPtr& study);
+  void restoreWindowState();
+  void updateActions();
+  void updateTitle();
+
+  std::shared_ptr<MessagePresenter> m_presenter;
+  Engine* m_engine;
+  SessionPtr m_session;
+  StudyPtr m_shown;
+  ChannelData m_channelData;
+  int m_layer = 0;
+  kvq::Kind m_kind = kvq::Kind::Keys;
+  int m_head = -1;
+  QString m_lastBackendChoice = QStringLiteral("cpu");  // restored when a switch fails
+  DatasetPanel* m_dataset;
+  SettingsPanel* m_settings;
+  ChartsPanel* m_charts;
+  StudyController* m_study;
+  TaskProgressWidget* m_progress;
+  QLabel* m_backendLabel;
+  QDockWidget* m_datasetDock = nullptr;
+  QDockWidget* m_settingsDock = nullptr;
+  RecentFiles* m_recent = nullptr;
+  QMenu* m_recentMenu = nullptr;
+
+  QAction* m_openAction = nullptr;
+  QAction* m_trainAction = nullptr;
+  QAction* m_cancelAction = nullptr;
+  QAction* m_exportChartAction = nullptr;
+  QAction* m_exportAllChartsAction = nullptr;
+  QAction* m_exportCodebooksAction = nullptr;
+  QAction* m_exportMetricsAction = nullptr;
+  QAction* m_quitAction = nullptr;
+};
+
+}  // namespace kvq::ui

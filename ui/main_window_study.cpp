@@ -1,0 +1,248 @@
+// MainWindow: training, what the charts show, and exports.
+#include <QDir>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QRegularExpression>
+#include <QStatusBar>
+
+#include "chart_export.h"
+#include "chart_widget.h"
+#include "charts_panel.h"
+#include "dataset_panel.h"
+#include "engine.h"
+#include "main_window.h"
+#include "message_presenter.h"
+#include "settings_panel.h"
+#include "study_export.h"
+#include "study_queries.h"
+
+namespace kvq::ui {
+namespace {
+
+const QString kChannelsTag = QStringLiteral("channels");
+const QString kExportTag = QStringLiteral("export");
+
+QList<int> presentLayers(const SessionPtr& session) {
+  QList<int> layers;
+  if (session) {
+    for (int l : session->info().layers) layers << l;
+  }
+  return layers;
+}
+
+// Appends the selected filter's suffix ("PNG image (*.png)" -> ".png") when the
+// user typed a name without one.
+QString withFilterSuffix(const QString& path, const QString& filter) {
+  if (path.isEmpty() || !QFileInfo(path).suffix().isEmpty()) return path;
+  static const QRegularExpression pattern(QStringLiteral("\\*\\.(\\w+)"));
+  const QRegularExpressionMatch m = pattern.match(filter);
+  return m.hasMatch() ? path + QLatin1Char('.') + m.captured(1) : path;
+}
+
+}  // namespace
+
+void MainWindow::train() {
+  if (!m_session) return;
+  const QList<int> layers = m_settings->layers(presentLayers(m_session));
+  if (layers.isEmpty()) {
+    m_presenter->showError(this, tr("Nothing to train"), tr("None of the layers listed is in the dump."));
+    return;
+  }
+  if (m_study->train(m_settings->config(), layers)) {
+    m_settings->setStatusText(tr("Training…"));
+  }
+}
+
+void MainWindow::onStudyReady(const StudyPtr& study) {
+  m_shown = study;
+  statusBar()->showMessage(tr("Trained %1 layer×kind quantizers in %2 s on %3")
+                               .arg(study->jobs.size())
+                               .arg(study->totalSeconds, 0, 'f', 1)
+                               .arg(QString::fromStdString(study->backendName)),
+                           8000);
+  refreshStudyCharts();
+  updateActions();
+}
+
+void MainWindow::onSelection(int layer, int kind, int head) {
+  m_layer = layer;
+  m_kind = static_cast<kvq::Kind>(kind);
+  m_head = head;
+  refreshStudyCharts();
+  refreshChannels();
+}
+
+void MainWindow::refreshStudyCharts() {
+  if (!m_session) return;
+  const kvq::RvqConfig config = m_settings->config();
+  const QList<int> layers = m_settings->layers(presentLayers(m_session));
+  int depth = config.depth;
+  StudyPtr study = m_study->lookup(config, layers);
+  if (study) {
+    m_shown = study;
+    m_settings->setStatusText(tr("Showing the trained result (trained to K = %1).").arg(study->config.depth));
+  } else if ((study = m_study->lookupShallower(config, layers))) {
+    m_shown = study;
+    depth = study->config.depth;
+    m_settings->setStatusText(tr("Trained to K = %1 only: showing K = %1. Train (Ctrl+T) for K = %2.")
+                                  .arg(depth)
+                                  .arg(config.depth));
+  } else if (m_shown) {
+    study = m_shown;
+    depth = std::min(depth, trainedDepth(*study));
+    m_settings->setStatusText(
+        tr("Settings changed: the charts show the previous training. Train (Ctrl+T) to update."));
+  } else {
+    m_settings->setStatusText(tr("Not trained yet: press Train (Ctrl+T)."));
+    return;
+  }
+  // The depth and usage charts follow the dataset selection; a layer the study did
+  // not train falls back to its first layer.
+  const std::vector<int> trained = studyLayers(*study);
+  int layer = m_layer;
+  if (!trained.empty() && std::find(trained.begin(), trained.end(), layer) == trained.end())
+    layer = trained.front();
+  m_charts->setStudy(study, depth, layer, m_kind, m_head);
+  emit chartsUpdated();
+}
+
+void MainWindow::refreshChannels() {
+  if (!m_session) return;
+  const kvq::RvqConfig config = m_settings->config();
+  const int groupSize = config.groupSize;
+  const kvq::Grouping grouping = config.grouping(m_kind);
+  if (m_channelData.layer == m_layer && m_channelData.kind == m_kind && m_channelData.head == m_head &&
+      !m_channelData.meanAbs.empty()) {
+    m_charts->setChannels(m_channelData, groupSize, grouping);  // only the grouping changed
+    return;
+  }
+  if (m_head < 0) {
+    // Whole-layer magnitudes are part of the dump statistics: no read needed.
+    for (const kvq::LayerStats& ls : m_session->stats) {
+      if (ls.layer != m_layer) continue;
+      const kvq::KindStats& ks = m_kind == kvq::Kind::Keys ? ls.keys : ls.values;
+      m_channelData = ChannelData{m_layer, m_kind, -1, ks.channelMeanAbs, ks.channelMaxAbs};
+      m_charts->setChannels(m_channelData, groupSize, grouping);
+    }
+    m_engine->cancel(kChannelsTag);
+    return;
+  }
+  const SessionPtr session = m_session;
+  const int layer = m_layer;
+  const kvq::Kind kind = m_kind;
+  const int head = m_head;
+  m_engine->run<ChannelData>(
+      kChannelsTag, tr("Reading layer %1 head %2").arg(layer).arg(head), this,
+      [session, layer, kind, head](const kvq::TaskControl& control) {
+        ChannelData values{layer, kind, head, {}, {}};
+        headChannelMagnitudes(*session->reader, layer, kind, head, values.meanAbs, values.maxAbs, control);
+        return values;
+      },
+      [this](ChannelData& values) {
+        m_channelData = std::move(values);
+        const kvq::RvqConfig c = m_settings->config();
+        m_charts->setChannels(m_channelData, c.groupSize, c.grouping(m_channelData.kind));
+      },
+      [this](const kvq::Error& error) {
+        m_presenter->showError(this, tr("Cannot read channels"), QString::fromStdString(error.what()));
+      });
+}
+
+bool MainWindow::exportCurrentChart(const QString& path) {
+  try {
+    exportWidgetImage(m_charts->currentChart(), path);
+    statusBar()->showMessage(tr("Saved %1").arg(QDir::toNativeSeparators(path)), 5000);
+    return true;
+  } catch (const kvq::Error& e) {
+    m_presenter->showError(this, tr("Export failed"), QString::fromStdString(e.what()));
+    return false;
+  }
+}
+
+bool MainWindow::exportAllCharts(const QString& dir) {
+  try {
+    QStringList written;
+    for (const QString& suffix : chartExportSuffixes()) written << m_charts->exportAll(dir, suffix);
+    statusBar()->showMessage(
+        tr("Saved %1 files to %2").arg(written.size()).arg(QDir::toNativeSeparators(dir)), 5000);
+    return true;
+  } catch (const kvq::Error& e) {
+    m_presenter->showError(this, tr("Export failed"), QString::fromStdString(e.what()));
+    return false;
+  }
+}
+
+bool MainWindow::exportMetrics(const QString& path) {
+  if (!m_shown) return false;
+  try {
+    writeMetricsFile(*m_shown, path);
+    statusBar()->showMessage(tr("Saved %1").arg(QDir::toNativeSeparators(path)), 5000);
+    return true;
+  } catch (const kvq::Error& e) {
+    m_presenter->showError(this, tr("Export failed"), QString::fromStdString(e.what()));
+    return false;
+  }
+}
+
+void MainWindow::exportCodebooks(const QString& path) {
+  if (!m_shown) return;
+  const StudyPtr study = m_shown;
+  // Codebook files can be large (C·K·g floats per layer and kind): written on the engine.
+  const quint64 id = m_engine->submit(
+      kExportTag, tr("Writing %1").arg(QFileInfo(path).fileName()),
+      [study, path](const kvq::TaskControl&) -> std::function<void()> {
+        writeCodebooksFile(*study, path);
+        return {};
+      },
+      [this, path](const kvq::Error& error) {
+        m_presenter->showError(this, tr("Export failed"), QString::fromStdString(error.what()));
+      });
+  auto connection = std::make_shared<QMetaObject::Connection>();
+  *connection =
+      connect(m_engine, &Engine::taskFinished, this,
+              [this, id, path, connection](const QString&, quint64 finished, Engine::Outcome outcome) {
+                if (finished != id) return;
+                disconnect(*connection);
+                const bool ok = outcome == Engine::Outcome::Done;
+                if (ok) statusBar()->showMessage(tr("Saved %1").arg(QDir::toNativeSeparators(path)), 5000);
+                emit exportFinished(path, ok);
+              });
+}
+
+void MainWindow::exportChartDialog() {
+  ChartWidget* chart = m_charts->currentChart();
+  if (chart == nullptr) return;
+  QString filter;
+  const QString path = withFilterSuffix(
+      QFileDialog::getSaveFileName(this, tr("Export chart"), chart->fileStem() + QStringLiteral(".png"),
+                                   tr("PNG image (*.png);;SVG vector image (*.svg);;PDF (*.pdf)"), &filter),
+      filter);
+  if (!path.isEmpty()) exportCurrentChart(path);
+}
+
+void MainWindow::exportChartsDialog() {
+  const QString dir = QFileDialog::getExistingDirectory(this, tr("Export all charts (PNG, SVG and PDF) to"));
+  if (!dir.isEmpty()) exportAllCharts(dir);
+}
+
+void MainWindow::exportCodebooksDialog() {
+  if (!m_shown) return;
+  QString filter;
+  const QString path = withFilterSuffix(
+      QFileDialog::getSaveFileName(this, tr("Export codebooks"), QStringLiteral("codebooks.h5"),
+                                   tr("KVQ codebook file (*.h5);;NumPy archive (*.npz)"), &filter),
+      filter);
+  if (!path.isEmpty()) exportCodebooks(path);
+}
+
+void MainWindow::exportMetricsDialog() {
+  if (!m_shown) return;
+  QString filter;
+  const QString path =
+      withFilterSuffix(QFileDialog::getSaveFileName(this, tr("Export metrics"), QStringLiteral("metrics.csv"),
+                                                    tr("CSV table (*.csv);;JSON report (*.json)"), &filter),
+                       filter);
+  if (!path.isEmpty()) exportMetrics(path);
+}
+
+}  // namespace kvq::ui

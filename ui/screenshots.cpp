@@ -1,0 +1,113 @@
+#include "screenshots.h"
+
+#include <QCoreApplication>
+#include <QDir>
+#include <QEventLoop>
+#include <QSettings>
+#include <QTimer>
+
+#include <cstdio>
+#include <memory>
+
+#include "channel_chart.h"
+#include "chart_export.h"
+#include "chart_widget.h"
+#include "charts_panel.h"
+#include "dataset_panel.h"
+#include "engine.h"
+#include "main_window.h"
+#include "message_presenter.h"
+#include "settings_panel.h"
+
+namespace kvq::ui {
+namespace {
+
+// Runs the event loop until signal fires or timeoutMs passes; true if it fired.
+template <class Sender, class Signal>
+bool waitFor(Sender* sender, Signal signal, int timeoutMs) {
+  QEventLoop loop;
+  bool fired = false;
+  QObject::connect(sender, signal, &loop, [&] {
+    fired = true;
+    loop.quit();
+  });
+  QTimer::singleShot(timeoutMs, &loop, &QEventLoop::quit);
+  loop.exec();
+  return fired;
+}
+
+bool save(QWidget* widget, const QString& path) {
+  if (!widget->grab().save(path)) {
+    std::fprintf(stderr, "cannot write %s\n", qPrintable(path));
+    return false;
+  }
+  std::printf("wrote %s\n", qPrintable(path));
+  return true;
+}
+
+}  // namespace
+
+int renderScreenshots(const QString& dump, const QString& dir) {
+  // Keep the user's recent files and window layout out of it.
+  QCoreApplication::setOrganizationName(QStringLiteral("kvq-screenshots"));
+  QSettings().clear();  // the same first-run layout every time
+  if (dump.isEmpty()) {
+    std::fprintf(stderr, "no dump to open (pass a file)\n");
+    return 2;
+  }
+  QDir().mkpath(dir);
+  auto presenter = std::make_shared<RecordingPresenter>();
+  MainWindow window(presenter);
+  window.resize(1440, 880);
+  window.show();
+  window.openFile(dump);
+  if (!waitFor(&window, &MainWindow::sessionChanged, 600'000)) {
+    std::fprintf(stderr, "cannot open %s: %s\n", qPrintable(dump), qPrintable(presenter->errors.join('\n')));
+    return 1;
+  }
+  SettingsPanel* settings = window.settingsPanel();
+  settings->applyPreset(QStringLiteral("fast"));
+  settings->setCodebookSize(256);
+  settings->setDepth(8);
+  const std::vector<int>& layers = window.session()->info().layers;
+  const int last = layers[std::min<size_t>(layers.size(), 4) - 1];
+  settings->setLayersText(QStringLiteral("%1-%2").arg(layers.front()).arg(last));
+  bool shotDuringTraining = false;
+  bool ok = true;
+  // One picture mid-training: the status bar's progress, time left and cancel.
+  QObject::connect(window.engine(), &Engine::taskProgress, &window,
+                   [&](const QString& tag, quint64, double fraction) {
+                     if (shotDuringTraining || tag != StudyController::kTag || fraction < 0.3) return;
+                     shotDuringTraining = true;
+                     ok = save(&window, QDir(dir).filePath(QStringLiteral("training.png"))) && ok;
+                   });
+  window.train();
+  if (!waitFor(&window, &MainWindow::chartsUpdated, 600'000) || !presenter->errors.isEmpty()) {
+    std::fprintf(stderr, "training failed: %s\n", qPrintable(presenter->errors.join('\n')));
+    return 1;
+  }
+  settings->setDepth(4);  // a depth inside the curve shows the highlight mid-way
+  window.datasetPanel()->select(layers.front(), kvq::Kind::Keys, -1);
+  QCoreApplication::processEvents();
+
+  ok = save(&window, QDir(dir).filePath(QStringLiteral("main_window.png"))) && ok;
+  ChartsPanel* charts = window.chartsPanel();
+  for (ChartWidget* chart : charts->charts()) {
+    charts->setCurrentWidget(chart);
+    QCoreApplication::processEvents();
+    if (chart == charts->channels())
+      ok = save(&window, QDir(dir).filePath(QStringLiteral("main_window_channels.png"))) && ok;
+    const QString path = QDir(dir).filePath(chart->fileStem() + QStringLiteral(".png"));
+    try {
+      exportWidgetImage(chart, path);
+      std::printf("wrote %s\n", qPrintable(path));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      ok = false;
+    }
+  }
+  window.close();
+  return ok ? 0 : 1;
+}
+
+}  // namespace kvq::ui

@@ -1,0 +1,89 @@
+// SettingsPanel — the quantizer settings: preset, codebook size C, depth K, group
+// size g, key/value grouping, training sample, iterations, seed, layers, backend.
+// Choosing a preset loads all its settings; editing one switches to "custom" and
+// keeps the preset's hidden settings (batch size, EMA decay, ...).
+#pragma once
+
+#include <QWidget>
+
+#include "kvq/rvq_config.h"
+
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QPushButton;
+class QSlider;
+class QSpinBox;
+
+namespace kvq::ui {
+
+class SettingsPanel : public QWidget {
+  Q_OBJECT
+
+ public:
+  explicit SettingsPanel(QWidget* parent = nullptr);
+
+  // The settings as a config (depth = the depth slider).
+  kvq::RvqConfig config() const;
+  void setConfig(const kvq::RvqConfig& config);
+  void applyPreset(const QString& name);
+  int depth() const;
+  void setDepth(int depth);
+  // Codebook size slider position: C = 2^exponent, exponent 4..14.
+  void setCodebookSize(int size);
+
+  // Restricts group sizes to the divisors of headDim (0: none open).
+  void setHeadDim(int headDim);
+  void setBackendName(const QString& name);
+  // "auto", "cpu" or "cuda" (the last only when a GPU backend was built in).
+  QString backendChoice() const;
+  void setBackendChoice(const QString& choice);
+  // Layers to train: "all" or a list such as "0-3, 7". Empty = all present.
+  QList<int> layers(const QList<int>& present) const;
+  void setLayersText(const QString& text);
+
+  // Persist the visible settings (QSettings group "study"). Hidden settings follow
+  // the preset ("paper" for custom).
+  void saveSettings() const;
+  void restoreSettings();
+
+  QPushButton* trainButton() const { return m_train; }
+  // Shown below the controls: "b = ... bits/channel, ratio ...×" or a staleness hint.
+  void setStatusText(const QString& text);
+
+ signals:
+  void configEdited();  // any setting except depth
+  void depthChanged(int depth);
+  void trainRequested();
+  void backendChoiceChanged(const QString& choice);
+
+ private:
+  void onEdited();
+  void updateReadout();
+  void setCodebookExponent(int exponent);
+
+  kvq::RvqConfig m_base;  // the preset's settings that have no control
+  int m_headDim = 0;
+  bool m_applying = false;
+
+  QComboBox* m_preset;
+  QSlider* m_codebook;
+  QLabel* m_codebookLabel;
+  QSlider* m_depth;
+  QSpinBox* m_depthSpin;
+  QComboBox* m_groupSize;
+  QComboBox* m_keyGrouping;
+  QComboBox* m_valueGrouping;
+  QSpinBox* m_trainSample;
+  QSpinBox* m_kmeansIterations;
+  QSpinBox* m_emaSteps;
+  QSpinBox* m_seed;
+  QLineEdit* m_layers;
+  QComboBox* m_backendChoice;
+  QLabel* m_backend;
+  QLabel* m_readout;
+  QLabel* m_status;
+  QPushButton* m_train;
+};
+
+}  // namespace kvq::ui

@@ -1,0 +1,134 @@
+#include "study_controller.h"
+
+#include <algorithm>
+
+#include "engine.h"
+#include "kvq/backend_registry.h"
+#include "kvq/codebook_io.h"
+
+namespace kvq::ui {
+
+StudyController::StudyController(Engine* engine, QObject* parent)
+    : QObject(parent), m_engine(engine), m_backend(kvq::makeBackend("cpu")) {
+  m_backendName = QString::fromStdString(m_backend->name());
+}
+
+StudyController::~StudyController() {
+  // The backend may still be in use by a queued or running job, which holds its own
+  // reference; the engine releases it on its thread.
+  if (m_engine) m_engine->dispose(std::move(m_backend));
+}
+
+void StudyController::setSession(SessionPtr session) {
+  m_session = std::move(session);
+  if (m_engine && m_engine->isPending(kTag)) m_engine->cancel(kTag);
+}
+
+QString StudyController::backendName() const {
+  return m_backendName;
+}
+
+void StudyController::setBackendChoice(const QString& choice) {
+  if (!m_engine) return;
+  using BackendPtr = std::shared_ptr<kvq::Backend>;
+  m_engine->run<BackendPtr>(
+      QStringLiteral("backend"), tr("Starting the %1 backend").arg(choice), this,
+      [choice](const kvq::TaskControl&) -> BackendPtr { return kvq::makeBackend(choice.toStdString()); },
+      [this](BackendPtr& backend) {
+        if (m_engine) m_engine->dispose(std::move(m_backend));
+        m_backend = std::move(backend);
+        m_backendName = QString::fromStdString(m_backend->name());
+        emit backendChanged(m_backendName);
+      },
+      [this](const kvq::Error& error) { emit backendFailed(QString::fromStdString(error.what())); });
+}
+
+bool StudyController::isTraining() const {
+  return m_engine && m_engine->isPending(kTag);
+}
+
+QString StudyController::cacheKey(const QString& dump, const kvq::RvqConfig& config,
+                                  const QList<int>& layers) {
+  kvq::RvqConfig keyed = config;
+  keyed.depth = 0;    // depth is read from the curve, not trained separately
+  keyed.preset = "";  // a preset name is a label, the settings are the key
+  QStringList layerText;
+  for (int l : layers) layerText << QString::number(l);
+  return dump + QLatin1Char('|') + layerText.join(QLatin1Char(',')) + QLatin1Char('|') +
+         QString::fromStdString(kvq::configToJson(keyed));
+}
+
+StudyPtr StudyController::lookup(const kvq::RvqConfig& config, const QList<int>& layers) const {
+  if (!m_session) return nullptr;
+  const StudyPtr hit = m_cache.value(cacheKey(m_session->path, config, layers));
+  return hit && hit->config.depth >= config.depth && hit->backendName == m_backendName.toStdString()
+             ? hit
+             : nullptr;
+}
+
+StudyPtr StudyController::lookupShallower(const kvq::RvqConfig& config, const QList<int>& layers) const {
+  if (!m_session) return nullptr;
+  const StudyPtr hit = m_cache.value(cacheKey(m_session->path, config, layers));
+  return hit && hit->config.depth < config.depth && hit->backendName == m_backendName.toStdString() ? hit
+                                                                                                    : nullptr;
+}
+
+void StudyController::store(const QString& key, StudyPtr study) {
+  const StudyPtr old = m_cache.value(key);
+  // A deeper training answers every depth of a shallower one: keep the deeper.
+  if (old && old->config.depth > study->config.depth) return;
+  m_cache.insert(key, std::move(study));
+  m_recent.removeAll(key);
+  m_recent.append(key);
+  size_t bytes = 0;
+  for (const StudyPtr& cached : std::as_const(m_cache)) bytes += approximateBytes(*cached);
+  while (m_recent.size() > 1 && (m_recent.size() > kCacheEntries || bytes > kCacheBytes)) {
+    const StudyPtr evicted = m_cache.take(m_recent.takeFirst());
+    if (evicted) bytes -= approximateBytes(*evicted);
+  }
+}
+
+size_t StudyController::approximateBytes(const kvq::StudyResult& study) {
+  size_t bytes = sizeof(kvq::StudyResult);
+  for (const kvq::LayerKindResult& job : study.jobs) {
+    for (const kvq::QuantizerResult& q : job.quantizers) {
+      bytes += q.codebooks.data.size() * sizeof(float);
+      for (const kvq::StageUsage& u : q.usage) bytes += u.histogram.size() * sizeof(int64_t);
+    }
+    bytes += job.perHeadByDepth.size() * job.byDepth.size() * sizeof(kvq::ErrorSums);
+  }
+  return bytes;
+}
+
+bool StudyController::train(const kvq::RvqConfig& config, const QList<int>& layers) {
+  if (!m_session || !m_engine) return false;
+  if (const StudyPtr hit = lookup(config, layers)) {
+    m_engine->cancel(kTag);
+    emit resultReady(hit);
+    return false;
+  }
+  const SessionPtr session = m_session;
+  const std::shared_ptr<kvq::Backend> backend = m_backend;
+  const QString key = cacheKey(session->path, config, layers);
+  kvq::StudyOptions options;
+  options.config = config;
+  options.layers.assign(layers.begin(), layers.end());
+  const QString label =
+      tr("Training C=%1 K=%2 g=%3").arg(config.codebookSize).arg(config.depth).arg(config.groupSize);
+  m_engine->run<StudyPtr>(
+      kTag, label, this,
+      [session, backend, options](const kvq::TaskControl& control) -> StudyPtr {
+        kvq::validateConfig(options.config, session->info().headDim);
+        return std::make_shared<const kvq::StudyResult>(
+            kvq::runStudy(*session->reader, options, *backend, &control));
+      },
+      [this, key](StudyPtr& study) {
+        ++m_trainings;
+        store(key, study);
+        emit resultReady(study);
+      },
+      [this](const kvq::Error& error) { emit trainingFailed(QString::fromStdString(error.what())); });
+  return true;
+}
+
+}  // namespace kvq::ui
