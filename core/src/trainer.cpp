@@ -1,7 +1,7 @@
 // Training of a residual quantizer, stage by stage (docs/metrics.md §4):
 //   1. k-means on the sample's residuals left by stages < k (init + Lloyd iterations);
 //   2. EMA refinement on random mini-batches of those residuals, the EMA state
-//      starting from the counts and sums of the k-means assignment;
+//      starting, as in the reference code, at count 1 and sum = centre per entry;
 //   3. options beyond the paper: dead-entry reseeding during EMA, Lloyd iterations after;
 //   4. the residuals are moved past the finished stage.
 #include "kvq/trainer.h"
@@ -127,9 +127,11 @@ Codebooks trainRvq(const float* x, int64_t n, int g, const RvqConfig& config, Ba
     double initError = 0.0;
     for (int64_t i = 0; i < ns; ++i) initError += dist[static_cast<size_t>(i)];
     st.stageErrorAfterInit[static_cast<size_t>(k)] = relative(initError);
-    std::fill(emaCount.begin(), emaCount.end(), 0.0);
-    std::fill(emaSum.begin(), emaSum.end(), 0.0);
-    backend.accumulate(res.data(), ns, g, codes.data(), C, emaCount.data(), emaSum.data());
+    // EMA state as in the reference implementation: count 1 and sum = centre for every
+    // entry, so an entry that no batch vector picks stays at its k-means centre (its count
+    // and sum decay together) instead of collapsing to zero.
+    std::fill(emaCount.begin(), emaCount.end(), 1.0);
+    for (size_t j = 0; j < emaSum.size(); ++j) emaSum[j] = static_cast<double>(cb[j]);
     progress.step(k, K, "k-means assignment");
 
     // 2. EMA on mini-batches: consecutive slices of a shuffled order of the sample,
