@@ -1,6 +1,6 @@
 // kvq devices: the compute backends this build can use on this machine.
-#include <CLI/CLI.hpp>
 #include <omp.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 
@@ -21,7 +21,8 @@ void registerDevices(CLI::App& root) {
     for (const auto& d : devices) {
       std::printf("cuda  device %d    %s, compute %d.%d, %d SMs, %.1f GiB (%.1f GiB free)\n", d.index,
                   d.name.c_str(), d.computeMajor, d.computeMinor, d.multiprocessors,
-                  static_cast<double>(d.totalMemory) / (1 << 30), static_cast<double>(d.freeMemory) / (1 << 30));
+                  static_cast<double>(d.totalMemory) / (1 << 30),
+                  static_cast<double>(d.freeMemory) / (1 << 30));
     }
 #else
     std::printf("cuda  not built (this build has no CUDA backend)\n");

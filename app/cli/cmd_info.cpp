@@ -79,13 +79,16 @@ void runInfo(const InfoOptions& options) {
 
 void registerInfo(CLI::App& root) {
   auto options = std::make_shared<InfoOptions>();
-  CLI::App* cmd = root.add_subcommand("info", "Validate a dump and print its shape, conventions and per-layer statistics");
+  CLI::App* cmd = root.add_subcommand(
+      "info", "Validate a dump and print its shape, conventions and per-layer statistics");
   cmd->add_option("file", options->file, "KV dump (HDF5, format v1); default: the bundled sample");
   cmd->add_flag("--json", options->json, "Print the same as a JSON document");
-  cmd->add_flag("--no-scan", options->noScan, "Skip the NaN/Inf scan at open (statistics still read every value)");
+  cmd->add_flag("--no-scan", options->noScan,
+                "Skip the NaN/Inf scan at open (statistics still read every value)");
   cmd->callback([options]() {
     if (options->file.empty()) options->file = defaultSample();
-    if (options->file.empty()) throwBadInput("", "info", "no FILE given and the bundled sample is not present");
+    if (options->file.empty())
+      throwBadInput("", "info", "no FILE given and the bundled sample is not present");
     runInfo(*options);
   });
 }

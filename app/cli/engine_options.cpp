@@ -77,6 +77,16 @@ void addConfigOptions(CLI::App* cmd, EngineOptions& o) {
   v.push_back(
       cmd->add_option("--kmeans-iterations", o.kmeansIterations, "k-means iterations of each stage's init"));
   v.push_back(cmd->add_option("--batch-size", o.batchSize, "Vectors per EMA mini-batch"));
+  v.push_back(
+      cmd->add_option("--init", o.init, "k-means initialisation: points (paper), kmeans++ or progressive")
+          ->check(CLI::IsMember({"points", "kmeans++", "progressive"})));
+  v.push_back(cmd->add_option("--ema-decay", o.emaDecay, "EMA decay lambda (paper: 0.99)"));
+  v.push_back(cmd->add_option("--ema-epsilon", o.emaEpsilon, "Laplace smoothing epsilon (paper: 1e-5)"));
+  v.push_back(cmd->add_option("--dead-threshold", o.deadThreshold,
+                              "Restart entries whose EMA count falls below this fraction of the mean count "
+                              "(0 = off, the paper)"));
+  v.push_back(cmd->add_option("--lloyd-iterations", o.lloydIterations,
+                              "Lloyd refinement iterations after EMA (0 = off, the paper)"));
   addHeldOutOption(cmd, o);
 }
 
@@ -124,6 +134,15 @@ RvqConfig overrideConfig(RvqConfig c, const EngineOptions& o) {
   if (given(o, "--ema-steps")) c.emaSteps = o.emaSteps;
   if (given(o, "--kmeans-iterations")) c.kmeansIterations = o.kmeansIterations;
   if (given(o, "--batch-size")) c.batchSize = o.batchSize;
+  if (given(o, "--init")) {
+    c.init = o.init == "kmeans++"      ? KMeansInit::PlusPlus
+             : o.init == "progressive" ? KMeansInit::Progressive
+                                       : KMeansInit::RandomPoints;
+  }
+  if (given(o, "--ema-decay")) c.emaDecay = o.emaDecay;
+  if (given(o, "--ema-epsilon")) c.emaEpsilon = o.emaEpsilon;
+  if (given(o, "--dead-threshold")) c.deadThreshold = o.deadThreshold;
+  if (given(o, "--lloyd-iterations")) c.lloydIterations = o.lloydIterations;
   if (given(o, "--held-out")) c.heldOutFraction = o.heldOut;
   return c;
 }
@@ -180,7 +199,7 @@ std::vector<Kind> parseKinds(const std::string& text) {
 
 std::string resolveDump(const std::string& dump, const std::string& command) {
   if (!dump.empty()) return dump;
-  const std::string sample = defaultSample();
+  std::string sample = defaultSample();
   if (sample.empty()) throwBadInput("", command, "no DUMP given and the bundled sample is not present");
   return sample;
 }

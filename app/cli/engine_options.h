@@ -27,6 +27,9 @@ struct EngineOptions {
   uint64_t seed = 0;
   bool perHead = false;
   int64_t trainSample = 0, batchSize = 0;
+  int lloydIterations = 0;
+  double emaDecay = 0, emaEpsilon = 0, deadThreshold = 0;
+  std::string init;
   double heldOut = 0;
   std::vector<CLI::Option*> configOptions;  // to tell which were given
   // Selection and baselines.

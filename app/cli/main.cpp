@@ -42,9 +42,12 @@ int main(int argc, char** argv) {
   } catch (const kvq::Error& e) {
     std::cerr << "kvq: error: " << e.what() << "\n";
     switch (e.kind()) {
-      case kvq::ErrorKind::BadInput: return 2;
-      case kvq::ErrorKind::Cancelled: return 130;
-      default: return 1;
+      case kvq::ErrorKind::BadInput:
+        return 2;
+      case kvq::ErrorKind::Cancelled:
+        return 130;
+      default:
+        return 1;
     }
   } catch (const std::bad_alloc&) {
     std::cerr << "kvq: error: out of memory\n";

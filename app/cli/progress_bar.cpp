@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 namespace kvq::cli {
@@ -14,7 +15,9 @@ ProgressBar::ProgressBar(bool force)
   }
 }
 
-ProgressBar::~ProgressBar() { finish(); }
+ProgressBar::~ProgressBar() {
+  finish();
+}
 
 void ProgressBar::draw(double fraction, const std::string& stage) {
   const auto now = std::chrono::steady_clock::now();
@@ -23,7 +26,7 @@ void ProgressBar::draw(double fraction, const std::string& stage) {
   m_lastDraw = now;
   fraction = std::clamp(fraction, 0.0, 1.0);
   constexpr int kWidth = 30;
-  const int filled = static_cast<int>(fraction * kWidth + 0.5);
+  const int filled = static_cast<int>(std::lround(fraction * kWidth));
   const double elapsed = std::chrono::duration<double>(now - m_start).count();
   std::string bar(static_cast<size_t>(filled), '#');
   bar.resize(kWidth, '.');

@@ -51,6 +51,7 @@ void writeConfigAttrs(hid_t obj, const RvqConfig& c) {
 KMeansInit parseInit(const std::string& file, const std::string& name) {
   if (name == kmeansInitName(KMeansInit::RandomPoints)) return KMeansInit::RandomPoints;
   if (name == kmeansInitName(KMeansInit::PlusPlus)) return KMeansInit::PlusPlus;
+  if (name == kmeansInitName(KMeansInit::Progressive)) return KMeansInit::Progressive;
   throwBadInput(file, "/ init", "unknown k-means initialisation '" + name + "'");
 }
 
