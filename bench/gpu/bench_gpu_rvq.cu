@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -58,8 +59,8 @@ int main(int argc, char** argv) {
   try {
     cudaDeviceProp prop{};
     KVQ_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    std::printf("device: %s (sm_%d%d, %d SMs)\nshape: N=%lld g=%d C=%d K=%d\n", prop.name, prop.major, prop.minor,
-                prop.multiProcessorCount, static_cast<long long>(n), g, C, K);
+    std::printf("device: %s (sm_%d%d, %d SMs)\nshape: N=%lld g=%d C=%d K=%d\n", prop.name, prop.major,
+                prop.minor, prop.multiProcessorCount, static_cast<long long>(n), g, C, K);
     std::mt19937_64 rng(1);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     std::vector<float> x(static_cast<size_t>(n) * g), books(static_cast<size_t>(K) * C * g);
@@ -75,40 +76,47 @@ int main(int argc, char** argv) {
     DeviceBuffer<double> dblock(static_cast<size_t>(kvq::gpu::greedyEncodeBlocks(n)) * K);
     const double flops = 2.0 * n * C * g * K;
 
-    const double encodeMs = timeMs([&] {
-      kvq::gpu::launchGreedyEncode(dx.get(), n, g, dbooks.get(), dnorms.get(), K, C, dcodes.get(), dblock.get(),
-                                   nullptr, nullptr);
-    }, 5);
-    std::printf("fused greedy encode, %d stages      %9.2f ms  %6.1f TFLOP/s\n", K, encodeMs, flops / encodeMs / 1e9);
+    const double encodeMs = timeMs(
+        [&] {
+          kvq::gpu::launchGreedyEncode(dx.get(), n, g, dbooks.get(), dnorms.get(), K, C, dcodes.get(),
+                                       dblock.get(), nullptr, nullptr);
+        },
+        5);
+    std::printf("fused greedy encode, %d stages      %9.2f ms  %6.1f TFLOP/s\n", K, encodeMs,
+                flops / encodeMs / 1e9);
 
     // One EMA step on one stage: assign + statistics + update.
-    DeviceBuffer<double> counts(C), sums(static_cast<size_t>(C) * g), emaCount(C), emaSum(static_cast<size_t>(C) * g),
-        total(1);
+    DeviceBuffer<double> counts(C), sums(static_cast<size_t>(C) * g), emaCount(C),
+        emaSum(static_cast<size_t>(C) * g), total(1);
     KVQ_CUDA_CHECK(cudaMemset(emaCount.get(), 0, sizeof(double) * C));
     KVQ_CUDA_CHECK(cudaMemset(emaSum.get(), 0, sizeof(double) * C * g));
     kvq::gpu::EntryStatsWorkspace ws;
     DeviceBuffer<float> book0(static_cast<size_t>(C) * g);
     KVQ_CUDA_CHECK(cudaMemcpy(book0.get(), dbooks.get(), sizeof(float) * C * g, cudaMemcpyDeviceToDevice));
-    const double emaMs = timeMs([&] {
-      KVQ_CUDA_CHECK(cudaMemsetAsync(counts.get(), 0, sizeof(double) * C));
-      KVQ_CUDA_CHECK(cudaMemsetAsync(sums.get(), 0, sizeof(double) * C * g));
-      kvq::gpu::launchGreedyEncode(dx.get(), n, g, book0.get(), dnorms.get(), 1, C, dcodes.get(), dblock.get(),
-                                   nullptr, nullptr);
-      kvq::gpu::computeEntryStats(dx.get(), n, g, dcodes.get(), C, counts.get(), sums.get(), ws, nullptr);
-      kvq::gpu::launchEmaUpdate(emaCount.get(), emaSum.get(), book0.get(), counts.get(), sums.get(), C, g, 0.99,
-                                1e-5, total.get(), nullptr);
-    }, 5);
+    const double emaMs = timeMs(
+        [&] {
+          KVQ_CUDA_CHECK(cudaMemsetAsync(counts.get(), 0, sizeof(double) * C));
+          KVQ_CUDA_CHECK(cudaMemsetAsync(sums.get(), 0, sizeof(double) * C * g));
+          kvq::gpu::launchGreedyEncode(dx.get(), n, g, book0.get(), dnorms.get(), 1, C, dcodes.get(),
+                                       dblock.get(), nullptr, nullptr);
+          kvq::gpu::computeEntryStats(dx.get(), n, g, dcodes.get(), C, counts.get(), sums.get(), ws, nullptr);
+          kvq::gpu::launchEmaUpdate(emaCount.get(), emaSum.get(), book0.get(), counts.get(), sums.get(), C, g,
+                                    0.99, 1e-5, total.get(), nullptr);
+        },
+        5);
     std::printf("EMA step, one stage                 %9.2f ms\n", emaMs);
 
     // Encode + statistics of every stage (what the authors' fused training step does).
     DeviceBuffer<int32_t> stageCodes(static_cast<size_t>(n));
-    const double trainStepMs = timeMs([&] {
-      kvq::gpu::launchGreedyEncode(dx.get(), n, g, dbooks.get(), dnorms.get(), K, C, dcodes.get(), dblock.get(),
-                                   nullptr, nullptr);
-      KVQ_CUDA_CHECK(cudaMemsetAsync(counts.get(), 0, sizeof(double) * C));
-      KVQ_CUDA_CHECK(cudaMemsetAsync(sums.get(), 0, sizeof(double) * C * g));
-      kvq::gpu::computeEntryStats(dx.get(), n, g, dcodes.get(), C, counts.get(), sums.get(), ws, nullptr);
-    }, 5);
+    const double trainStepMs = timeMs(
+        [&] {
+          kvq::gpu::launchGreedyEncode(dx.get(), n, g, dbooks.get(), dnorms.get(), K, C, dcodes.get(),
+                                       dblock.get(), nullptr, nullptr);
+          KVQ_CUDA_CHECK(cudaMemsetAsync(counts.get(), 0, sizeof(double) * C));
+          KVQ_CUDA_CHECK(cudaMemsetAsync(sums.get(), 0, sizeof(double) * C * g));
+          kvq::gpu::computeEntryStats(dx.get(), n, g, dcodes.get(), C, counts.get(), sums.get(), ws, nullptr);
+        },
+        5);
     std::printf("encode %d stages + statistics        %9.2f ms\n", K, trainStepMs);
 
     // cuBLAS floors: the same dot products as GEMMs, no argmin.
@@ -120,17 +128,22 @@ int main(int argc, char** argv) {
     const cublasMath_t modes[2] = {CUBLAS_DEFAULT_MATH, CUBLAS_TF32_TENSOR_OP_MATH};
     for (int m = 0; m < 2; ++m) {
       cublasSetMathMode(handle, modes[m]);
-      gemmMs[m] = timeMs([&] {
-        for (int k = 0; k < K; ++k) {
-          // dots[C x n] (column-major) = books_k[g x C]^T * x[g x n]
-          cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, C, static_cast<int>(n), g, &one,
-                      dbooks.get() + static_cast<size_t>(k) * C * g, g, dx.get(), g, &zero, dots.get(), C);
-        }
-      }, 3);
+      gemmMs[m] = timeMs(
+          [&] {
+            for (int k = 0; k < K; ++k) {
+              // dots[C x n] (column-major) = books_k[g x C]^T * x[g x n]
+              cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, C, static_cast<int>(n), g, &one,
+                          dbooks.get() + static_cast<size_t>(k) * C * g, g, dx.get(), g, &zero, dots.get(),
+                          C);
+            }
+          },
+          3);
     }
     cublasDestroy(handle);
-    std::printf("cuBLAS SGEMM, same arithmetic       %9.2f ms  %6.1f TFLOP/s\n", gemmMs[0], flops / gemmMs[0] / 1e9);
-    std::printf("cuBLAS TF32 GEMM, same arithmetic   %9.2f ms  %6.1f TFLOP/s\n", gemmMs[1], flops / gemmMs[1] / 1e9);
+    std::printf("cuBLAS SGEMM, same arithmetic       %9.2f ms  %6.1f TFLOP/s\n", gemmMs[0],
+                flops / gemmMs[0] / 1e9);
+    std::printf("cuBLAS TF32 GEMM, same arithmetic   %9.2f ms  %6.1f TFLOP/s\n", gemmMs[1],
+                flops / gemmMs[1] / 1e9);
     std::printf("encode / SGEMM ratio                %9.2f\n", encodeMs / gemmMs[0]);
 
     // End to end through the Backend interface (host arrays in and out).
@@ -142,7 +155,8 @@ int main(int argc, char** argv) {
     backend->encodeGreedy(x.data(), n, cb, codes.data(), depthError.data(), nullptr);
     const auto t0 = std::chrono::steady_clock::now();
     backend->encodeGreedy(x.data(), n, cb, codes.data(), depthError.data(), nullptr);
-    const double e2eMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double e2eMs =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     std::printf("Backend::encodeGreedy, host arrays  %9.2f ms\n", e2eMs);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_gpu_rvq: %s\n", e.what());

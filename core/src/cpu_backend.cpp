@@ -168,8 +168,11 @@ void CpuBackend::encodeBeam(const float* x, int64_t n, const Codebooks& books, i
   const int B = std::min(beam, C);
   const std::vector<cpu::PackedCodebook> packed = packAll(books);
   const int padC = packed.empty() ? C : packed[0].padded;
-  // Vectors per tile: keep the tile's [vectors * B, padded C] distance block near 2 MB.
-  const int64_t tileVectors = std::max<int64_t>(cpu::kRowBlock, 256 / B);
+  // Vectors per tile: about 256 path rows, and the tile's [rows, padded C] distance block
+  // within 16 MB (2 MB at C = 2048) unless a single vector's paths need more.
+  const int64_t rowBudget =
+      std::min<int64_t>(256, std::max<int64_t>(cpu::kRowBlock, (int64_t{1} << 22) / padC));
+  const int64_t tileVectors = std::max<int64_t>(1, rowBudget / B);
   const int64_t tiles = (n + tileVectors - 1) / tileVectors;
   std::vector<double> tileError(depthError != nullptr ? static_cast<size_t>(tiles * K) : 0, 0.0);
 #pragma omp parallel num_threads(threadCount())

@@ -67,8 +67,9 @@ void initCentres(const float* x, int64_t n, int g, int C, KMeansInit init, std::
     const float* c = x + chosen * g;
     std::copy(c, c + g, centres + static_cast<int64_t>(i) * g);
     if (i + 1 == C) break;
-      // Per-vector updates (any thread count gives the same values) ...
-#pragma omp parallel for schedule(static)
+    const bool threaded = n * g >= (int64_t{1} << 22);  // the region runs once per centre
+    // Per-vector updates (any thread count gives the same values) ...
+#pragma omp parallel for schedule(static) if (threaded)
     for (int64_t j = 0; j < n; ++j) {
       const float* xj = x + j * g;
       // float, vectorised: this loop is the whole cost of k-means++ (n * C * g). The

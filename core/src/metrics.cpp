@@ -107,6 +107,7 @@ StageUsage UsageAccumulator::stage(int k) const {
 
 std::vector<StageUsage> UsageAccumulator::stages() const {
   std::vector<StageUsage> out;
+  out.reserve(static_cast<size_t>(m_depth));
   for (int k = 0; k < m_depth; ++k) out.push_back(stage(k));
   return out;
 }

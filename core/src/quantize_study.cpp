@@ -87,6 +87,7 @@ std::vector<std::vector<float>> sampleTrainingVectors(const DumpReader& reader, 
   std::vector<int64_t> remaining(static_cast<size_t>(quantizers), itemsPerQuantizer);
   std::vector<int64_t> needed(static_cast<size_t>(quantizers), std::min(want, itemsPerQuantizer));
   std::vector<std::mt19937_64> rngs;
+  rngs.reserve(static_cast<size_t>(quantizers));
   for (int q = 0; q < quantizers; ++q) rngs.emplace_back(quantizerSeed(seed, layer, kind, perHead ? q : -1));
   for (int q = 0; q < quantizers; ++q) out[q].reserve(static_cast<size_t>(needed[q]) * dim);
 

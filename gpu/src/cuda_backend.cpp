@@ -14,8 +14,8 @@
 #include "cuda_check.h"
 #include "device_buffer.h"
 #include "entry_stats.h"
-#include "kvq/gpu/cuda_backend.h"
 #include "kvq/backend_registry.h"
+#include "kvq/gpu/cuda_backend.h"
 #include "kvq/gpu/cuda_device.h"
 #include "rvq_kernels.h"
 
@@ -84,8 +84,8 @@ class CudaBackend final : public Backend {
     }
   }
 
-  void encodeBeam(const float* x, int64_t n, const Codebooks& books, int beam, int32_t* codes, double* depthError,
-                  float* residual) override {
+  void encodeBeam(const float* x, int64_t n, const Codebooks& books, int beam, int32_t* codes,
+                  double* depthError, float* residual) override {
     if (beam <= 1) {
       encodeGreedy(x, n, books, codes, depthError, residual);
       return;
@@ -114,8 +114,8 @@ class CudaBackend final : public Backend {
     for (size_t i = 0; i < hostSums.size(); ++i) sums[i] += hostSums[i];
   }
 
-  void emaStep(const float* x, int64_t n, float* codebook, int C, int g, double decay, double eps, double* emaCount,
-               double* emaSum, int32_t* codes) override {
+  void emaStep(const float* x, int64_t n, float* codebook, int C, int g, double decay, double eps,
+               double* emaCount, double* emaSum, int32_t* codes) override {
     use();
     Codebooks one(1, C, g);
     std::memcpy(one.data.data(), codebook, one.data.size() * sizeof(float));
@@ -127,8 +127,8 @@ class CudaBackend final : public Backend {
       m_x.upload(x + begin * g, static_cast<size_t>(count) * g);
       m_codes.resize(static_cast<size_t>(count));
       m_blockError.resize(static_cast<size_t>(greedyEncodeBlocks(count)));
-      launchGreedyEncode(m_x.get(), count, g, m_books.get(), m_norms.get(), 1, C, m_codes.get(), m_blockError.get(),
-                         nullptr, m_stream);
+      launchGreedyEncode(m_x.get(), count, g, m_books.get(), m_norms.get(), 1, C, m_codes.get(),
+                         m_blockError.get(), nullptr, m_stream);
       computeEntryStats(m_x.get(), count, g, m_codes.get(), C, m_counts.get(), m_sums.get(), m_workspace,
                         m_stream);
       if (codes != nullptr) {
@@ -139,8 +139,8 @@ class CudaBackend final : public Backend {
     m_emaCount.upload(emaCount, static_cast<size_t>(C));
     m_emaSum.upload(emaSum, static_cast<size_t>(C) * g);
     m_total.resize(1);
-    launchEmaUpdate(m_emaCount.get(), m_emaSum.get(), m_books.get(), m_counts.get(), m_sums.get(), C, g, decay,
-                    eps, m_total.get(), m_stream);
+    launchEmaUpdate(m_emaCount.get(), m_emaSum.get(), m_books.get(), m_counts.get(), m_sums.get(), C, g,
+                    decay, eps, m_total.get(), m_stream);
     KVQ_CUDA_CHECK(cudaStreamSynchronize(m_stream));
     m_emaCount.download(emaCount, static_cast<size_t>(C));
     m_emaSum.download(emaSum, static_cast<size_t>(C) * g);

@@ -12,8 +12,8 @@ namespace kvq::gpu {
 inline void checkCuda(cudaError_t status, const char* call) {
   if (status == cudaSuccess) return;
   const ErrorKind kind = status == cudaErrorMemoryAllocation ? ErrorKind::Resource : ErrorKind::Internal;
-  throw Error(kind, "", std::string("CUDA ") + call, std::string(cudaGetErrorName(status)) + ": " +
-                                                        cudaGetErrorString(status));
+  throw Error(kind, "", std::string("CUDA ") + call,
+              std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status));
 }
 
 }  // namespace kvq::gpu

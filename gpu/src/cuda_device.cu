@@ -63,7 +63,8 @@ void cudaSelfTest(int device) {
     status = cudaGetLastError();
   }
   std::vector<float> result(kN);
-  if (status == cudaSuccess) status = cudaMemcpy(result.data(), out, kN * sizeof(float), cudaMemcpyDeviceToHost);
+  if (status == cudaSuccess)
+    status = cudaMemcpy(result.data(), out, kN * sizeof(float), cudaMemcpyDeviceToHost);
   cudaFree(in);
   cudaFree(out);
   KVQ_CUDA_CHECK(status);

@@ -45,8 +45,8 @@ __global__ void segmentSumKernel(const float* __restrict__ x, int g, const int32
   }
 }
 
-__global__ void emaStatsKernel(double* emaCount, double* emaSum, const double* batchCount, const double* batchSum,
-                               int C, int g, double decay) {
+__global__ void emaStatsKernel(double* emaCount, double* emaSum, const double* batchCount,
+                               const double* batchSum, int C, int g, double decay) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < C) emaCount[i] = decay * emaCount[i] + (1.0 - decay) * batchCount[i];
   if (i < static_cast<int64_t>(C) * g) emaSum[i] = decay * emaSum[i] + (1.0 - decay) * batchSum[i];
@@ -76,14 +76,17 @@ __global__ void emaCodebookKernel(const double* emaCount, const double* emaSum, 
   if (smoothed > 0.0) codebook[i] = static_cast<float>(emaSum[i] / smoothed);
 }
 
-unsigned blocksFor(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
+unsigned blocksFor(int64_t n, int threads) {
+  return static_cast<unsigned>((n + threads - 1) / threads);
+}
 
 }  // namespace
 
 void computeEntryStats(const float* x, int64_t n, int g, const int32_t* codes, int C, double* counts,
                        double* sums, EntryStatsWorkspace& ws, cudaStream_t stream) {
   if (n == 0) return;
-  if (n > INT32_MAX) throw Error(ErrorKind::Internal, "", "computeEntryStats", "batch larger than 2^31 vectors");
+  if (n > INT32_MAX)
+    throw Error(ErrorKind::Internal, "", "computeEntryStats", "batch larger than 2^31 vectors");
   const int items = static_cast<int>(n);
   ws.order.resize(n);
   ws.sortedCodes.resize(n);
@@ -96,14 +99,16 @@ void computeEntryStats(const float* x, int64_t n, int g, const int32_t* codes, i
   int endBit = 1;
   while (endBit < 31 && (1 << endBit) < C) ++endBit;
   size_t sortBytes = 0;
-  KVQ_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, sortBytes, codes, ws.sortedCodes.get(), ws.order.get(),
-                                                 ws.sortedOrder.get(), items, 0, endBit, stream));
+  KVQ_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, sortBytes, codes, ws.sortedCodes.get(),
+                                                 ws.order.get(), ws.sortedOrder.get(), items, 0, endBit,
+                                                 stream));
   size_t scanBytes = 0;
-  KVQ_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, scanBytes, ws.histogram.get(), ws.offsets.get(), C + 1,
-                                               stream));
+  KVQ_CUDA_CHECK(
+      cub::DeviceScan::ExclusiveSum(nullptr, scanBytes, ws.histogram.get(), ws.offsets.get(), C + 1, stream));
   ws.cubTemp.resize(sortBytes > scanBytes ? sortBytes : scanBytes);
   KVQ_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(ws.cubTemp.get(), sortBytes, codes, ws.sortedCodes.get(),
-                                                 ws.order.get(), ws.sortedOrder.get(), items, 0, endBit, stream));
+                                                 ws.order.get(), ws.sortedOrder.get(), items, 0, endBit,
+                                                 stream));
 
   KVQ_CUDA_CHECK(cudaMemsetAsync(ws.histogram.get(), 0, sizeof(int32_t) * C, stream));
   histogramKernel<<<blocksFor(n, 256), 256, 0, stream>>>(codes, n, C, ws.histogram.get());
@@ -111,9 +116,10 @@ void computeEntryStats(const float* x, int64_t n, int g, const int32_t* codes, i
   // offsets[0..C] = exclusive prefix sum of the histogram, with offsets[C] = n: scan C+1
   // items of a histogram whose element C is read as zero is not possible in place, so
   // scan C items and set the last offset explicitly.
-  KVQ_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(ws.cubTemp.get(), scanBytes, ws.histogram.get(), ws.offsets.get(),
-                                               C, stream));
-  KVQ_CUDA_CHECK(cudaMemcpyAsync(ws.offsets.get() + C, &items, sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+  KVQ_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(ws.cubTemp.get(), scanBytes, ws.histogram.get(),
+                                               ws.offsets.get(), C, stream));
+  KVQ_CUDA_CHECK(
+      cudaMemcpyAsync(ws.offsets.get() + C, &items, sizeof(int32_t), cudaMemcpyHostToDevice, stream));
 
   const int threads = 256;
   segmentSumKernel<<<blocksFor(static_cast<int64_t>(C) * 32, threads), threads, 0, stream>>>(
@@ -125,11 +131,13 @@ void launchEmaUpdate(double* emaCount, double* emaSum, float* codebook, const do
                      const double* batchSum, int C, int g, double decay, double eps, double* scratchTotal,
                      cudaStream_t stream) {
   const int64_t cells = static_cast<int64_t>(C) * g;
-  emaStatsKernel<<<blocksFor(cells, 256), 256, 0, stream>>>(emaCount, emaSum, batchCount, batchSum, C, g, decay);
+  emaStatsKernel<<<blocksFor(cells, 256), 256, 0, stream>>>(emaCount, emaSum, batchCount, batchSum, C, g,
+                                                            decay);
   KVQ_CUDA_CHECK(cudaGetLastError());
   totalKernel<<<1, 256, 0, stream>>>(emaCount, C, scratchTotal);
   KVQ_CUDA_CHECK(cudaGetLastError());
-  emaCodebookKernel<<<blocksFor(cells, 256), 256, 0, stream>>>(emaCount, emaSum, codebook, C, g, eps, scratchTotal);
+  emaCodebookKernel<<<blocksFor(cells, 256), 256, 0, stream>>>(emaCount, emaSum, codebook, C, g, eps,
+                                                               scratchTotal);
   KVQ_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -35,12 +35,12 @@ __global__ void __launch_bounds__(kThreads)
                        const float* __restrict__ norms, int K, int C, int32_t* __restrict__ codes,
                        double* __restrict__ blockError, float* __restrict__ residualOut) {
   extern __shared__ __align__(16) unsigned char smemRaw[];
-  float* rs = reinterpret_cast<float*>(smemRaw);         // [g][kTileVectors]
-  float* cs = rs + g * kTileVectors;                     // [g][kChunkEntries]
-  float* cn = cs + g * kChunkEntries;                    // [kChunkEntries]
-  float* partD = cn + kChunkEntries;                     // [kTileVectors][kLanesPerVector]
+  float* rs = reinterpret_cast<float*>(smemRaw);  // [g][kTileVectors]
+  float* cs = rs + g * kTileVectors;              // [g][kChunkEntries]
+  float* cn = cs + g * kChunkEntries;             // [kChunkEntries]
+  float* partD = cn + kChunkEntries;              // [kTileVectors][kLanesPerVector]
   int* partI = reinterpret_cast<int*>(partD + kTileVectors * kLanesPerVector);
-  int* chosen = partI + kTileVectors * kLanesPerVector;  // [kTileVectors]
+  int* chosen = partI + kTileVectors * kLanesPerVector;               // [kTileVectors]
   double* energy = reinterpret_cast<double*>(chosen + kTileVectors);  // [kTileVectors]
 
   const int t = threadIdx.x;
@@ -158,7 +158,8 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-__global__ void entryNormsKernel(const float* __restrict__ books, int64_t rows, int g, float* __restrict__ norms) {
+__global__ void entryNormsKernel(const float* __restrict__ books, int64_t rows, int g,
+                                 float* __restrict__ norms) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (row >= rows) return;
   float s = 0.0f;
@@ -171,7 +172,9 @@ __global__ void entryNormsKernel(const float* __restrict__ books, int64_t rows, 
 
 }  // namespace
 
-int64_t greedyEncodeBlocks(int64_t n) { return (n + kTileVectors - 1) / kTileVectors; }
+int64_t greedyEncodeBlocks(int64_t n) {
+  return (n + kTileVectors - 1) / kTileVectors;
+}
 
 void launchEntryNorms(const float* books, int64_t rows, int g, float* norms, cudaStream_t stream) {
   if (rows == 0) return;

@@ -55,7 +55,8 @@ TEST_F(CudaParity, GreedyEncodeMatchesCpu) {
       sameVectors += same ? 1 : 0;
     }
     EXPECT_GE(static_cast<double>(sameVectors) / n, 0.9999) << "g=" << g;
-    for (int k = 0; k < K; ++k) EXPECT_NEAR(gpuErr[k] / cpuErr[k], 1.0, 1e-3) << "g=" << g << " depth " << k + 1;
+    for (int k = 0; k < K; ++k)
+      EXPECT_NEAR(gpuErr[k] / cpuErr[k], 1.0, 1e-3) << "g=" << g << " depth " << k + 1;
   }
 }
 
@@ -71,7 +72,8 @@ TEST_F(CudaParity, EntryStatisticsMatchCpu) {
   m_cpu->accumulate(x.data(), n, g, codes.data(), C, cpuCounts.data(), cpuSums.data());
   m_gpu->accumulate(x.data(), n, g, codes.data(), C, gpuCounts.data(), gpuSums.data());
   for (int i = 0; i < C; ++i) EXPECT_EQ(cpuCounts[i], gpuCounts[i]);
-  for (size_t i = 0; i < cpuSums.size(); ++i) EXPECT_NEAR(cpuSums[i], gpuSums[i], 1e-9 * (1.0 + std::abs(cpuSums[i])));
+  for (size_t i = 0; i < cpuSums.size(); ++i)
+    EXPECT_NEAR(cpuSums[i], gpuSums[i], 1e-9 * (1.0 + std::abs(cpuSums[i])));
 }
 
 TEST_F(CudaParity, EmaStepMatchesCpu) {

@@ -22,6 +22,7 @@ bool gpuBackendBuilt();
 // cpuThreads <= 0: OpenMP's default. note (nullable) receives one line saying which
 // backend was chosen and, for auto, why the GPU was not. Throws Error(BadInput) on an
 // unknown name and Error(Resource) when "cuda" cannot be had.
-std::unique_ptr<Backend> makeBackend(const std::string& choice, int cpuThreads = 0, std::string* note = nullptr);
+std::unique_ptr<Backend> makeBackend(const std::string& choice, int cpuThreads = 0,
+                                     std::string* note = nullptr);
 
 }  // namespace kvq

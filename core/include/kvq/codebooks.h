@@ -8,9 +8,9 @@
 namespace kvq {
 
 struct Codebooks {
-  int depth = 0;  // K
-  int size = 0;   // C
-  int dim = 0;    // g
+  int depth = 0;            // K
+  int size = 0;             // C
+  int dim = 0;              // g
   std::vector<float> data;  // [K, C, g] row-major
 
   Codebooks() = default;

@@ -11,7 +11,7 @@ namespace kvq {
 enum class Kind { Keys, Values, Queries };
 enum class DType { Float16, BFloat16, Float32 };
 
-const char* kindName(Kind kind);    // "keys", "values", "queries"
+const char* kindName(Kind kind);     // "keys", "values", "queries"
 const char* dtypeName(DType dtype);  // "float16", "bfloat16", "float32"
 
 // Everything the root attributes and dataset shapes of a validated dump say.
@@ -19,19 +19,19 @@ struct DumpInfo {
   std::string path;
   int formatVersion = 1;
   std::string model;
-  int numLayers = 0;   // layers of the model (the file may hold a subset)
-  int numKvHeads = 0;  // H_kv
-  int headDim = 0;     // D
-  int numQHeads = 0;   // H_q; 0 when absent
+  int numLayers = 0;    // layers of the model (the file may hold a subset)
+  int numKvHeads = 0;   // H_kv
+  int headDim = 0;      // D
+  int numQHeads = 0;    // H_q; 0 when absent
   std::string keyRope;  // "pre" or "post"
   std::optional<double> ropeTheta;
   std::optional<int> ropeDim;
   std::string source;
-  int64_t tokens = 0;        // T, the same for every layer and kind
-  std::vector<int> layers;   // layer indices present, ascending
+  int64_t tokens = 0;       // T, the same for every layer and kind
+  std::vector<int> layers;  // layer indices present, ascending
   DType dtype = DType::Float32;
-  bool hasQueries = false;   // every present layer has /queries
-  bool hasTokenIds = false;  // /tokens present
+  bool hasQueries = false;              // every present layer has /queries
+  bool hasTokenIds = false;             // /tokens present
   std::vector<int64_t> sequenceStarts;  // empty when absent
 };
 
@@ -43,9 +43,7 @@ struct Slab {
   int dim = 0;
   std::vector<float> data;
 
-  float at(int64_t t, int h, int c) const {
-    return data[static_cast<size_t>((t * heads + h) * dim + c)];
-  }
+  float at(int64_t t, int h, int c) const { return data[static_cast<size_t>((t * heads + h) * dim + c)]; }
   float* vector(int64_t t, int h) { return data.data() + (t * heads + h) * dim; }
   const float* vector(int64_t t, int h) const { return data.data() + (t * heads + h) * dim; }
 };

@@ -41,12 +41,10 @@ class DumpReader {
   // float32 [tokenCount, heads, D]; tokenCount < 0 means "to the end"; head >= 0
   // selects one head (heads = 1 in the result). Throws on an absent layer/kind,
   // an out-of-range request or a block larger than maxReadBytes.
-  Slab read(int layer, Kind kind, int64_t tokenBegin = 0, int64_t tokenCount = -1,
-            int head = -1) const;
+  Slab read(int layer, Kind kind, int64_t tokenBegin = 0, int64_t tokenCount = -1, int head = -1) const;
 
   // Streams one layer/kind in blocks of at most chunkTokens tokens, in order.
-  void forEachChunk(int layer, Kind kind, int64_t chunkTokens,
-                    const std::function<void(const Slab&)>& visit,
+  void forEachChunk(int layer, Kind kind, int64_t chunkTokens, const std::function<void(const Slab&)>& visit,
                     const TaskControl* control = nullptr) const;
 
   // /tokens as int32 (empty when absent).

@@ -40,8 +40,8 @@ class DumpWriter {
   // keys/values: [tokens, numKvHeads, headDim]; queries: [tokens, numQHeads, headDim]
   // (pass nullptr to omit). float32 in memory, converted to header.dtype on disk.
   void writeLayer(int layer, const Slab& keys, const Slab& values, const Slab* queries = nullptr);
-  void writeTokenIds(const std::vector<int32_t>& ids);              // [tokens]
-  void writeSequenceStarts(const std::vector<int64_t>& starts);     // [S]
+  void writeTokenIds(const std::vector<int32_t>& ids);           // [tokens]
+  void writeSequenceStarts(const std::vector<int64_t>& starts);  // [S]
   // Closes the file and atomically renames it into place.
   void commit();
 

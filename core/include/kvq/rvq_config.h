@@ -17,9 +17,9 @@ namespace kvq {
 enum class Grouping { Contiguous, Strided };
 enum class KMeansInit { RandomPoints, PlusPlus, Progressive };
 
-const char* groupingName(Grouping grouping);  // "contiguous", "strided"
+const char* groupingName(Grouping grouping);      // "contiguous", "strided"
 Grouping parseGrouping(const std::string& name);  // throws BadInput
-const char* kmeansInitName(KMeansInit init);  // "points", "kmeans++", "progressive"
+const char* kmeansInitName(KMeansInit init);      // "points", "kmeans++", "progressive"
 
 struct RvqConfig {
   std::string preset = "paper";

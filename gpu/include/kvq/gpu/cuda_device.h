@@ -9,7 +9,7 @@ namespace kvq::gpu {
 
 struct CudaDeviceInfo {
   int index = 0;
-  std::string name;          // e.g. "NVIDIA H200"
+  std::string name;             // e.g. "NVIDIA H200"
   std::size_t totalMemory = 0;  // bytes
   std::size_t freeMemory = 0;   // bytes at the time of the query
   int computeMajor = 0;
