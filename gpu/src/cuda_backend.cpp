@@ -29,7 +29,11 @@ class CudaBackend final : public Backend {
     cudaDeviceProp prop{};
     KVQ_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     m_name = std::string("CUDA: ") + prop.name;
-    KVQ_CUDA_CHECK(cudaStreamCreateWithFlags(&m_stream, cudaStreamNonBlocking));
+    // A blocking stream: it orders itself with the legacy default stream, on which the
+    // pageable cudaMemcpy uploads and downloads of DeviceBuffer run, so a kernel never
+    // reads a buffer whose upload is still in flight and an upload of the next chunk
+    // never overwrites a buffer a kernel is still reading.
+    KVQ_CUDA_CHECK(cudaStreamCreateWithFlags(&m_stream, cudaStreamDefault));
   }
   ~CudaBackend() override {
     if (m_stream != nullptr) cudaStreamDestroy(m_stream);
