@@ -31,8 +31,17 @@ int main(int argc, char** argv) {
   parser.process(app);
 
   QString file = parser.positionalArguments().value(0);
-  if (file.isEmpty() && QFileInfo::exists(QStringLiteral(KVQ_DEFAULT_SAMPLE)))
-    file = QStringLiteral(KVQ_DEFAULT_SAMPLE);
+  if (file.isEmpty()) {
+    // The source tree's sample (a build run in place), else an installed copy.
+    const QString inTree = QStringLiteral(KVQ_DEFAULT_SAMPLE);
+    const QString installed = QCoreApplication::applicationDirPath() +
+                              QStringLiteral("/../share/kvq-studio/samples/") + QFileInfo(inTree).fileName();
+    if (QFileInfo::exists(inTree)) {
+      file = inTree;
+    } else if (QFileInfo::exists(installed)) {
+      file = QFileInfo(installed).canonicalFilePath();
+    }
+  }
 
   if (parser.isSet(screenshots)) return kvq::ui::renderScreenshots(file, parser.value(screenshots));
 
