@@ -176,20 +176,25 @@ void Engine::loop() {
       m_runningTag.clear();
       m_runningCancel.reset();
     }
-    post([this, tag, id, outcome, error, continuation = std::move(continuation)] {
-      deliver(tag, id, outcome, error, continuation);
+    // mutable: deliver() takes the continuation over, so no copy of its result
+    // (e.g. a session of a superseded open) is left behind on the UI thread.
+    post([this, tag, id, outcome, error, continuation = std::move(continuation)]() mutable {
+      deliver(tag, id, outcome, error, std::move(continuation));
     });
   }
 }
 
 void Engine::deliver(const QString& tag, quint64 id, Outcome outcome,
-                     const std::shared_ptr<kvq::Error>& error, const std::function<void()>& continuation) {
+                     const std::shared_ptr<kvq::Error>& error, std::function<void()> continuation) {
   ErrorHandler onError = m_errorHandlers.take(id);
   const bool newest = m_latest.value(tag) == id;
   if (m_active.value(tag) == id) m_active.remove(tag);
   if (!newest && outcome == Outcome::Done) outcome = Outcome::Superseded;
   const QString message = error ? QString::fromStdString(error->what()) : QString();
   if (outcome == Outcome::Done && continuation) continuation();
+  // The continuation, run or not (superseded), still owns its result, which may hold
+  // a DumpReader: released on the worker, like every other job capture.
+  if (continuation) dispose(std::make_shared<std::function<void()>>(std::move(continuation)));
   if (outcome == Outcome::Failed && newest && onError) onError(*error);
   emit taskFinished(tag, id, outcome, message);
 }

@@ -87,7 +87,7 @@ class Engine : public QObject {
   void loop();
   void post(std::function<void()> onUiThread);
   void deliver(const QString& tag, quint64 id, Outcome outcome, const std::shared_ptr<kvq::Error>& error,
-               const std::function<void()>& continuation);
+               std::function<void()> continuation);
 
   // Worker-side state, guarded by m_mutex.
   mutable std::mutex m_mutex;

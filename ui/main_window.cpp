@@ -118,7 +118,13 @@ MainWindow::MainWindow(std::shared_ptr<MessagePresenter> presenter, QWidget* par
   updateTitle();
 }
 
-MainWindow::~MainWindow() = default;
+MainWindow::~MainWindow() {
+  // The engine (a child) is destroyed after this body and the study controller after
+  // it: hand both references to the session to the engine now, so the last one (and
+  // with it the DumpReader) is released on the engine thread.
+  m_study->setSession(nullptr);
+  m_engine->dispose(std::move(m_session));
+}
 
 void MainWindow::createActions() {
   m_openAction = new QAction(icon("open"), tr("&Open…"), this);

@@ -98,6 +98,7 @@ class MainWindow : public QMainWindow {
   int m_layer = 0;
   kvq::Kind m_kind = kvq::Kind::Keys;
   int m_head = -1;
+  quint64 m_exportCount = 0;                            // makes each export's engine tag unique
   QString m_lastBackendChoice = QStringLiteral("cpu");  // restored when a switch fails
   DatasetPanel* m_dataset;
   SettingsPanel* m_settings;

@@ -5,6 +5,9 @@
 #include <QRegularExpression>
 #include <QStatusBar>
 
+#include <atomic>
+#include <memory>
+
 #include "chart_export.h"
 #include "chart_widget.h"
 #include "charts_panel.h"
@@ -20,7 +23,6 @@ namespace kvq::ui {
 namespace {
 
 const QString kChannelsTag = QStringLiteral("channels");
-const QString kExportTag = QStringLiteral("export");
 
 QList<int> presentLayers(const SessionPtr& session) {
   QList<int> layers;
@@ -187,26 +189,34 @@ bool MainWindow::exportMetrics(const QString& path) {
 void MainWindow::exportCodebooks(const QString& path) {
   if (!m_shown) return;
   const StudyPtr study = m_shown;
+  // Every export has a tag of its own: the engine replaces a queued request of the
+  // same tag and cancels a running one, and one export must never drop another.
+  const QString tag =
+      QStringLiteral("export:%1:%2").arg(++m_exportCount).arg(QFileInfo(path).absoluteFilePath());
+  // Set once the file is in place: writing ignores cancellation (Cancel/Esc while
+  // it runs), so a cancelled outcome after the write still saved the file.
+  auto written = std::make_shared<std::atomic<bool>>(false);
   // Codebook files can be large (C·K·g floats per layer and kind): written on the engine.
   const quint64 id = m_engine->submit(
-      kExportTag, tr("Writing %1").arg(QFileInfo(path).fileName()),
-      [study, path](const kvq::TaskControl&) -> std::function<void()> {
+      tag, tr("Writing %1").arg(QFileInfo(path).fileName()),
+      [study, path, written](const kvq::TaskControl&) -> std::function<void()> {
         writeCodebooksFile(*study, path);
+        written->store(true);
         return {};
       },
-      [this, path](const kvq::Error& error) {
+      [this](const kvq::Error& error) {
         m_presenter->showError(this, tr("Export failed"), QString::fromStdString(error.what()));
       });
   auto connection = std::make_shared<QMetaObject::Connection>();
-  *connection =
-      connect(m_engine, &Engine::taskFinished, this,
-              [this, id, path, connection](const QString&, quint64 finished, Engine::Outcome outcome) {
-                if (finished != id) return;
-                disconnect(*connection);
-                const bool ok = outcome == Engine::Outcome::Done;
-                if (ok) statusBar()->showMessage(tr("Saved %1").arg(QDir::toNativeSeparators(path)), 5000);
-                emit exportFinished(path, ok);
-              });
+  *connection = connect(
+      m_engine, &Engine::taskFinished, this,
+      [this, id, path, connection, written](const QString&, quint64 finished, Engine::Outcome outcome) {
+        if (finished != id) return;
+        disconnect(*connection);
+        const bool ok = outcome != Engine::Outcome::Failed && written->load();
+        if (ok) statusBar()->showMessage(tr("Saved %1").arg(QDir::toNativeSeparators(path)), 5000);
+        emit exportFinished(path, ok);
+      });
 }
 
 void MainWindow::exportChartDialog() {

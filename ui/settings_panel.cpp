@@ -1,6 +1,7 @@
 #include "settings_panel.h"
 
 #include <QComboBox>
+#include <QDoubleSpinBox>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
@@ -25,6 +26,8 @@ namespace {
 constexpr int kMinCodebookExponent = 4;   // C = 16
 constexpr int kMaxCodebookExponent = 14;  // C = 16384
 constexpr int kMaxDepth = 16;
+constexpr int kMaxBeamWidth = 64;             // validateConfig's limit
+constexpr double kMaxHeldOutFraction = 0.95;  // validateConfig allows [0, 1); keep some training tokens
 
 QComboBox* groupingCombo(QWidget* parent) {
   auto* combo = new QComboBox(parent);
@@ -54,6 +57,8 @@ SettingsPanel::SettingsPanel(QWidget* parent)
       m_trainSample(new QSpinBox(this)),
       m_kmeansIterations(new QSpinBox(this)),
       m_emaSteps(new QSpinBox(this)),
+      m_beamWidth(new QSpinBox(this)),
+      m_heldOut(new QDoubleSpinBox(this)),
       m_seed(new QSpinBox(this)),
       m_layers(new QLineEdit(this)),
       m_backendChoice(new QComboBox(this)),
@@ -105,6 +110,20 @@ SettingsPanel::SettingsPanel(QWidget* parent)
       tr("k-means iterations initialising each stage on the residuals of the previous ones"));
   m_emaSteps->setRange(0, 100'000);
   m_emaSteps->setToolTip(tr("EMA refinement steps per stage (mini-batches; the paper: 200)"));
+  m_beamWidth->setObjectName(QStringLiteral("beamWidth"));
+  m_beamWidth->setRange(1, kMaxBeamWidth);
+  m_beamWidth->setToolTip(
+      tr("Encoding beam width: 1 = greedy, stage by stage (the paper).\n"
+         "> 1 = beam search keeping this many partial codes per vector:\n"
+         "lower error at the same bits, encoding about this many times slower."));
+  m_heldOut->setObjectName(QStringLiteral("heldOutFraction"));
+  m_heldOut->setRange(0.0, kMaxHeldOutFraction);
+  m_heldOut->setDecimals(3);
+  m_heldOut->setSingleStep(0.05);
+  m_heldOut->setToolTip(
+      tr("Held-out fraction: the tail of every sequence (this fraction of its tokens)\n"
+         "is kept out of training; every reported error is measured on it.\n"
+         "0 = train and evaluate on all tokens (optimistic errors)."));
   m_seed->setRange(0, std::numeric_limits<int>::max());
   m_seed->setToolTip(tr("Random seed: the same seed and settings train the same codebooks"));
   m_layers->setPlaceholderText(tr("all"));
@@ -146,6 +165,8 @@ SettingsPanel::SettingsPanel(QWidget* parent)
   tForm->addRow(tr("Sample size"), m_trainSample);
   tForm->addRow(tr("k-means iterations"), m_kmeansIterations);
   tForm->addRow(tr("EMA steps"), m_emaSteps);
+  tForm->addRow(tr("Beam width"), m_beamWidth);
+  tForm->addRow(tr("Held-out fraction"), m_heldOut);
   tForm->addRow(tr("Seed"), m_seed);
   tForm->addRow(tr("Layers"), m_layers);
   tForm->addRow(tr("Backend"), m_backendChoice);
@@ -178,9 +199,10 @@ SettingsPanel::SettingsPanel(QWidget* parent)
   for (QComboBox* c : {m_groupSize, m_keyGrouping, m_valueGrouping}) {
     connect(c, qOverload<int>(&QComboBox::currentIndexChanged), this, &SettingsPanel::onEdited);
   }
-  for (QSpinBox* s : {m_trainSample, m_kmeansIterations, m_emaSteps, m_seed}) {
+  for (QSpinBox* s : {m_trainSample, m_kmeansIterations, m_emaSteps, m_beamWidth, m_seed}) {
     connect(s, qOverload<int>(&QSpinBox::valueChanged), this, &SettingsPanel::onEdited);
   }
+  connect(m_heldOut, qOverload<double>(&QDoubleSpinBox::valueChanged), this, &SettingsPanel::onEdited);
   connect(m_layers, &QLineEdit::editingFinished, this, [this] {
     if (!m_applying) emit configEdited();
   });
@@ -221,6 +243,8 @@ void SettingsPanel::setConfig(const kvq::RvqConfig& config) {
   m_trainSample->setValue(static_cast<int>(std::min<int64_t>(config.trainSample, m_trainSample->maximum())));
   m_kmeansIterations->setValue(config.kmeansIterations);
   m_emaSteps->setValue(config.emaSteps);
+  m_beamWidth->setValue(config.beamWidth);
+  m_heldOut->setValue(config.heldOutFraction);
   m_seed->setValue(
       static_cast<int>(std::min<uint64_t>(config.seed, static_cast<uint64_t>(m_seed->maximum()))));
   m_applying = false;
@@ -239,6 +263,8 @@ kvq::RvqConfig SettingsPanel::config() const {
   config.trainSample = m_trainSample->value();
   config.kmeansIterations = m_kmeansIterations->value();
   config.emaSteps = m_emaSteps->value();
+  config.beamWidth = m_beamWidth->value();
+  config.heldOutFraction = m_heldOut->value();
   config.seed = static_cast<uint64_t>(m_seed->value());
   return config;
 }
@@ -325,6 +351,8 @@ void SettingsPanel::saveSettings() const {
   settings.setValue(QStringLiteral("trainSample"), static_cast<qlonglong>(c.trainSample));
   settings.setValue(QStringLiteral("kmeansIterations"), c.kmeansIterations);
   settings.setValue(QStringLiteral("emaSteps"), c.emaSteps);
+  settings.setValue(QStringLiteral("beamWidth"), c.beamWidth);
+  settings.setValue(QStringLiteral("heldOutFraction"), c.heldOutFraction);
   settings.setValue(QStringLiteral("seed"), static_cast<qulonglong>(c.seed));
   settings.setValue(QStringLiteral("layers"), m_layers->text());
   settings.setValue(QStringLiteral("backend"), backendChoice());
@@ -355,6 +383,8 @@ void SettingsPanel::restoreSettings() {
       settings.value(QStringLiteral("trainSample"), static_cast<qlonglong>(c.trainSample)).toLongLong();
   c.kmeansIterations = settings.value(QStringLiteral("kmeansIterations"), c.kmeansIterations).toInt();
   c.emaSteps = settings.value(QStringLiteral("emaSteps"), c.emaSteps).toInt();
+  c.beamWidth = settings.value(QStringLiteral("beamWidth"), c.beamWidth).toInt();
+  c.heldOutFraction = settings.value(QStringLiteral("heldOutFraction"), c.heldOutFraction).toDouble();
   c.seed = settings.value(QStringLiteral("seed"), static_cast<qulonglong>(c.seed)).toULongLong();
   m_layers->setText(settings.value(QStringLiteral("layers")).toString());
   setBackendChoice(settings.value(QStringLiteral("backend"), QStringLiteral("auto")).toString());

@@ -1,5 +1,6 @@
 // SettingsPanel — the quantizer settings: preset, codebook size C, depth K, group
-// size g, key/value grouping, training sample, iterations, seed, layers, backend.
+// size g, key/value grouping, training sample, iterations, beam width, held-out
+// fraction, seed, layers, backend.
 // Choosing a preset loads all its settings; editing one switches to "custom" and
 // keeps the preset's hidden settings (batch size, EMA decay, ...).
 #pragma once
@@ -9,6 +10,7 @@
 #include "kvq/rvq_config.h"
 
 class QComboBox;
+class QDoubleSpinBox;
 class QLabel;
 class QLineEdit;
 class QPushButton;
@@ -77,6 +79,8 @@ class SettingsPanel : public QWidget {
   QSpinBox* m_trainSample;
   QSpinBox* m_kmeansIterations;
   QSpinBox* m_emaSteps;
+  QSpinBox* m_beamWidth;
+  QDoubleSpinBox* m_heldOut;
   QSpinBox* m_seed;
   QLineEdit* m_layers;
   QComboBox* m_backendChoice;

@@ -1,6 +1,7 @@
 #include "study_controller.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "engine.h"
 #include "kvq/backend_registry.h"
@@ -16,11 +17,19 @@ StudyController::StudyController(Engine* engine, QObject* parent)
 StudyController::~StudyController() {
   // The backend may still be in use by a queued or running job, which holds its own
   // reference; the engine releases it on its thread.
-  if (m_engine) m_engine->dispose(std::move(m_backend));
+  if (m_engine) {
+    m_engine->dispose(std::move(m_backend));
+    m_engine->dispose(std::move(m_session));
+  }
 }
 
 void StudyController::setSession(SessionPtr session) {
-  m_session = std::move(session);
+  // The old session may be the last reference to its DumpReader: it is released on
+  // the engine thread, the only one that touches HDF5.
+  if (m_engine)
+    m_engine->dispose(std::exchange(m_session, std::move(session)));
+  else
+    m_session = std::move(session);
   if (m_engine && m_engine->isPending(kTag)) m_engine->cancel(kTag);
 }
 

@@ -26,6 +26,7 @@ class EngineTest : public QObject {
   void destructionCancelsAndJoins();
   void uiThreadStaysResponsive();
   void disposeDestroysOnWorker();
+  void supersededResultIsReleasedOnWorker();
 };
 
 namespace {
@@ -211,6 +212,44 @@ void EngineTest::disposeDestroysOnWorker() {
   }
   QVERIFY(waitUntil([&] { return destroyed->load(); }));
   QVERIFY(!onMain->load());
+}
+
+// A result whose continuation never runs (a newer request of its tag came first)
+// may own a DumpReader: its last reference must die on the worker, not here.
+void EngineTest::supersededResultIsReleasedOnWorker() {
+  Engine engine;
+  struct Probe {
+    std::thread::id* destroyedOn;
+    ~Probe() { *destroyedOn = std::this_thread::get_id(); }
+  };
+  using ProbePtr = std::shared_ptr<const Probe>;
+  std::thread::id destroyedOn;
+  std::atomic<bool> go{false};
+  std::atomic<bool> returned{false};
+  std::atomic<bool> released{false};
+  bool firstDelivered = false;
+  engine.run<ProbePtr>(
+      QStringLiteral("t"), QStringLiteral("first"), this,
+      [&](const kvq::TaskControl&) -> ProbePtr {
+        while (!go.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        returned = true;
+        return ProbePtr(new Probe{&destroyedOn}, [&released](const Probe* p) {
+          delete p;
+          released = true;
+        });
+      },
+      [&](ProbePtr&) { firstDelivered = true; });
+  go = true;
+  // Without spinning the event loop: the first result is posted, not yet delivered.
+  while (!returned.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let it leave the job
+  bool secondDelivered = false;
+  engine.run<int>(
+      QStringLiteral("t"), QStringLiteral("second"), this, [](const kvq::TaskControl&) { return 2; },
+      [&](int&) { secondDelivered = true; });
+  QVERIFY(waitUntil([&] { return secondDelivered && released.load(); }));
+  QVERIFY(!firstDelivered);  // superseded (or cancelled, had it still been running)
+  QVERIFY(destroyedOn != std::this_thread::get_id());
 }
 
 QTEST_GUILESS_MAIN(EngineTest)

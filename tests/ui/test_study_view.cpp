@@ -8,13 +8,18 @@
 #include <QImage>
 #include <QLineSeries>
 #include <QScatterSeries>
+#include <QScopeGuard>
 #include <QStandardPaths>
+#include <QStatusBar>
 #include <QTemporaryDir>
 #include <QTest>
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
+#include <thread>
 
 #include "channel_chart.h"
 #include "charts_panel.h"
@@ -47,6 +52,7 @@ class StudyViewTest : public QObject {
   void cacheAnswersRepeatedSettings();
   void channelChartMarksGroups();
   void exportsEveryFormat();
+  void queuedExportsAllWrite();
   void failedExportKeepsExistingFile();
   void cancelledTrainingKeepsResult();
   void invalidSettingsShowCoreMessage();
@@ -343,6 +349,72 @@ void StudyViewTest::exportsEveryFormat() {
   QVERIFY(zip.startsWith("PK"));
   QVERIFY(zip.contains("L0_keys_codebooks.npy"));
   QVERIFY(m_presenter->errors.isEmpty());
+}
+
+// Two exports submitted while a long job holds the engine both write their files
+// and both report success (one must not replace the other in the queue); an export
+// cancelled while it writes still reports the file it wrote.
+void StudyViewTest::queuedExportsAllWrite() {
+  m_presenter->errors.clear();
+  Engine* engine = m_window->engine();
+  QList<QPair<QString, bool>> finished;
+  const auto record =
+      connect(m_window.get(), &MainWindow::exportFinished, this, [&](const QString& path, bool ok) {
+        finished.append({path, ok});
+      });
+  // Shared with the job, which may outlive a failed check.
+  const auto started = std::make_shared<std::atomic<bool>>(false);
+  const auto release = std::make_shared<std::atomic<bool>>(false);
+  QMetaObject::Connection cancel;
+  // Also on a failed check: nothing may outlive this function's locals.
+  const auto cleanup = qScopeGuard([&] {
+    *release = true;
+    disconnect(record);
+    disconnect(cancel);
+  });
+  engine->submit(QStringLiteral("long job"), QStringLiteral("Blocking"),
+                 [started, release](const kvq::TaskControl& control) -> std::function<void()> {
+                   *started = true;
+                   // Also ends on cancel: a failed check must not leave the worker stuck.
+                   while (!release->load() && !control.cancelled())
+                     std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                   return {};
+                 });
+  QVERIFY(waitUntil([&] { return started->load(); }));
+  const QString h5 = m_dir.filePath(QStringLiteral("queued.h5"));
+  const QString npz = m_dir.filePath(QStringLiteral("queued.npz"));
+  m_window->exportCodebooks(h5);
+  m_window->exportCodebooks(npz);
+  QCoreApplication::processEvents();
+  QVERIFY(finished.isEmpty());  // both still queued behind the long job
+  *release = true;
+  QVERIFY(waitUntil([&] { return finished.size() == 2; }));
+  QCOMPARE(finished[0], qMakePair(h5, true));
+  QCOMPARE(finished[1], qMakePair(npz, true));
+  const kvq::StudyResult& study = *m_window->shownStudy();
+  const kvq::CodebookFile file = kvq::readCodebookFile(h5.toStdString());
+  QCOMPARE(file.sets.size(), study.jobs.size());
+  QCOMPARE(file.sets[0].codebooks[0].data, study.jobs[0].quantizers[0].codebooks.data);
+  QFile npzFile(npz);
+  QVERIFY(npzFile.open(QIODevice::ReadOnly));
+  QVERIFY(npzFile.readAll().startsWith("PK"));
+  QCOMPARE(m_window->statusBar()->currentMessage(),
+           QStringLiteral("Saved %1").arg(QDir::toNativeSeparators(npz)));
+
+  // Cancel (Esc) once the export runs: writing ignores the flag, and a written file is
+  // reported as saved.
+  finished.clear();
+  cancel = connect(engine, &Engine::taskStarted, this, [engine](const QString& tag) {
+    if (tag.startsWith(QLatin1String("export:"))) engine->cancelAll();
+  });
+  const QString cancelled = m_dir.filePath(QStringLiteral("cancelled.h5"));
+  m_window->exportCodebooks(cancelled);
+  QVERIFY(waitUntil([&] { return finished.size() == 1; }));
+  QCOMPARE(finished[0], qMakePair(cancelled, true));
+  QCOMPARE(kvq::readCodebookFile(cancelled.toStdString()).sets.size(), study.jobs.size());
+  QCOMPARE(m_window->statusBar()->currentMessage(),
+           QStringLiteral("Saved %1").arg(QDir::toNativeSeparators(cancelled)));
+  QVERIFY2(m_presenter->errors.isEmpty(), qPrintable(m_presenter->errors.join('\n')));
 }
 
 void StudyViewTest::failedExportKeepsExistingFile() {

@@ -1,9 +1,14 @@
 // Small pieces of the GUI with hand-worked expectations: time-left text, nearest
 // hover point, layer lists, presets vs custom, the study cache key.
+#include <QDoubleSpinBox>
 #include <QLineSeries>
 #include <QSignalSpy>
+#include <QSpinBox>
 #include <QStandardPaths>
 #include <QTest>
+
+#include <atomic>
+#include <thread>
 
 #include "chart_widget.h"
 #include "codebook_usage_chart.h"
@@ -20,13 +25,19 @@ class WidgetsTest : public QObject {
   Q_OBJECT
 
  private slots:
-  void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
+  void initTestCase() {
+    QStandardPaths::setTestModeEnabled(true);
+    QCoreApplication::setOrganizationName(QStringLiteral("kvq-tests"));
+    QCoreApplication::setApplicationName(QStringLiteral("test_widgets"));
+  }
   void timeLeft();
   void nearestPoint();
   void layerList();
   void presetThenEditIsCustom();
   void groupSizesDivideHeadDim();
   void cacheKeyIgnoresDepthOnly();
+  void beamAndHeldOutAreSettings();
+  void replacedSessionIsReleasedOnWorker();
   void unavailableBackendKeepsPrevious();
   void largeCodebookUsageIsDecimated();
 };
@@ -111,6 +122,83 @@ void WidgetsTest::cacheKeyIgnoresDepthOnly() {
   QVERIFY(StudyController::cacheKey("d.h5", a, {0, 1}) != StudyController::cacheKey("d.h5", b, {0, 1}));
   QVERIFY(StudyController::cacheKey("d.h5", a, {0, 1}) != StudyController::cacheKey("d.h5", a, {0}));
   QVERIFY(StudyController::cacheKey("d.h5", a, {0, 1}) != StudyController::cacheKey("e.h5", a, {0, 1}));
+  // Beam width and held-out fraction change what is trained and measured.
+  kvq::RvqConfig beam = a;
+  beam.beamWidth = 4;
+  QVERIFY(StudyController::cacheKey("d.h5", a, {0, 1}) != StudyController::cacheKey("d.h5", beam, {0, 1}));
+  kvq::RvqConfig heldOut = a;
+  heldOut.heldOutFraction = 0.1;
+  QVERIFY(StudyController::cacheKey("d.h5", a, {0, 1}) != StudyController::cacheKey("d.h5", heldOut, {0, 1}));
+}
+
+// The panel's beam width and held-out fraction reach the config, mark the preset
+// custom, survive a QSettings round trip, and the quality preset loads its beam.
+void WidgetsTest::beamAndHeldOutAreSettings() {
+  SettingsPanel panel;
+  panel.applyPreset(QStringLiteral("paper"));
+  QCOMPARE(panel.config().beamWidth, kvq::presetConfig("paper").beamWidth);
+  QCOMPARE(panel.config().heldOutFraction, kvq::presetConfig("paper").heldOutFraction);
+  panel.applyPreset(QStringLiteral("quality"));
+  QCOMPARE(panel.config().beamWidth, kvq::presetConfig("quality").beamWidth);
+  // Edited from "paper": a restored custom setting takes its hidden settings from it.
+  panel.applyPreset(QStringLiteral("paper"));
+
+  auto* beam = panel.findChild<QSpinBox*>(QStringLiteral("beamWidth"));
+  auto* heldOut = panel.findChild<QDoubleSpinBox*>(QStringLiteral("heldOutFraction"));
+  QVERIFY(beam != nullptr && heldOut != nullptr);
+  QVERIFY(!beam->toolTip().isEmpty() && !heldOut->toolTip().isEmpty());
+  QSignalSpy edited(&panel, &SettingsPanel::configEdited);
+  beam->setValue(3);
+  QCOMPARE(edited.count(), 1);
+  QCOMPARE(panel.config().preset, std::string("custom"));
+  heldOut->setValue(0.4);
+  QCOMPARE(edited.count(), 2);
+  QCOMPARE(panel.config().beamWidth, 3);
+  QCOMPARE(panel.config().heldOutFraction, 0.4);
+  heldOut->setValue(0.99);  // validateConfig needs < 1; the panel keeps training tokens
+  QVERIFY(panel.config().heldOutFraction < 1.0);
+  heldOut->setValue(0.0);  // 0 = evaluate on the training tokens: allowed
+  QCOMPARE(panel.config().heldOutFraction, 0.0);
+  heldOut->setValue(0.125);
+
+  panel.saveSettings();
+  SettingsPanel restored;
+  restored.restoreSettings();
+  QCOMPARE(restored.config().beamWidth, 3);
+  QCOMPARE(restored.config().heldOutFraction, 0.125);
+  QCOMPARE(StudyController::cacheKey("d.h5", restored.config(), {0}),
+           StudyController::cacheKey("d.h5", panel.config(), {0}));
+}
+
+// A session's reader is HDF5: the study controller's reference to a replaced or
+// destroyed session goes to the engine, so the last release happens on the worker.
+void WidgetsTest::replacedSessionIsReleasedOnWorker() {
+  Engine engine;
+  struct Release {
+    std::thread::id thread;  // written before done is set
+    std::atomic<bool> done{false};
+  };
+  auto probe = [](Release* release) {
+    auto* raw = new DumpSession;
+    raw->path = QStringLiteral("probe.h5");
+    return SessionPtr(raw, [release](const DumpSession* s) {
+      delete s;
+      release->thread = std::this_thread::get_id();
+      release->done = true;
+    });
+  };
+  Release replaced, destroyed;
+  {
+    StudyController study(&engine);
+    SessionPtr session = probe(&replaced);
+    study.setSession(session);
+    session.reset();  // the controller holds the last reference
+    study.setSession(probe(&destroyed));
+    QVERIFY(test::waitUntil([&] { return replaced.done.load(); }));
+  }  // the controller's destructor hands over the second one
+  QVERIFY(test::waitUntil([&] { return destroyed.done.load(); }));
+  QVERIFY(replaced.thread != std::this_thread::get_id());
+  QVERIFY(destroyed.thread != std::this_thread::get_id());
 }
 
 void WidgetsTest::unavailableBackendKeepsPrevious() {
