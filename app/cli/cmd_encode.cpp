@@ -29,6 +29,7 @@ void registerEncode(CLI::App& root) {
   cmd->callback([args]() {
     EngineOptions& o = args->engine;
     o.dump = resolveDump(o.dump, "encode");
+    checkOutputPath("--out", args->out);  // fail now, not after encoding
     const CodebookFile file = readCodebookFile(args->codebooks);
     const auto reader = DumpReader::open(o.dump);
     auto backend = makeEngineBackend(o);

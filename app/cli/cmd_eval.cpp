@@ -29,6 +29,7 @@ void registerEval(CLI::App& root) {
   cmd->callback([args]() {
     EngineOptions& o = args->engine;
     o.dump = resolveDump(o.dump, "eval");
+    checkReportOutputs(o);  // fail now, not after the evaluation
     const CodebookFile file = readCodebookFile(args->codebooks);
     const RvqConfig config = overrideConfig(file.config, o);
     const StudyOptions study = buildStudyOptions(o, config);
@@ -39,9 +40,9 @@ void registerEval(CLI::App& root) {
     }
     auto backend = makeEngineBackend(o);
     ProgressBar bar;
-    StudyResult result = evaluateCodebooks(*reader, file.sets, study, *backend, bar.control());
+    StudyResult result =
+        evaluateCodebooks(*reader, file.sets, args->codebooks, study, *backend, bar.control());
     bar.finish();
-    result.codebooksPath = args->codebooks;
     printStudyTable(result);
     writeStudyReports(o, result);
   });

@@ -37,6 +37,8 @@ void registerSweep(CLI::App& root) {
   cmd->callback([args]() {
     EngineOptions& o = args->engine;
     o.dump = resolveDump(o.dump, "sweep");
+    checkOutputPath("--csv", args->csv);  // fail now, not after the sweep
+    checkOutputPath("--json", args->json);
     const std::vector<int> sizes = parseIntList(args->sizes, "--codebook-sizes");
     const std::vector<int> depths = parseIntList(args->depths, "--depths");
     RvqConfig config = buildConfig(o);

@@ -33,6 +33,9 @@ void registerTrain(CLI::App& root) {
   cmd->callback([args]() {
     EngineOptions& o = args->engine;
     o.dump = resolveDump(o.dump, "train");
+    checkOutputPath("--out", args->out);  // fail now, not after the training
+    checkOutputPath("--npz", args->npz);
+    checkReportOutputs(o);
     const RvqConfig config = buildConfig(o);
     const StudyOptions study = buildStudyOptions(o, config);
     const auto reader = DumpReader::open(o.dump);

@@ -2,8 +2,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -273,6 +276,25 @@ void writeStudyReports(const EngineOptions& o, const StudyResult& study) {
     atomicWriteFile(o.reportCsv, studyToCsv(study));
     std::printf("wrote %s\n", o.reportCsv.c_str());
   }
+}
+
+void checkOutputPath(const std::string& option, const std::string& path) {
+  if (path.empty()) return;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throwBadInput(path, option, "is a directory, expected a file name");
+  const fs::path parent = fs::path(path).parent_path();
+  const std::string dir = parent.empty() ? std::string(".") : parent.string();
+  if (!fs::is_directory(dir, ec)) throwBadInput(path, option, "directory '" + dir + "' does not exist");
+  // The temporary file is created next to the target, so the directory must be writable.
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    throwBadInput(path, option, "directory '" + dir + "' is not writable");
+  }
+}
+
+void checkReportOutputs(const EngineOptions& o) {
+  checkOutputPath("--report", o.reportJson);
+  checkOutputPath("--csv", o.reportCsv);
 }
 
 }  // namespace kvq::cli

@@ -78,4 +78,10 @@ void printSweepTable(const SweepResult& sweep);
 // Writes --report / --csv when given; prints what was written.
 void writeStudyReports(const EngineOptions& o, const StudyResult& study);
 
+// Before any long work: throws BadInput(path, option, ...) (exit 2) when `path`'s
+// directory is missing or not writable, or `path` is a directory. "" (option not
+// given) passes. checkReportOutputs checks --report and --csv.
+void checkOutputPath(const std::string& option, const std::string& path);
+void checkReportOutputs(const EngineOptions& o);
+
 }  // namespace kvq::cli

@@ -1,6 +1,9 @@
 // Codebook file v1 writer/reader and the npz export (docs/codebook-format.md).
 #include "kvq/codebook_io.h"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "codebook_h5.h"
@@ -55,12 +58,23 @@ KMeansInit parseInit(const std::string& file, const std::string& name) {
   throwBadInput(file, "/ init", "unknown k-means initialisation '" + name + "'");
 }
 
+// An int64 attribute narrowed to int only after checking it fits: a hostile
+// 2^33 must not wrap to 0 (validateConfig then checks the meaning).
+int intAttrAsInt(const h5io::Reader& r, hid_t obj, const char* name) {
+  const int64_t value = r.intAttr(obj, name);
+  if (value < std::numeric_limits<int>::min() || value > std::numeric_limits<int>::max()) {
+    throwBadInput(r.path(), std::string("/ ") + name,
+                  "value " + std::to_string(value) + " is out of range for a 32-bit integer");
+  }
+  return static_cast<int>(value);
+}
+
 RvqConfig readConfigAttrs(const h5io::Reader& r, hid_t obj) {
   RvqConfig c;
   c.preset = r.stringAttr(obj, "preset");
-  c.codebookSize = static_cast<int>(r.intAttr(obj, "codebook_size"));
-  c.depth = static_cast<int>(r.intAttr(obj, "depth"));
-  c.groupSize = static_cast<int>(r.intAttr(obj, "group_size"));
+  c.codebookSize = intAttrAsInt(r, obj, "codebook_size");
+  c.depth = intAttrAsInt(r, obj, "depth");
+  c.groupSize = intAttrAsInt(r, obj, "group_size");
   try {
     c.keyGrouping = parseGrouping(r.stringAttr(obj, "key_grouping"));
     c.valueGrouping = parseGrouping(r.stringAttr(obj, "value_grouping"));
@@ -70,17 +84,36 @@ RvqConfig readConfigAttrs(const h5io::Reader& r, hid_t obj) {
   c.perHead = r.intAttr(obj, "per_head") != 0;
   c.trainSample = r.intAttr(obj, "train_sample");
   c.init = parseInit(r.path(), r.stringAttr(obj, "init"));
-  c.kmeansIterations = static_cast<int>(r.intAttr(obj, "kmeans_iterations"));
+  c.kmeansIterations = intAttrAsInt(r, obj, "kmeans_iterations");
   c.emaDecay = r.doubleAttr(obj, "ema_decay");
   c.emaEpsilon = r.doubleAttr(obj, "ema_epsilon");
-  c.emaSteps = static_cast<int>(r.intAttr(obj, "ema_steps"));
+  c.emaSteps = intAttrAsInt(r, obj, "ema_steps");
   c.batchSize = r.intAttr(obj, "batch_size");
   c.deadThreshold = r.doubleAttr(obj, "dead_threshold");
-  c.lloydIterations = static_cast<int>(r.intAttr(obj, "lloyd_iterations"));
-  c.beamWidth = static_cast<int>(r.intAttr(obj, "beam_width"));
+  c.lloydIterations = intAttrAsInt(r, obj, "lloyd_iterations");
+  c.beamWidth = intAttrAsInt(r, obj, "beam_width");
   c.heldOutFraction = r.doubleAttr(obj, "held_out_fraction");
   c.seed = static_cast<uint64_t>(r.intAttr(obj, "seed"));
   return c;
+}
+
+// The attribute of the codebook file that a validateConfig option name stands for.
+std::string attrForOption(const std::string& option) {
+  if (option == "--beam") return "beam_width";
+  if (option == "--held-out") return "held_out_fraction";
+  std::string name = option.rfind("--", 0) == 0 ? option.substr(2) : option;
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+// validateConfig speaks of CLI options; in a file the culprit is an attribute.
+void validateFileConfig(const std::string& path, const RvqConfig& config, int headDim) {
+  try {
+    validateConfig(config, headDim);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::BadInput) throw;
+    throwBadInput(path, "/ " + attrForOption(e.where()), e.problem());
+  }
 }
 
 }  // namespace
@@ -192,13 +225,25 @@ CodebookFile readCodebookFile(const std::string& path) {
   file.config = readConfigAttrs(r, root);
   file.sourceDump = r.stringAttr(root, "source_dump");
   file.model = r.stringAttr(root, "model");
-  file.headDim = static_cast<int>(r.intAttr(root, "head_dim"));
-  file.numKvHeads = static_cast<int>(r.intAttr(root, "num_kv_heads"));
+  const int64_t headDim = r.intAttr(root, "head_dim");
+  const int64_t numKvHeads = r.intAttr(root, "num_kv_heads");
+  constexpr int64_t kMaxCount = 1 << 20;  // as for dumps: head_dim, heads
+  if (headDim < 1 || headDim > kMaxCount || numKvHeads < 1 || numKvHeads > kMaxCount) {
+    throwBadInput(path, "/ head_dim, num_kv_heads", "must be in [1, " + std::to_string(kMaxCount) + "]");
+  }
+  file.headDim = static_cast<int>(headDim);
+  file.numKvHeads = static_cast<int>(numKvHeads);
   const RvqConfig& c = file.config;
-  if (file.headDim < 1 || file.numKvHeads < 1 || c.depth < 1 || c.codebookSize < 2 || c.groupSize < 1 ||
-      file.headDim % c.groupSize != 0) {
-    throwBadInput(path, "/",
-                  "inconsistent root attributes (head_dim, num_kv_heads, depth, codebook_size, group_size)");
+  validateFileConfig(path, c, file.headDim);
+  // Shapes are checked against these before reading; the size cap keeps a hostile
+  // but consistent file (huge C, K, g) from exhausting memory.
+  constexpr uint64_t kMaxCodebookBytes = uint64_t{1} << 32;
+  const uint64_t bookBytes = static_cast<uint64_t>(c.depth) * static_cast<uint64_t>(c.codebookSize) *
+                             static_cast<uint64_t>(c.groupSize) * sizeof(float);
+  if (bookBytes > kMaxCodebookBytes) {
+    throwBadInput(path, "/ codebook_size, depth, group_size",
+                  "codebooks of " + std::to_string(bookBytes) + " bytes each exceed the limit of " +
+                      std::to_string(kMaxCodebookBytes) + " bytes");
   }
   const std::vector<hsize_t> bookShape{static_cast<hsize_t>(c.depth), static_cast<hsize_t>(c.codebookSize),
                                        static_cast<hsize_t>(c.groupSize)};
@@ -228,8 +273,22 @@ CodebookFile readCodebookFile(const std::string& path) {
       for (int q = 0; q < quantizers; ++q) {
         const std::string dataset =
             c.perHead ? where + "/head_" + std::to_string(q) + "/codebooks" : where + "/codebooks";
-        Codebooks books(c.depth, c.codebookSize, c.groupSize);
+        Codebooks books;  // not sized here: readFloat32 checks the shape before allocating
+        books.depth = c.depth;
+        books.size = c.codebookSize;
+        books.dim = c.groupSize;
         books.data = r.readFloat32(dataset, bookShape);
+        for (size_t i = 0; i < books.data.size(); ++i) {
+          if (!std::isfinite(books.data[i])) {
+            const size_t perStage = static_cast<size_t>(c.codebookSize) * static_cast<size_t>(c.groupSize);
+            const size_t entry = (i % perStage) / static_cast<size_t>(c.groupSize);
+            throwBadInput(path,
+                          dataset + " stage " + std::to_string(i / perStage) + " entry " +
+                              std::to_string(entry) + " channel " +
+                              std::to_string(i % static_cast<size_t>(c.groupSize)),
+                          "codebook entry is not finite (NaN or Inf)");
+          }
+        }
         set.codebooks.push_back(std::move(books));
       }
       const h5::Group group = r.openGroup(where);

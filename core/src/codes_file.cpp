@@ -27,7 +27,8 @@ EncodeSummary encodeDumpToFile(const DumpReader& reader, const CodebookFile& cod
   const int T = static_cast<int>(std::min<int64_t>(info.tokens, std::numeric_limits<int>::max()));
   const int H = info.numKvHeads, D = info.headDim, g = config.groupSize, G = D / g, K = config.depth;
   const bool narrow = config.codebookSize <= 65536;
-  chunkTokens = std::max<int64_t>(chunkTokens, 1);
+  chunkTokens =
+      std::clamp<int64_t>(chunkTokens, 1, std::max<int64_t>(info.tokens, 1));  // t0 += never overflows
 
   EncodeSummary summary;
   summary.tokens = info.tokens;

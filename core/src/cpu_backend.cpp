@@ -81,10 +81,17 @@ void CpuBackend::nearest(const float* x, int64_t n, const float* codebook, int C
   cpu::PackedCodebook cb;
   cb.pack(codebook, C, g, m_isa);
   const int64_t tiles = (n + kTile - 1) / kTile;
-#pragma omp parallel num_threads(threadCount())
+  // Scratch per thread, allocated here: a bad_alloc inside the parallel region
+  // would call std::terminate instead of reaching the caller.
+  const int threads = threadCount();
+  std::vector<std::vector<float>> mAll(static_cast<size_t>(threads),
+                                       std::vector<float>(static_cast<size_t>(kTile * g)));
+  std::vector<std::vector<int32_t>> codesAll(static_cast<size_t>(threads),
+                                             std::vector<int32_t>(static_cast<size_t>(kTile)));
+#pragma omp parallel num_threads(threads)
   {
-    std::vector<float> m(static_cast<size_t>(kTile * g));
-    std::vector<int32_t> tileCodes(static_cast<size_t>(kTile));
+    std::vector<float>& m = mAll[static_cast<size_t>(omp_get_thread_num())];
+    std::vector<int32_t>& tileCodes = codesAll[static_cast<size_t>(omp_get_thread_num())];
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t begin = t * kTile;
@@ -116,11 +123,24 @@ void CpuBackend::encodeGreedy(const float* x, int64_t n, const Codebooks& books,
   const int64_t tiles = (n + kTile - 1) / kTile;
   // Per-tile partial sums, merged in tile order below: thread-count independent.
   std::vector<double> tileError(depthError != nullptr ? static_cast<size_t>(tiles * K) : 0, 0.0);
-#pragma omp parallel num_threads(threadCount())
+  // Scratch per thread allocated outside the region (bad_alloc there would terminate).
+  struct GreedyScratch {
+    std::vector<float> r, m;
+    std::vector<int32_t> tileCodes;
+  };
+  const int threads = threadCount();
+  std::vector<GreedyScratch> scratch(static_cast<size_t>(threads));
+  for (GreedyScratch& sc : scratch) {
+    sc.r.resize(static_cast<size_t>(kTile * g));
+    sc.m.resize(static_cast<size_t>(kTile * g));
+    sc.tileCodes.resize(static_cast<size_t>(kTile));
+  }
+#pragma omp parallel num_threads(threads)
   {
-    std::vector<float> r(static_cast<size_t>(kTile * g));
-    std::vector<float> m(static_cast<size_t>(kTile * g));
-    std::vector<int32_t> tileCodes(static_cast<size_t>(kTile));
+    GreedyScratch& sc = scratch[static_cast<size_t>(omp_get_thread_num())];
+    std::vector<float>& r = sc.r;
+    std::vector<float>& m = sc.m;
+    std::vector<int32_t>& tileCodes = sc.tileCodes;
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t begin = t * kTile;
@@ -175,21 +195,41 @@ void CpuBackend::encodeBeam(const float* x, int64_t n, const Codebooks& books, i
   const int64_t tileVectors = std::max<int64_t>(1, rowBudget / B);
   const int64_t tiles = (n + tileVectors - 1) / tileVectors;
   std::vector<double> tileError(depthError != nullptr ? static_cast<size_t>(tiles * K) : 0, 0.0);
-#pragma omp parallel num_threads(threadCount())
+  struct Candidate {
+    double energy;
+    int path;
+    int32_t entry;
+  };
+  // Scratch per thread allocated outside the region (bad_alloc there would terminate).
+  struct BeamScratch {
+    std::vector<float> res, nextRes, m, dist, tmp;
+    std::vector<int32_t> pathCodes, nextCodes;
+    std::vector<double> pathErr, nextErr;
+    std::vector<std::pair<float, int32_t>> top;
+    std::vector<Candidate> cand;
+  };
+  const size_t maxRows = static_cast<size_t>(roundUp(tileVectors * B, cpu::kRowBlock));
+  const int threads = threadCount();
+  std::vector<BeamScratch> scratch(static_cast<size_t>(threads));
+  for (BeamScratch& sc : scratch) {
+    for (std::vector<float>* v : {&sc.res, &sc.nextRes, &sc.m}) v->resize(maxRows * g);
+    sc.dist.resize(maxRows * static_cast<size_t>(padC));
+    sc.tmp.resize(static_cast<size_t>(g));
+    sc.pathCodes.resize(maxRows * K);
+    sc.nextCodes.resize(maxRows * K);
+    sc.pathErr.resize(maxRows * K);
+    sc.nextErr.resize(maxRows * K);
+    sc.top.resize(static_cast<size_t>(B));
+    sc.cand.resize(static_cast<size_t>(B) * B);
+  }
+#pragma omp parallel num_threads(threads)
   {
-    const size_t maxRows = static_cast<size_t>(roundUp(tileVectors * B, cpu::kRowBlock));
-    std::vector<float> res(maxRows * g), nextRes(maxRows * g), m(maxRows * g);
-    std::vector<float> dist(maxRows * static_cast<size_t>(padC));
-    std::vector<int32_t> pathCodes(maxRows * K), nextCodes(maxRows * K);
-    std::vector<double> pathErr(maxRows * K), nextErr(maxRows * K);
-    std::vector<std::pair<float, int32_t>> top(static_cast<size_t>(B));
-    struct Candidate {
-      double energy;
-      int path;
-      int32_t entry;
-    };
-    std::vector<Candidate> cand(static_cast<size_t>(B) * B);
-    std::vector<float> tmp(static_cast<size_t>(g));
+    BeamScratch& sc = scratch[static_cast<size_t>(omp_get_thread_num())];
+    std::vector<float>&res = sc.res, &nextRes = sc.nextRes, &m = sc.m, &dist = sc.dist, &tmp = sc.tmp;
+    std::vector<int32_t>&pathCodes = sc.pathCodes, &nextCodes = sc.nextCodes;
+    std::vector<double>&pathErr = sc.pathErr, &nextErr = sc.nextErr;
+    std::vector<std::pair<float, int32_t>>& top = sc.top;
+    std::vector<Candidate>& cand = sc.cand;
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t begin = t * tileVectors;

@@ -11,6 +11,7 @@
 
 #include "hdf5_util.h"
 #include "kvq/error.h"
+#include "kvq/file_util.h"
 #include "kvq/half.h"
 
 namespace kvq {
@@ -83,7 +84,7 @@ std::unique_ptr<DumpWriter> DumpWriter::create(const std::string& path, const Du
   std::unique_ptr<DumpWriter> writer(new DumpWriter());
   Impl& impl = *writer->m_impl;
   impl.path = path;
-  impl.tempPath = path + ".tmp-" + std::to_string(::getpid());
+  impl.tempPath = temporaryPathFor(path);
   impl.header = header;
   impl.file = h5::File(H5Fcreate(impl.tempPath.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
   if (!impl.file) throwBadInput(path, "", "cannot create the file (" + h5::lastErrorText() + ")");
@@ -259,9 +260,7 @@ void DumpWriter::commit() {
   if (H5Fflush(impl.file.get(), H5F_SCOPE_GLOBAL) < 0 || !impl.file.reset() || !groupClosed) {
     impl.fail("commit", "cannot finish the HDF5 file: " + h5::lastErrorText());
   }
-  std::error_code ec;
-  std::filesystem::rename(impl.tempPath, impl.path, ec);
-  if (ec) impl.fail("commit", "cannot rename " + impl.tempPath + " into place: " + ec.message());
+  commitTemporaryFile(impl.tempPath, impl.path);  // fsync, then rename
   impl.committed = true;
 }
 

@@ -1,5 +1,6 @@
 #include "kvq/preprocess.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -35,7 +36,9 @@ float vectorScale(const float* x, int headDim) {
     const double d = x[c] - mean;
     ss += d * d;
   }
-  const float s = roundToHalf(static_cast<float>(std::sqrt(ss / (headDim - 1))));
+  // The scale is stored in fp16: saturate at its largest finite value, 65504, so a
+  // vector with a larger std gets a finite (if coarse) scale instead of inf -> NaN.
+  const float s = roundToHalf(static_cast<float>(std::min(std::sqrt(ss / (headDim - 1)), 65504.0)));
   // A constant vector (or a std below fp16's smallest subnormal) has s = 0: use 1.
   return s == 0.0f ? 1.0f : s;
 }

@@ -66,9 +66,11 @@ void validateOptions(const DumpInfo& info, const StudyOptions& options) {
 
 // Evaluation chunks: each held-out range in blocks of a multiple of n_t tokens,
 // so the keys baseline's token groups start at every range's first token.
-int64_t evalChunkTokens(const StudyOptions& options) {
+// Clamped to the dump's T first: --chunk-tokens INT64_MAX must not overflow the rounding.
+int64_t evalChunkTokens(const StudyOptions& options, int64_t dumpTokens) {
   const int64_t nt = std::max(1, options.baselineTokenGroup);
-  return (std::max<int64_t>(options.chunkTokens, 1) + nt - 1) / nt * nt;
+  const int64_t chunk = std::clamp<int64_t>(options.chunkTokens, 1, std::max<int64_t>(dumpTokens, 1));
+  return chunk / nt * nt + (chunk % nt != 0 ? nt : 0);
 }
 
 // Training vectors of one layer x kind: for each quantizer q (shared: q = 0 over
@@ -222,10 +224,11 @@ LayerKindResult runJob(const DumpReader& reader, const StudyOptions& options, co
   } else {
     job.channelOrder = channelOrder(info.headDim, config.groupSize, job.grouping);
     const int groups = info.headDim / config.groupSize;
-    const int64_t want = config.trainSample > 0 ? (config.trainSample + groups - 1) / groups : INT64_MAX;
+    const int64_t ts = config.trainSample;  // ceil(ts / groups) without overflow near INT64_MAX
+    const int64_t want = ts > 0 ? ts / groups + (ts % groups != 0 ? 1 : 0) : INT64_MAX;
     const TaskControl readCtl = subControl(control, 0.0, 0.1, label);
     const auto samples = sampleTrainingVectors(reader, layer, kind, split, config.perHead, want, config.seed,
-                                               evalChunkTokens(options), &readCtl);
+                                               evalChunkTokens(options, info.tokens), &readCtl);
     for (size_t q = 0; q < samples.size(); ++q) {
       const double span = (trainSpan - 0.1) / static_cast<double>(samples.size());
       const TaskControl trainCtl =
@@ -241,7 +244,7 @@ LayerKindResult runJob(const DumpReader& reader, const StudyOptions& options, co
 
   const auto evalStart = Clock::now();
   JobEvaluator eval(options, info, kind, job.channelOrder, job.quantizers, backend);
-  const int64_t chunk = evalChunkTokens(options);
+  const int64_t chunk = evalChunkTokens(options, info.tokens);
   int64_t done = 0;
   for (const TokenRange& range : split.heldOut) {
     for (int64_t t0 = range.begin; t0 < range.end; t0 += chunk) {
@@ -365,7 +368,8 @@ StudyResult runStudy(const DumpReader& reader, const StudyOptions& options, Back
 }
 
 StudyResult evaluateCodebooks(const DumpReader& reader, const std::vector<QuantizerSet>& sets,
-                              const StudyOptions& options, Backend& backend, const TaskControl* control) {
+                              const std::string& codebooksPath, const StudyOptions& options, Backend& backend,
+                              const TaskControl* control) {
   const auto start = Clock::now();
   const DumpInfo& info = reader.info();
   validateOptions(info, options);
@@ -380,14 +384,14 @@ StudyResult evaluateCodebooks(const DumpReader& reader, const std::vector<Quanti
     const std::string where = "layer " + std::to_string(set.layer) + " " + kindName(set.kind);
     resolveLayers(info, {set.layer});
     if (static_cast<int>(set.channelOrder.size()) != info.headDim) {
-      throwBadInput("", where, "channel order length differs from the dump's head_dim");
+      throwBadInput(codebooksPath, where, "channel order length differs from the dump's head_dim");
     }
     const size_t expected = config.perHead ? static_cast<size_t>(info.numKvHeads) : 1;
     if (set.codebooks.size() != expected)
-      throwBadInput("", where, "quantizer count does not match the dump's heads");
+      throwBadInput(codebooksPath, where, "quantizer count does not match the dump's heads");
     for (const Codebooks& books : set.codebooks) {
       if (books.depth != config.depth || books.size != config.codebookSize || books.dim != config.groupSize) {
-        throwBadInput("", where, "codebook shape differs from the stored configuration");
+        throwBadInput(codebooksPath, where, "codebook shape differs from the stored configuration");
       }
     }
     selected.push_back(&set);
@@ -395,6 +399,7 @@ StudyResult evaluateCodebooks(const DumpReader& reader, const std::vector<Quanti
   if (selected.empty())
     throwBadInput("", "--layers", "no stored quantizer matches the selected layers and kinds");
   StudyResult result = studyShell(reader, options, backend);
+  result.codebooksPath = codebooksPath;
   for (size_t i = 0; i < selected.size(); ++i) {
     const double n = static_cast<double>(selected.size());
     const TaskControl ctl = subControl(control, static_cast<double>(i) / n, 1.0 / n, "");

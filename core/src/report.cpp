@@ -88,7 +88,8 @@ json jobToJson(const LayerKindResult& job, bool histograms) {
 }
 
 std::string fmt(double v) {
-  if (!std::isfinite(v)) return v > 0 ? "inf" : "nan";
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";  // -inf: SNR of a zero signal with error
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%.9g", v);
   return buffer;

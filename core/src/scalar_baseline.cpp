@@ -21,9 +21,14 @@ void quantizeGroupAsymmetric(const float* x, int64_t n, int64_t stride, int bits
     hi = std::max(hi, x[i * stride]);
   }
   const float levels = static_cast<float>((1 << bits) - 1);
-  // Both are stored in fp16, so the reconstruction uses the rounded values.
-  const float scale = roundToHalf((hi - lo) / levels);
-  const float zero = roundToHalf(lo);
+  // Both are stored in fp16, so the reconstruction uses the rounded values; both are
+  // clamped to fp16's finite range (+-65504) first, else a group beyond it would get
+  // an inf scale and reconstruct as NaN (hi - lo in double: it may overflow float).
+  constexpr double kHalfMax = 65504.0;
+  const float scale =
+      roundToHalf(static_cast<float>(std::min((static_cast<double>(hi) - lo) / levels, kHalfMax)));
+  const float zero =
+      roundToHalf(static_cast<float>(std::clamp(static_cast<double>(lo), -kHalfMax, kHalfMax)));
   for (int64_t i = 0; i < n; ++i) {
     float q = 0;
     if (scale > 0) q = std::clamp(std::nearbyint((x[i * stride] - zero) / scale), 0.0f, levels);

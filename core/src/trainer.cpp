@@ -32,8 +32,8 @@ double energyOf(const float* x, int64_t n, int g) {
 
 class Progress {
  public:
-  Progress(const TaskControl* control, int stages, int unitsPerStage)
-      : m_control(control), m_total(static_cast<double>(stages) * unitsPerStage) {}
+  Progress(const TaskControl* control, int stages, int64_t unitsPerStage)
+      : m_control(control), m_total(static_cast<double>(stages) * static_cast<double>(unitsPerStage)) {}
   void step(int stage, int depth, const char* what) {
     ++m_done;
     checkCancel(m_control);
@@ -97,7 +97,9 @@ Codebooks trainRvq(const float* x, int64_t n, int g, const RvqConfig& config, Ba
   std::vector<float> batchData(static_cast<size_t>(batch) * g);
   std::vector<double> emaCount(static_cast<size_t>(C));
   std::vector<double> emaSum(static_cast<size_t>(C) * g);
-  Progress progress(control, K, config.kmeansIterations + config.emaSteps + config.lloydIterations + 2);
+  // int64: each count may be near INT_MAX, and their int sum would overflow.
+  Progress progress(control, K,
+                    int64_t{config.kmeansIterations} + config.emaSteps + config.lloydIterations + 2);
 
   for (int k = 0; k < K; ++k) {
     float* cb = books.stage(k);

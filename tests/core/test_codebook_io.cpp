@@ -1,9 +1,13 @@
 // Codebook file v1 round trips, refusals, and the npz container byte layout.
 #include <gtest/gtest.h>
+#include <hdf5.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "kvq/codebook_io.h"
@@ -113,6 +117,105 @@ TEST(CodebookIoRefusals, WrongFilesAreBadInputNamingTheFile) {
   EXPECT_FALSE(std::filesystem::exists(dir / "no"));
 }
 
+// Replaces (or adds) a root attribute of an existing file: int64 or float64.
+void setRootAttr(const std::string& path, const char* name, hid_t fileType, hid_t memType,
+                 const void* value) {
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  if (H5Aexists(f, name) > 0) H5Adelete(f, name);
+  const hid_t space = H5Screate(H5S_SCALAR);
+  const hid_t a = H5Acreate2(f, name, fileType, space, H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(a, 0);
+  EXPECT_GE(H5Awrite(a, memType, value), 0);
+  H5Aclose(a);
+  H5Sclose(space);
+  H5Fclose(f);
+}
+void setRootInt(const std::string& path, const char* name, int64_t v) {
+  setRootAttr(path, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
+}
+void setRootDouble(const std::string& path, const char* name, double v) {
+  setRootAttr(path, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
+}
+
+// Reads the file expecting BadInput; returns the error's where() (file must be `path`).
+std::string refusalWhere(const std::string& path) {
+  try {
+    readCodebookFile(path);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput) << e.what();
+    EXPECT_EQ(e.file(), path) << e.what();
+    return e.where() + " | " + e.problem();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not a kvq::Error: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "accepted";
+  return "";
+}
+
+std::string freshSample(const std::string& name) {
+  const std::string path = (test::freshTempDir(name) / "cb.h5").string();
+  writeCodebookFile(path, sampleFile(false));
+  return path;
+}
+
+// A hostile header must fail naming the file and attribute, before any allocation
+// of the size it claims (2^30 x 64 entries used to end in "out of memory").
+TEST(CodebookIoRefusals, HostileAttributesNameFileAndAttribute) {
+  std::string path = freshSample("huge");
+  setRootInt(path, "codebook_size", int64_t{1} << 30);
+  setRootInt(path, "depth", 64);
+  EXPECT_EQ(refusalWhere(path).rfind("/ codebook_size |", 0), 0u);
+
+  path = freshSample("beam");  // 2^33 used to narrow to beam width 0
+  setRootInt(path, "beam_width", int64_t{1} << 33);
+  const std::string beam = refusalWhere(path);
+  EXPECT_EQ(beam.rfind("/ beam_width |", 0), 0u) << beam;
+  EXPECT_NE(beam.find("8589934592"), std::string::npos) << beam;
+
+  path = freshSample("decay");  // validateConfig's "--ema-decay" becomes the attribute
+  setRootDouble(path, "ema_decay", 1.5);
+  EXPECT_EQ(refusalWhere(path), "/ ema_decay | must be in [0, 1)");
+
+  path = freshSample("groups");
+  setRootInt(path, "group_size", 3);  // does not divide head_dim 8
+  EXPECT_EQ(refusalWhere(path).rfind("/ group_size |", 0), 0u);
+
+  path = freshSample("bytes");  // valid by validateConfig but 16 GiB per codebook
+  setRootInt(path, "codebook_size", int64_t{1} << 24);
+  setRootInt(path, "train_sample", int64_t{1} << 24);
+  setRootInt(path, "depth", 64);
+  EXPECT_EQ(refusalWhere(path).rfind("/ codebook_size, depth, group_size |", 0), 0u);
+
+  path = freshSample("shape");  // consistent attributes, dataset of another shape
+  setRootInt(path, "codebook_size", 8);
+  const std::string shape = refusalWhere(path);
+  EXPECT_EQ(shape.rfind("/layers/3/keys/codebooks |", 0), 0u) << shape;
+  EXPECT_NE(shape.find("[2, 8, 4]"), std::string::npos) << shape;
+
+  path = freshSample("heads");
+  setRootInt(path, "head_dim", int64_t{1} << 40);
+  EXPECT_EQ(refusalWhere(path).rfind("/ head_dim, num_kv_heads |", 0), 0u);
+}
+
+TEST(CodebookIoRefusals, NonFiniteEntryNamesDatasetStageAndEntry) {
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
+    const std::string path = freshSample("nan");
+    std::vector<float> data = sampleFile(false).sets[1].codebooks[0].data;  // layer 3 values, [2, 4, 4]
+    data[1 * 16 + 2 * 4 + 3] = bad;                                         // stage 1, entry 2, channel 3
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    const hid_t d = H5Dopen2(f, "/layers/3/values/codebooks", H5P_DEFAULT);
+    ASSERT_GE(d, 0);
+    ASSERT_GE(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), 0);
+    H5Dclose(d);
+    H5Fclose(f);
+    EXPECT_EQ(
+        refusalWhere(path),
+        "/layers/3/values/codebooks stage 1 entry 2 channel 3 | codebook entry is not finite (NaN or Inf)");
+  }
+}
+
 std::string readAll(const std::string& path);
 
 TEST(FileUtil, AtomicWriteReplacesContentAndLeavesNoTemporary) {
@@ -126,6 +229,27 @@ TEST(FileUtil, AtomicWriteReplacesContentAndLeavesNoTemporary) {
   for (const auto& entry : std::filesystem::directory_iterator(dir)) files += entry.is_regular_file() ? 1 : 0;
   EXPECT_EQ(files, 1u);
   EXPECT_THROW(atomicWriteFile((dir / "missing" / "x").string(), "x"), Error);
+}
+
+TEST(FileUtil, TemporaryNamesAreUniqueWithinTheProcess) {
+  const std::string path = "/some/dir/out.h5";
+  const std::string a = temporaryPathFor(path), b = temporaryPathFor(path);
+  EXPECT_NE(a, b);
+  const std::string prefix = path + ".tmp-" + std::to_string(::getpid()) + "-";
+  EXPECT_EQ(a.rfind(prefix, 0), 0u) << a;
+  EXPECT_EQ(b.rfind(prefix, 0), 0u) << b;
+}
+
+TEST(FileUtil, CommitOfAMissingTemporaryThrowsNamingTheTarget) {
+  const auto dir = test::freshTempDir();
+  const std::string path = (dir / "out.h5").string();
+  try {
+    commitTemporaryFile(temporaryPathFor(path), path);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.file(), path);
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
 }
 
 std::string readAll(const std::string& path) {

@@ -1,6 +1,11 @@
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <new>
 #include <random>
 #include <vector>
 
@@ -245,6 +250,45 @@ TEST(CpuBackend, EmaStepByHand) {
   EXPECT_EQ(codebook[1], static_cast<float>(0.5 / n0));
   EXPECT_EQ(codebook[2], static_cast<float>(9.5 / n1));
   EXPECT_EQ(codebook[3], static_cast<float>(9.5 / n1));
+}
+
+// Bytes of address space this process maps now (/proc/self/statm, first field).
+size_t mappedBytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  unsigned long pages = 0;
+  if (f != nullptr) {
+    if (std::fscanf(f, "%lu", &pages) != 1) pages = 0;
+    std::fclose(f);
+  }
+  return static_cast<size_t>(pages) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+// Scratch is allocated before the OpenMP region: when it does not fit, the caller
+// gets std::bad_alloc. Allocated inside the region it ended in std::terminate.
+TEST(CpuBackendDeathTest, ScratchThatDoesNotFitThrowsInsteadOfTerminating) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "sanitizers reserve more address space than the limit this test sets";
+#endif
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        // C = 2^20 entries, beam 64: each thread wants 64 x 2^20 floats (256 MB) of distances.
+        Codebooks books(1, 1 << 20, 4);
+        const std::vector<float> x = gaussian(64 * 4, 3);
+        std::vector<int32_t> codes(64);
+        auto backend = makeCpuBackend(2);
+        rlimit limit{};
+        getrlimit(RLIMIT_AS, &limit);
+        limit.rlim_cur = mappedBytes() + (size_t{96} << 20);
+        if (setrlimit(RLIMIT_AS, &limit) != 0) std::_Exit(5);
+        try {
+          backend->encodeBeam(x.data(), 64, books, 64, codes.data(), nullptr, nullptr);
+        } catch (const std::bad_alloc&) {
+          std::_Exit(3);
+        }
+        std::_Exit(4);
+      },
+      ::testing::ExitedWithCode(3), "");
 }
 
 }  // namespace

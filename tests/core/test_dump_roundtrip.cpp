@@ -274,6 +274,24 @@ TEST(DumpWriterAtomic, CommitReplacesAnExistingFile) {
             1);
 }
 
+// Two writers of one path in one process used to share "<path>.tmp-<pid>": the
+// second could not create it while the first had it open. Now each has its own.
+TEST(DumpWriterAtomic, TwoWritersOfOnePathInOneProcessDoNotCollide) {
+  const std::filesystem::path dir = test::freshTempDir();
+  const std::string path = (dir / "dump.h5").string();
+  auto first = DumpWriter::create(path, smallHeader(DType::Float32));
+  auto second = DumpWriter::create(path, smallHeader(DType::Float32));
+  first->writeLayer(0, makeSlab(10, 2, 4, 1), makeSlab(10, 2, 4, 2));
+  second->writeLayer(1, makeSlab(10, 2, 4, 3), makeSlab(10, 2, 4, 4));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()),
+            2);
+  first->commit();
+  second->commit();  // the last commit wins, whole
+  EXPECT_EQ(DumpReader::open(path)->info().layers, std::vector<int>{1});
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()),
+            1);
+}
+
 TEST(DumpWriterMisuse, RefusesBadCalls) {
   const std::string path = (test::freshTempDir() / "dump.h5").string();
   auto writer = DumpWriter::create(path, smallHeader(DType::Float32));

@@ -35,6 +35,17 @@ TEST(Preprocess, VectorScaleByHand) {
   EXPECT_EQ(vectorScale(d, 2), 1000.0f);
 }
 
+TEST(Preprocess, VectorScaleSaturatesAtHalfMax) {
+  // std 1.41e6 and ~3e38 are beyond fp16: the scale saturates at 65504 instead of inf.
+  const float a[2] = {-1e6f, 1e6f};
+  EXPECT_EQ(vectorScale(a, 2), 65504.0f);
+  const float b[4] = {-3e38f, 3e38f, 0.0f, 3e38f};
+  EXPECT_EQ(vectorScale(b, 4), 65504.0f);
+  // Just below the saturation it still rounds to fp16 (spacing 32): 65000 -> 64992.
+  const float c[2] = {-32500 * 1.41421356237f, 32500 * 1.41421356237f};
+  EXPECT_EQ(vectorScale(c, 2), 64992.0f);
+}
+
 TEST(Preprocess, ScaleAndGroupLayoutAndRoundTrip) {
   const int D = 8, g = 2, G = 4;
   const int64_t n = 5;

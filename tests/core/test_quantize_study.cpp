@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -175,7 +177,7 @@ TEST_F(StudyTest, StoredQuantizersReproduceTheMetrics) {
   const StudyResult trained = runStudy(*reader, o, *m_backend);
   ASSERT_EQ(trained.jobs[0].quantizers.size(), 2u);
   EXPECT_EQ(trained.jobs[0].quantizers[1].head, 1);
-  const StudyResult again = evaluateCodebooks(*reader, quantizerSets(trained), o, *m_backend);
+  const StudyResult again = evaluateCodebooks(*reader, quantizerSets(trained), "", o, *m_backend);
   ASSERT_EQ(again.jobs.size(), trained.jobs.size());
   for (size_t j = 0; j < again.jobs.size(); ++j) {
     for (int k = 0; k < 3; ++k) {
@@ -243,6 +245,30 @@ TEST_F(StudyTest, ReportsCarryEveryDepthHeadAndBaseline) {
   EXPECT_NE(csv.find("0,values,all,kivi,,,2,32,3,"), std::string::npos);
 }
 
+// A zero signal with a nonzero error has SNR -inf: CSV writes "-inf" (it wrote
+// "nan"), JSON null; the exact case stays "inf".
+TEST_F(StudyTest, CsvWritesMinusInfForZeroSignalSnr) {
+  const auto reader = open();
+  StudyResult r = runStudy(*reader, smallOptions(8, 1), *m_backend);
+  ErrorSums zeroSignal;
+  zeroSignal.errorEnergy = 2.0;
+  zeroSignal.vectors = 4;
+  r.jobs[0].byDepth.back() = zeroSignal;
+  ErrorSums exact;
+  exact.signalEnergy = 3.0;
+  exact.cosineSum = 4.0;
+  exact.vectors = 4;
+  r.jobs[1].byDepth.back() = exact;
+  const std::string csv = studyToCsv(r);
+  EXPECT_NE(csv.find("0,keys,all,rvq,8,1,,16,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find(",inf,-inf,0,4\n"), std::string::npos) << csv;  // relative error, SNR, cosine, n
+  EXPECT_NE(csv.find(",0,inf,1,4\n"), std::string::npos) << csv;     // the exact one
+  EXPECT_EQ(csv.find("nan"), std::string::npos) << csv;
+  const nlohmann::json j = errorToJson(zeroSignal);
+  EXPECT_TRUE(j["snr_db"].is_null());
+  EXPECT_TRUE(j["relative_error"].is_null());
+}
+
 TEST_F(StudyTest, BadOptionsNameTheOption) {
   const auto reader = open();
   StudyOptions o = smallOptions(16, 2);
@@ -257,6 +283,85 @@ TEST_F(StudyTest, BadOptionsNameTheOption) {
   o = smallOptions(16, 2);
   o.layers = {3};
   EXPECT_THROW(runStudy(*reader, o, *m_backend), Error);
+}
+
+// --chunk-tokens and --train-sample at INT64_MAX used to overflow their rounding;
+// now they mean "the whole dump" / "every vector" and give the same metrics.
+TEST_F(StudyTest, HugeChunkAndSampleMeanEverything) {
+  const auto reader = open();
+  StudyOptions o = smallOptions(8, 1);
+  o.kinds = {Kind::Values};
+  o.config.trainSample = 1 << 20;  // more than the dump holds: every training vector
+  const StudyResult small = runStudy(*reader, o, *m_backend);
+  o.chunkTokens = std::numeric_limits<int64_t>::max();
+  o.config.trainSample = std::numeric_limits<int64_t>::max();
+  const StudyResult huge = runStudy(*reader, o, *m_backend);
+  ASSERT_EQ(huge.jobs.size(), 1u);
+  EXPECT_EQ(huge.jobs[0].quantizers[0].codebooks.data, small.jobs[0].quantizers[0].codebooks.data);
+  EXPECT_EQ(huge.jobs[0].evalVectors, small.jobs[0].evalVectors);
+  EXPECT_NEAR(huge.jobs[0].error().errorEnergy, small.jobs[0].error().errorEnergy,
+              1e-9 * small.jobs[0].error().errorEnergy);
+}
+
+TEST_F(StudyTest, StoredQuantizerMismatchNamesTheCodebookFile) {
+  const auto reader = open();
+  StudyOptions o = smallOptions(8, 1);
+  std::vector<QuantizerSet> sets = quantizerSets(runStudy(*reader, o, *m_backend));
+  sets[0].channelOrder.pop_back();
+  try {
+    evaluateCodebooks(*reader, sets, "books.h5", o, *m_backend);
+    FAIL() << "expected BadInput";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_EQ(e.file(), "books.h5");
+    EXPECT_EQ(e.where(), "layer 0 keys");
+  }
+}
+
+// A float32 dump with values far beyond fp16 (the stored scales' type): every
+// metric stays finite (scales saturate, KIVI scale/zero clamp) instead of NaN.
+TEST(StudyHugeValues, Float32DumpBeyondHalfRangeGivesFiniteMetrics) {
+  const std::string path = (test::freshTempDir() / "huge.h5").string();
+  DumpHeader header;
+  header.model = "huge";
+  header.numLayers = 1;
+  header.numKvHeads = 2;
+  header.headDim = 16;
+  header.dtype = DType::Float32;
+  header.tokens = 256;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd;
+  auto slab = [&](float scale) {
+    Slab s;
+    s.tokens = header.tokens;
+    s.heads = header.numKvHeads;
+    s.dim = header.headDim;
+    s.data.resize(static_cast<size_t>(s.tokens) * s.heads * s.dim);
+    for (float& v : s.data) v = scale * nd(rng);
+    return s;
+  };
+  auto writer = DumpWriter::create(path, header);
+  writer->writeLayer(0, slab(1e6f), slab(1e9f));
+  writer->commit();
+  const auto reader = DumpReader::open(path);
+  StudyOptions o;
+  o.config = presetConfig("fast");
+  o.config.codebookSize = 8;
+  o.config.depth = 2;
+  o.config.groupSize = 8;
+  o.config.trainSample = 1000;
+  o.config.emaSteps = 5;
+  o.baselineChannelGroup = 8;
+  auto backend = makeCpuBackend(1);
+  const StudyResult r = runStudy(*reader, o, *backend);
+  ASSERT_EQ(r.jobs.size(), 2u);
+  for (const LayerKindResult& job : r.jobs) {
+    EXPECT_TRUE(std::isfinite(job.error().relativeError())) << kindName(job.kind);
+    EXPECT_TRUE(std::isfinite(job.error().snrDb())) << kindName(job.kind);
+    for (const BaselineResult& b : job.baselines) {
+      EXPECT_TRUE(std::isfinite(b.error.relativeError())) << kindName(job.kind) << " " << b.bits;
+    }
+  }
 }
 
 TEST_F(StudyTest, ProgressReachesOneAndCancelStops) {

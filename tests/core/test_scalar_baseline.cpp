@@ -70,6 +70,19 @@ TEST(ScalarBaseline, ErrorShrinksWithBits) {
   }
 }
 
+TEST(ScalarBaseline, BeyondHalfRangeClampsInsteadOfNaN) {
+  // Group {-1e5, 0, 1e5, 2e5}, 2 bits: zero clamps to -65504, scale (3e5/3) to 65504;
+  // (x + 65504) / 65504 = -0.53, 1, 2.53, 4.05 -> q = 0, 1, 3, 3.
+  const Slab in = makeSlab(1, 1, 4, {-1e5f, 0.0f, 1e5f, 2e5f});
+  Slab out;
+  kiviQuantizeValues(in, {2, 32, 4}, out);
+  EXPECT_EQ(out.data, (std::vector<float>{-65504.0f, 0.0f, 131008.0f, 131008.0f}));
+  // hi - lo overflows float: still finite.
+  const Slab wide = makeSlab(1, 1, 2, {-3e38f, 3e38f});
+  kiviQuantizeValues(wide, {4, 32, 2}, out);
+  for (float v : out.data) EXPECT_TRUE(std::isfinite(v)) << v;
+}
+
 TEST(ScalarBaseline, BitsPerChannel) {
   EXPECT_DOUBLE_EQ(scalarBitsPerChannel(2, 32), 3.0);
   EXPECT_DOUBLE_EQ(scalarBitsPerChannel(4, 128), 4.25);

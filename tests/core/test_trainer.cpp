@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -200,6 +201,28 @@ TEST(Trainer, ProgressAndCancellation) {
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::Cancelled);
   }
+}
+
+// Iteration counts near INT_MAX: their int sum wrapped (here to 0), and the first
+// progress report said 1.0; summed in int64 it is a tiny fraction.
+TEST(Trainer, HugeIterationCountsGiveSmallProgress) {
+  const int g = 4;
+  const std::vector<float> x = mixture(500, g, 5, 3);
+  RvqConfig config = smallConfig(8, 2, g);
+  config.kmeansIterations = std::numeric_limits<int>::max();
+  config.emaSteps = std::numeric_limits<int>::max();  // int sum + 2 wrapped to 0: "done" at once
+  auto backend = makeCpuBackend();
+  std::atomic<bool> cancel{false};
+  double first = -1.0;
+  TaskControl control;
+  control.cancel = &cancel;
+  control.onProgress = [&](double f, const std::string&) {
+    if (first < 0.0) first = f;
+    cancel = true;
+  };
+  EXPECT_THROW(trainRvq(x.data(), 500, g, config, *backend, &control), Error);
+  EXPECT_GT(first, 0.0);
+  EXPECT_LT(first, 1e-9);
 }
 
 TEST(Trainer, TooFewVectorsIsBadInput) {

@@ -1,6 +1,6 @@
 // DumpWriter — writes dump format v1. Used by `kvq synth`, the tests and tools.
 //
-// The file is written to "<path>.tmp-<pid>" and renamed over `path` by commit(),
+// The file is written to "<path>.tmp-<pid>-<n>" and renamed over `path` by commit(),
 // so a reader never sees a half-written dump; destroying an uncommitted writer
 // removes the temporary file.
 #pragma once

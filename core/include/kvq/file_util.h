@@ -11,10 +11,12 @@ namespace kvq {
 // when the directory is not writable or the write fails.
 void atomicWriteFile(const std::string& path, const std::string& content);
 
-// "<path>.tmp-<pid>": the temporary name used before the rename (same directory).
+// "<path>.tmp-<pid>-<n>": the temporary name used before the rename (same
+// directory); n counts calls in this process, so every call gives a new name.
 std::string temporaryPathFor(const std::string& path);
 
-// Renames a finished temporary file over `path`; removes it and throws on failure.
+// fsyncs the finished, closed temporary file (by path), renames it over `path`
+// and syncs the directory (best effort); removes it and throws on failure.
 void commitTemporaryFile(const std::string& temporary, const std::string& path);
 
 // Removes `temporary` if it exists (no error when absent); for cleanup paths.

@@ -133,8 +133,9 @@ struct QuantizerSet {
 // Evaluation only: measures existing quantizers (e.g. read from a codebook file
 // with the config they were trained with) on the dump's held-out tokens.
 // options.layers/kinds filter the sets; options.config must be the training config.
+// codebooksPath: the file the sets came from ("" if none), named in errors and reports.
 StudyResult evaluateCodebooks(const DumpReader& reader, const std::vector<QuantizerSet>& sets,
-                              const StudyOptions& options, Backend& backend,
+                              const std::string& codebooksPath, const StudyOptions& options, Backend& backend,
                               const TaskControl* control = nullptr);
 
 // The quantizers of a StudyResult in the form the codebook file stores.
@@ -165,6 +166,7 @@ struct SweepResult {
 // For each C: one training at the largest depth; every depth is read from its
 // error-by-depth curve (stages are trained in sequence, so the first k stages of a
 // K-stage quantizer are what a k-stage training yields, greedy encoding).
+// Throws BadInput ("--beam") when options.config.beamWidth > 1.
 SweepResult runSweep(const DumpReader& reader, const StudyOptions& options,
                      const std::vector<int>& codebookSizes, const std::vector<int>& depths, Backend& backend,
                      const TaskControl* control = nullptr);
