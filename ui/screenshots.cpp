@@ -2,9 +2,7 @@
 
 #include <QCoreApplication>
 #include <QDir>
-#include <QEventLoop>
 #include <QSettings>
-#include <QTimer>
 
 #include <cstdio>
 #include <memory>
@@ -15,26 +13,13 @@
 #include "charts_panel.h"
 #include "dataset_panel.h"
 #include "engine.h"
+#include "event_wait.h"
 #include "main_window.h"
 #include "message_presenter.h"
 #include "settings_panel.h"
 
 namespace kvq::ui {
 namespace {
-
-// Runs the event loop until signal fires or timeoutMs passes; true if it fired.
-template <class Sender, class Signal>
-bool waitFor(Sender* sender, Signal signal, int timeoutMs) {
-  QEventLoop loop;
-  bool fired = false;
-  QObject::connect(sender, signal, &loop, [&] {
-    fired = true;
-    loop.quit();
-  });
-  QTimer::singleShot(timeoutMs, &loop, &QEventLoop::quit);
-  loop.exec();
-  return fired;
-}
 
 bool save(QWidget* widget, const QString& path) {
   if (!widget->grab().save(path)) {
@@ -61,7 +46,7 @@ int renderScreenshots(const QString& dump, const QString& dir) {
   window.resize(1440, 880);
   window.show();
   window.openFile(dump);
-  if (!waitFor(&window, &MainWindow::sessionChanged, 600'000)) {
+  if (!waitForSignal(&window, &MainWindow::sessionChanged, 600'000)) {
     std::fprintf(stderr, "cannot open %s: %s\n", qPrintable(dump), qPrintable(presenter->errors.join('\n')));
     return 1;
   }
@@ -82,7 +67,7 @@ int renderScreenshots(const QString& dump, const QString& dir) {
                      ok = save(&window, QDir(dir).filePath(QStringLiteral("training.png"))) && ok;
                    });
   window.train();
-  if (!waitFor(&window, &MainWindow::chartsUpdated, 600'000) || !presenter->errors.isEmpty()) {
+  if (!waitForSignal(&window, &MainWindow::chartsUpdated, 600'000) || !presenter->errors.isEmpty()) {
     std::fprintf(stderr, "training failed: %s\n", qPrintable(presenter->errors.join('\n')));
     return 1;
   }

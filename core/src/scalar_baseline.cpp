@@ -36,12 +36,21 @@ void quantizeGroupAsymmetric(const float* x, int64_t n, int64_t stride, int bits
   }
 }
 
+namespace {
+
+// Gives `out` the shape and token range of `in` (its values are then overwritten).
+void shapeLike(const Slab& in, Slab& out) {
+  out.tokenBegin = in.tokenBegin;
+  out.tokens = in.tokens;
+  out.heads = in.heads;
+  out.dim = in.dim;
+  out.data.resize(in.data.size());
+}
+
+}  // namespace
+
 void kiviQuantizeKeys(const Slab& keys, const ScalarBaselineConfig& config, Slab& out) {
-  out.tokenBegin = keys.tokenBegin;
-  out.tokens = keys.tokens;
-  out.heads = keys.heads;
-  out.dim = keys.dim;
-  out.data.resize(keys.data.size());
+  shapeLike(keys, out);
   const int64_t stride = static_cast<int64_t>(keys.heads) * keys.dim;
   for (int64_t t0 = 0; t0 < keys.tokens; t0 += config.tokenGroup) {
     const int64_t n = std::min<int64_t>(config.tokenGroup, keys.tokens - t0);
@@ -55,11 +64,7 @@ void kiviQuantizeKeys(const Slab& keys, const ScalarBaselineConfig& config, Slab
 }
 
 void kiviQuantizeValues(const Slab& values, const ScalarBaselineConfig& config, Slab& out) {
-  out.tokenBegin = values.tokenBegin;
-  out.tokens = values.tokens;
-  out.heads = values.heads;
-  out.dim = values.dim;
-  out.data.resize(values.data.size());
+  shapeLike(values, out);
   const int64_t rows = values.tokens * values.heads;
   for (int64_t r = 0; r < rows; ++r) {
     for (int c0 = 0; c0 < values.dim; c0 += config.channelGroup) {

@@ -29,15 +29,6 @@ DumpHeader header(int heads, int dim, int64_t tokens) {
   return h;
 }
 
-Slab slabOf(int64_t tokens, int heads, int dim, std::vector<float> data) {
-  Slab s;
-  s.tokens = tokens;
-  s.heads = heads;
-  s.dim = dim;
-  s.data = std::move(data);
-  return s;
-}
-
 // Keys [T=5, H=2, D=2]: head 0 has {-2,-1,0,1,2} in both channels; head 1 has
 // channel 0 = {0,0,0,0,10}, channel 1 = {3,3,3,3,3}.
 //   head 0: mean|x| = 6/5, m2 = 2, m4 = 34/5, kurtosis = 6.8/4 - 3 = -1.3, max 2
@@ -55,7 +46,7 @@ std::string writeHandDump() {
   }
   std::vector<float> values(20, -0.5f);  // constant: std 0, kurtosis reported as 0
   auto writer = DumpWriter::create(path, header(2, 2, 5));
-  writer->writeLayer(0, slabOf(5, 2, 2, keys), slabOf(5, 2, 2, values));
+  writer->writeLayer(0, test::slabOf(5, 2, 2, keys), test::slabOf(5, 2, 2, values));
   writer->commit();
   return path;
 }
@@ -123,7 +114,8 @@ TEST(DumpStats, MatchesBruteForceOnStreamedData) {
   }
   const std::string path = (test::freshTempDir() / "big.h5").string();
   auto writer = DumpWriter::create(path, header(kHeads, kDim, kTokens));
-  writer->writeLayer(0, slabOf(kTokens, kHeads, kDim, keys), slabOf(kTokens, kHeads, kDim, values));
+  writer->writeLayer(0, test::slabOf(kTokens, kHeads, kDim, keys),
+                     test::slabOf(kTokens, kHeads, kDim, values));
   writer->commit();
   const auto reader = DumpReader::open(path);
   const std::vector<LayerStats> stats = computeDumpStats(*reader, nullptr, 64);

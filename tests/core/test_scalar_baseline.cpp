@@ -6,25 +6,17 @@
 
 #include "kvq/error.h"
 #include "kvq/scalar_baseline.h"
+#include "test_util.h"
 
 namespace kvq {
 namespace {
-
-Slab makeSlab(int64_t tokens, int heads, int dim, std::vector<float> data) {
-  Slab s;
-  s.tokens = tokens;
-  s.heads = heads;
-  s.dim = dim;
-  s.data = std::move(data);
-  return s;
-}
 
 TEST(ScalarBaseline, TwoBitPerTokenGroupsExactValues) {
   // One token, one head, D = 8, two groups of 4 channels.
   // Group 1: min 0, max 3.1, scale fp16(3.1/3) = 1058 * 2^-10 = 1.033203125.
   // Group 2: min -1.5, max 0.5, scale fp16(2/3) = 1365 * 2^-11 = 0.66650390625;
   //   (x+1.5)/scale = 0, 1.5004, 2.6257, 3.0007 -> q = 0, 2, 3, 3.
-  const Slab in = makeSlab(1, 1, 8, {0.0f, 1.0f, 2.0f, 3.1f, -1.5f, -0.5f, 0.25f, 0.5f});
+  const Slab in = test::slabOf(1, 1, 8, {0.0f, 1.0f, 2.0f, 3.1f, -1.5f, -0.5f, 0.25f, 0.5f});
   Slab out;
   kiviQuantizeValues(in, {2, 32, 4}, out);
   const std::vector<float> expected{0.0f,  1.033203125f,   2.06640625f,    3.099609375f,
@@ -35,7 +27,7 @@ TEST(ScalarBaseline, TwoBitPerTokenGroupsExactValues) {
 
 TEST(ScalarBaseline, KeysPerChannelOverTokenGroups) {
   // T = 4, H = 1, D = 2, n_t = 2. Channel 0: tokens {0, 3} then {10, 10}; channel 1: {1, 2} then {-4, 8}.
-  const Slab in = makeSlab(4, 1, 2, {0, 1, 3, 2, 10, -4, 10, 8});
+  const Slab in = test::slabOf(4, 1, 2, {0, 1, 3, 2, 10, -4, 10, 8});
   Slab out;
   kiviQuantizeKeys(in, {2, 2, 32}, out);
   // {0,3}: scale 1 exact. {1,2}: scale 1/3 -> fp16 0.333251953125, q = 0, 3 -> 1, 1.999755859375.
@@ -46,7 +38,7 @@ TEST(ScalarBaseline, KeysPerChannelOverTokenGroups) {
 
 TEST(ScalarBaseline, KeysGroupsNeverMixHeads) {
   // Two heads: head 0 constant 1, head 1 spans [0, 300]; head 0 must stay exact.
-  const Slab in = makeSlab(2, 2, 1, {1, 0, 1, 300});
+  const Slab in = test::slabOf(2, 2, 1, {1, 0, 1, 300});
   Slab out;
   kiviQuantizeKeys(in, {2, 32, 1}, out);
   EXPECT_FLOAT_EQ(out.data[0], 1.0f);
@@ -58,7 +50,7 @@ TEST(ScalarBaseline, KeysGroupsNeverMixHeads) {
 TEST(ScalarBaseline, ErrorShrinksWithBits) {
   std::vector<float> data(64 * 32);
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<float>(std::sin(0.37 * i) * (1 + i % 7));
-  const Slab in = makeSlab(64, 1, 32, data);
+  const Slab in = test::slabOf(64, 1, 32, data);
   double previous = 1e30;
   for (int bits = 2; bits <= 4; ++bits) {
     Slab out;
@@ -73,12 +65,12 @@ TEST(ScalarBaseline, ErrorShrinksWithBits) {
 TEST(ScalarBaseline, BeyondHalfRangeClampsInsteadOfNaN) {
   // Group {-1e5, 0, 1e5, 2e5}, 2 bits: zero clamps to -65504, scale (3e5/3) to 65504;
   // (x + 65504) / 65504 = -0.53, 1, 2.53, 4.05 -> q = 0, 1, 3, 3.
-  const Slab in = makeSlab(1, 1, 4, {-1e5f, 0.0f, 1e5f, 2e5f});
+  const Slab in = test::slabOf(1, 1, 4, {-1e5f, 0.0f, 1e5f, 2e5f});
   Slab out;
   kiviQuantizeValues(in, {2, 32, 4}, out);
   EXPECT_EQ(out.data, (std::vector<float>{-65504.0f, 0.0f, 131008.0f, 131008.0f}));
   // hi - lo overflows float: still finite.
-  const Slab wide = makeSlab(1, 1, 2, {-3e38f, 3e38f});
+  const Slab wide = test::slabOf(1, 1, 2, {-3e38f, 3e38f});
   kiviQuantizeValues(wide, {4, 32, 2}, out);
   for (float v : out.data) EXPECT_TRUE(std::isfinite(v)) << v;
 }

@@ -7,6 +7,10 @@
 #include <atomic>
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "kvq/dump.h"
 
 namespace kvq::test {
 
@@ -29,6 +33,16 @@ inline std::filesystem::path freshTempDir(const std::string& tag = "") {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+// A slab [tokens, heads, dim] holding `data` (row-major), tokenBegin 0.
+inline Slab slabOf(int64_t tokens, int heads, int dim, std::vector<float> data) {
+  Slab s;
+  s.tokens = tokens;
+  s.heads = heads;
+  s.dim = dim;
+  s.data = std::move(data);
+  return s;
 }
 
 }  // namespace kvq::test

@@ -5,22 +5,11 @@
 #include <QObject>
 #include <QTimer>
 
+#include "event_wait.h"
+
 namespace kvq::ui::test {
 
-// Spins the event loop until `signal` of `sender` fires or timeoutMs passes.
-// Returns whether it fired. (QSignalSpy::wait needs metatypes for every argument.)
-template <class Sender, class Signal>
-bool waitForSignal(Sender* sender, Signal signal, int timeoutMs = 120000) {
-  QEventLoop loop;
-  bool fired = false;
-  QObject::connect(sender, signal, &loop, [&] {
-    fired = true;
-    loop.quit();
-  });
-  QTimer::singleShot(timeoutMs, &loop, &QEventLoop::quit);
-  loop.exec();
-  return fired;
-}
+using kvq::ui::waitForSignal;  // ui/event_wait.h
 
 // Spins the event loop until done() or timeoutMs passes.
 template <class Pred>
