@@ -19,8 +19,10 @@
 #include <string>
 #include <vector>
 
-#include "kvq/backend.h"
-#include "kvq/trainer.h"
+#include "kvq/rvq/backend.h"
+#include "kvq/rvq/cpu_backend.h"
+#include "kvq/rvq/encoder.h"
+#include "kvq/rvq/trainer.h"
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <algorithm>
 
 #include "chart_style.h"
-#include "kvq/preprocess.h"
+#include "kvq/rvq/preprocess.h"
 
 namespace kvq::ui {
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "chart_widget.h"
-#include "kvq/rvq_config.h"
+#include "kvq/rvq/rvq_config.h"
 
 namespace kvq::ui {
 

@@ -9,7 +9,7 @@
 #include <QSvgGenerator>
 #include <QWidget>
 
-#include "kvq/error.h"
+#include "kvq/base/error.h"
 
 namespace kvq::ui {
 namespace {

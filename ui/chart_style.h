@@ -4,7 +4,7 @@
 #include <QColor>
 #include <QString>
 
-#include "kvq/dump.h"
+#include "kvq/dump/dump.h"
 
 class QLogValueAxis;
 class QValueAxis;

@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "channel_chart.h"
-#include "kvq/quantize_study.h"
+#include "kvq/study/quantize_study.h"
 
 namespace kvq::ui {
 

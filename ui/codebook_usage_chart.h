@@ -6,7 +6,7 @@
 #pragma once
 
 #include "chart_widget.h"
-#include "kvq/quantize_study.h"
+#include "kvq/study/quantize_study.h"
 
 namespace kvq::ui {
 

@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "kvq/dump_stats.h"
+#include "kvq/dump/dump_stats.h"
 
 namespace kvq::ui {
 

@@ -9,10 +9,10 @@
 #include <memory>
 #include <vector>
 
-#include "kvq/dump.h"
-#include "kvq/dump_reader.h"
-#include "kvq/dump_stats.h"
-#include "kvq/task.h"
+#include "kvq/base/task.h"
+#include "kvq/dump/dump.h"
+#include "kvq/dump/dump_reader.h"
+#include "kvq/dump/dump_stats.h"
 
 namespace kvq::ui {
 

@@ -26,8 +26,8 @@
 #include <thread>
 #include <vector>
 
-#include "kvq/error.h"
-#include "kvq/task.h"
+#include "kvq/base/error.h"
+#include "kvq/base/task.h"
 
 namespace kvq::ui {
 

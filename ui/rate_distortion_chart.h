@@ -4,7 +4,7 @@
 #pragma once
 
 #include "chart_widget.h"
-#include "kvq/quantize_study.h"
+#include "kvq/study/quantize_study.h"
 
 namespace kvq::ui {
 

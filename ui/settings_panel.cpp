@@ -15,7 +15,7 @@
 #include <QSpinBox>
 #include <QVBoxLayout>
 
-#include "kvq/backend_registry.h"
+#include "kvq/rvq/backend_registry.h"
 
 #include <algorithm>
 #include <cmath>

@@ -7,7 +7,7 @@
 
 #include <QWidget>
 
-#include "kvq/rvq_config.h"
+#include "kvq/rvq/rvq_config.h"
 
 class QComboBox;
 class QDoubleSpinBox;

@@ -4,8 +4,8 @@
 #include <utility>
 
 #include "engine.h"
-#include "kvq/backend_registry.h"
-#include "kvq/codebook_io.h"
+#include "kvq/io/codebook_file.h"
+#include "kvq/rvq/backend_registry.h"
 
 namespace kvq::ui {
 

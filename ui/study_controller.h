@@ -16,8 +16,8 @@
 #include <memory>
 
 #include "dump_session.h"
-#include "kvq/backend.h"
-#include "kvq/quantize_study.h"
+#include "kvq/rvq/backend.h"
+#include "kvq/study/quantize_study.h"
 
 namespace kvq::ui {
 

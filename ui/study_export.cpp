@@ -5,9 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "kvq/codebook_io.h"
-#include "kvq/error.h"
-#include "kvq/report.h"
+#include "kvq/base/error.h"
+#include "kvq/io/codebook_file.h"
+#include "kvq/io/codebook_npz.h"
+#include "kvq/study/report.h"
 
 namespace kvq::ui {
 

@@ -5,7 +5,7 @@
 
 #include <QString>
 
-#include "kvq/quantize_study.h"
+#include "kvq/study/quantize_study.h"
 
 namespace kvq::ui {
 

@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "kvq/quantize_study.h"
+#include "kvq/study/quantize_study.h"
 
 namespace kvq::ui {
 

@@ -7,8 +7,9 @@
 
 #include "commands.h"
 #include "engine_options.h"
-#include "kvq/codebook_io.h"
-#include "kvq/dump_reader.h"
+#include "kvq/dump/dump_reader.h"
+#include "kvq/io/codebook_file.h"
+#include "kvq/io/codes_file.h"
 #include "progress_bar.h"
 
 namespace kvq::cli {

@@ -6,9 +6,9 @@
 
 #include "commands.h"
 #include "engine_options.h"
-#include "kvq/codebook_io.h"
-#include "kvq/dump_reader.h"
-#include "kvq/error.h"
+#include "kvq/base/error.h"
+#include "kvq/dump/dump_reader.h"
+#include "kvq/io/codebook_file.h"
 #include "progress_bar.h"
 
 namespace kvq::cli {

@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "kvq/dump_reader.h"
-#include "kvq/dump_stats.h"
-#include "kvq/error.h"
+#include "kvq/base/error.h"
+#include "kvq/dump/dump_reader.h"
+#include "kvq/dump/dump_stats.h"
 #include "progress_bar.h"
 
 namespace kvq::cli {

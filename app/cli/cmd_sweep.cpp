@@ -9,10 +9,11 @@
 
 #include "commands.h"
 #include "engine_options.h"
-#include "kvq/dump_reader.h"
-#include "kvq/error.h"
-#include "kvq/file_util.h"
-#include "kvq/report.h"
+#include "kvq/base/error.h"
+#include "kvq/base/file_util.h"
+#include "kvq/dump/dump_reader.h"
+#include "kvq/study/report.h"
+#include "kvq/study/sweep.h"
 #include "progress_bar.h"
 
 namespace kvq::cli {

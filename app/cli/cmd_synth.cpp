@@ -5,8 +5,8 @@
 #include <memory>
 
 #include "commands.h"
-#include "kvq/error.h"
-#include "kvq/synth.h"
+#include "kvq/base/error.h"
+#include "kvq/dump/synth.h"
 
 namespace kvq::cli {
 

@@ -11,10 +11,10 @@
 #include <set>
 
 #include "commands.h"
-#include "kvq/backend_registry.h"
-#include "kvq/error.h"
-#include "kvq/file_util.h"
-#include "kvq/report.h"
+#include "kvq/base/error.h"
+#include "kvq/base/file_util.h"
+#include "kvq/rvq/backend_registry.h"
+#include "kvq/study/report.h"
 
 namespace kvq::cli {
 namespace {

@@ -8,8 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "kvq/backend.h"
-#include "kvq/quantize_study.h"
+#include "kvq/rvq/backend.h"
+#include "kvq/study/quantize_study.h"
+#include "kvq/study/sweep.h"
 
 namespace CLI {
 class App;

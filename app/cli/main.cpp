@@ -7,7 +7,7 @@
 #include <iostream>
 
 #include "commands.h"
-#include "kvq/error.h"
+#include "kvq/base/error.h"
 #ifdef KVQ_HAVE_CUDA
 #include "kvq/gpu/cuda_backend.h"
 #endif

@@ -5,7 +5,7 @@
 #include <chrono>
 #include <string>
 
-#include "kvq/task.h"
+#include "kvq/base/task.h"
 
 namespace kvq::cli {
 

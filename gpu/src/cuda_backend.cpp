@@ -14,9 +14,10 @@
 #include "cuda_check.h"
 #include "device_buffer.h"
 #include "entry_stats.h"
-#include "kvq/backend_registry.h"
 #include "kvq/gpu/cuda_backend.h"
 #include "kvq/gpu/cuda_device.h"
+#include "kvq/rvq/backend_registry.h"
+#include "kvq/rvq/cpu_backend.h"
 #include "rvq_kernels.h"
 
 namespace kvq::gpu {

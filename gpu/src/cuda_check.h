@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "kvq/error.h"
+#include "kvq/base/error.h"
 
 namespace kvq::gpu {
 

@@ -10,10 +10,10 @@
 #include <limits>
 #include <sstream>
 
-#include "kvq/codebook_io.h"
-#include "kvq/error.h"
-#include "kvq/file_util.h"
-#include "kvq/npz_writer.h"
+#include "kvq/base/error.h"
+#include "kvq/base/file_util.h"
+#include "kvq/io/codebook_file.h"
+#include "kvq/io/npz_writer.h"
 #include "test_util.h"
 
 namespace kvq {

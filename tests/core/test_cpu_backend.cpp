@@ -9,8 +9,9 @@
 #include <random>
 #include <vector>
 
-#include "../../core/src/cpu_kernels.h"  // internal: to check every ISA path
-#include "kvq/backend.h"
+#include "kvq/rvq/backend.h"
+#include "kvq/rvq/cpu_backend.h"
+#include "rvq/cpu_kernels.h"  // internal: to check every ISA path
 
 namespace kvq {
 namespace {

@@ -18,9 +18,9 @@
 #include <variant>
 #include <vector>
 
-#include "kvq/dump_reader.h"
-#include "kvq/error.h"
-#include "kvq/half.h"
+#include "kvq/base/error.h"
+#include "kvq/base/half.h"
+#include "kvq/dump/dump_reader.h"
 #include "test_util.h"
 
 namespace kvq {

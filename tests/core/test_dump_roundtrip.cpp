@@ -10,10 +10,10 @@
 #include <tuple>
 #include <vector>
 
-#include "kvq/dump_reader.h"
-#include "kvq/dump_writer.h"
-#include "kvq/error.h"
-#include "kvq/half.h"
+#include "kvq/base/error.h"
+#include "kvq/base/half.h"
+#include "kvq/dump/dump_reader.h"
+#include "kvq/dump/dump_writer.h"
 #include "test_util.h"
 
 namespace kvq {

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "kvq/dump_reader.h"
-#include "kvq/dump_stats.h"
-#include "kvq/dump_writer.h"
-#include "kvq/error.h"
+#include "kvq/base/error.h"
+#include "kvq/dump/dump_reader.h"
+#include "kvq/dump/dump_stats.h"
+#include "kvq/dump/dump_writer.h"
 #include "test_util.h"
 
 namespace kvq {

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <limits>
 
-#include "kvq/half.h"
+#include "kvq/base/half.h"
 
 namespace kvq {
 namespace {

@@ -4,9 +4,9 @@
 #include <cmath>
 #include <vector>
 
-#include "kvq/metrics.h"
-#include "kvq/preprocess.h"
-#include "kvq/rvq_config.h"
+#include "kvq/rvq/preprocess.h"
+#include "kvq/rvq/rvq_config.h"
+#include "kvq/study/metrics.h"
 
 namespace kvq {
 namespace {

@@ -3,8 +3,8 @@
 #include <random>
 #include <vector>
 
-#include "kvq/error.h"
-#include "kvq/preprocess.h"
+#include "kvq/base/error.h"
+#include "kvq/rvq/preprocess.h"
 
 namespace kvq {
 namespace {

@@ -11,12 +11,14 @@
 
 #include <random>
 
-#include "kvq/dump_reader.h"
-#include "kvq/dump_writer.h"
-#include "kvq/error.h"
-#include "kvq/quantize_study.h"
-#include "kvq/report.h"
-#include "kvq/synth.h"
+#include "kvq/base/error.h"
+#include "kvq/dump/dump_reader.h"
+#include "kvq/dump/dump_writer.h"
+#include "kvq/dump/synth.h"
+#include "kvq/rvq/cpu_backend.h"
+#include "kvq/study/quantize_study.h"
+#include "kvq/study/report.h"
+#include "kvq/study/sweep.h"
 #include "test_util.h"
 
 namespace kvq {

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "kvq/error.h"
-#include "kvq/rvq_config.h"
+#include "kvq/base/error.h"
+#include "kvq/rvq/rvq_config.h"
 
 namespace kvq {
 namespace {

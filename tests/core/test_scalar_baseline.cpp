@@ -4,8 +4,8 @@
 #include <cmath>
 #include <vector>
 
-#include "kvq/error.h"
-#include "kvq/scalar_baseline.h"
+#include "kvq/base/error.h"
+#include "kvq/study/scalar_baseline.h"
 #include "test_util.h"
 
 namespace kvq {

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "kvq/dump_reader.h"
-#include "kvq/half.h"
-#include "kvq/synth.h"
+#include "kvq/base/half.h"
+#include "kvq/dump/dump_reader.h"
+#include "kvq/dump/synth.h"
 #include "test_util.h"
 
 namespace kvq {

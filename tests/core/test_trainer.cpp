@@ -8,8 +8,10 @@
 #include <random>
 #include <vector>
 
-#include "kvq/error.h"
-#include "kvq/trainer.h"
+#include "kvq/base/error.h"
+#include "kvq/rvq/cpu_backend.h"
+#include "kvq/rvq/encoder.h"
+#include "kvq/rvq/trainer.h"
 
 namespace kvq {
 namespace {

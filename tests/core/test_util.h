@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "kvq/dump.h"
+#include "kvq/dump/dump.h"
 
 namespace kvq::test {
 

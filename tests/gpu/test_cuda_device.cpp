@@ -1,7 +1,7 @@
 // Runs on a machine with a CUDA device; skips (with the reason) elsewhere.
 #include <gtest/gtest.h>
 
-#include "kvq/error.h"
+#include "kvq/base/error.h"
 #include "kvq/gpu/cuda_device.h"
 
 namespace {

@@ -6,11 +6,12 @@
 #include <random>
 #include <vector>
 
-#include "kvq/backend.h"
-#include "kvq/backend_registry.h"
 #include "kvq/gpu/cuda_backend.h"
 #include "kvq/gpu/cuda_device.h"
-#include "kvq/trainer.h"
+#include "kvq/rvq/backend.h"
+#include "kvq/rvq/backend_registry.h"
+#include "kvq/rvq/cpu_backend.h"
+#include "kvq/rvq/trainer.h"
 
 namespace {
 

@@ -13,7 +13,7 @@
 #include "chart_widget.h"
 #include "codebook_usage_chart.h"
 #include "engine.h"
-#include "kvq/backend_registry.h"
+#include "kvq/rvq/backend_registry.h"
 #include "settings_panel.h"
 #include "study_controller.h"
 #include "task_progress_widget.h"

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "kvq/backend.h"
+#include "kvq/rvq/backend.h"
 
 namespace kvq::gpu {
 

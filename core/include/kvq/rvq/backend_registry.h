@@ -1,0 +1,28 @@
+// Choosing a compute backend by name: "cpu", "cuda" or "auto".
+//
+// core cannot depend on gpu/, so the CUDA backend registers a factory here at start-up
+// (kvq::gpu::registerCudaBackend(), called by the CLI's and the GUI's main()). Without
+// a registered factory, "cuda" is refused and "auto" is the CPU.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "kvq/rvq/backend.h"
+
+namespace kvq {
+
+// Creates the GPU backend or throws Error(Resource) saying why it cannot.
+using GpuBackendFactory = std::function<std::unique_ptr<Backend>()>;
+void registerGpuBackendFactory(GpuBackendFactory factory);
+bool gpuBackendBuilt();
+
+// choice: "cpu" | "cuda" | "auto" (CUDA when a device is present and usable, else CPU).
+// cpuThreads <= 0: OpenMP's default. note (nullable) receives one line saying which
+// backend was chosen and, for auto, why the GPU was not. Throws Error(BadInput) on an
+// unknown name and Error(Resource) when "cuda" cannot be had.
+std::unique_ptr<Backend> makeBackend(const std::string& choice, int cpuThreads = 0,
+                                     std::string* note = nullptr);
+
+}  // namespace kvq

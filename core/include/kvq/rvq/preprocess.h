@@ -1,0 +1,34 @@
+// Preprocessing of token-head vectors into group vectors (docs/metrics.md §1-2).
+//
+// Channel order: a permutation of the D channels such that group j consists of
+// positions j*g ... j*g+g-1 of the permuted vector. contiguous: identity;
+// strided (the paper's "non-contiguous", for keys): group j = {j, j+G, j+2G, ...}
+// with G = D/g.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kvq/rvq/rvq_config.h"
+
+namespace kvq {
+
+// order: [D]; permuted[p] = x[order[p]]. Throws BadInput if g does not divide D.
+std::vector<int> channelOrder(int headDim, int groupSize, Grouping grouping);
+
+// Sample standard deviation (D-1 denominator) of x: [D], rounded to fp16; 0 -> 1.
+float vectorScale(const float* x, int headDim);
+
+// Scales and groups n vectors.
+//   x:      [n, D] row-major float32 (token-head vectors)
+//   order:  [D] from channelOrder
+//   groups: [n * D/g, g] out; row i*G + j is group j of vector i, divided by scale
+//   scales: [n] out; the fp16-rounded per-vector scale
+void scaleAndGroup(const float* x, int64_t n, int headDim, const std::vector<int>& order, int groupSize,
+                   float* groups, float* scales);
+
+// Inverse of scaleAndGroup: x[i, order[p]] = scales[i] * groups[i*G + p/g, p%g].
+void ungroupAndUnscale(const float* groups, const float* scales, int64_t n, int headDim,
+                       const std::vector<int>& order, int groupSize, float* x);
+
+}  // namespace kvq

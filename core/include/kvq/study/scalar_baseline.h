@@ -1,0 +1,43 @@
+// KIVI-style scalar baseline (docs/metrics.md "Scalar baseline").
+//
+// Asymmetric uniform b-bit quantization with an fp16 scale and zero point per
+// group: keys per channel over groups of n_t consecutive tokens, values per token
+// over groups of n_c consecutive channels. Bits per channel = b + 32/n. KIVI's
+// full-precision window of recent tokens is not modelled: every token is quantized.
+#pragma once
+
+#include <cstdint>
+
+#include "kvq/dump/dump.h"
+
+namespace kvq {
+
+struct ScalarBaselineConfig {
+  int bits = 2;           // b in 1..8
+  int tokenGroup = 32;    // n_t: tokens per key group (KIVI: 32 or 128)
+  int channelGroup = 32;  // n_c: channels per value group; must divide head_dim
+};
+
+// b + 32/n for the kind's group size (n_t for keys, n_c for values).
+double scalarBitsPerChannel(int bits, int groupSize);
+
+// Quantizes one group of n values read with a stride, writing the dequantized
+// values to out (same stride). min/max over the group give
+//   scale = fp16((max - min) / (2^b - 1)), zero = fp16(min),
+//   q = clamp(round((x - zero) / scale), 0, 2^b - 1), out = q * scale + zero
+// (scale 0 -> every value becomes zero).
+void quantizeGroupAsymmetric(const float* x, int64_t n, int64_t stride, int bits, float* out);
+
+// Keys: slab [t, H, D]; for each head and channel, groups of tokenGroup tokens
+// starting at the slab's first token (a shorter last group keeps its own scale).
+// out receives the dequantized slab (same shape).
+void kiviQuantizeKeys(const Slab& keys, const ScalarBaselineConfig& config, Slab& out);
+// Values: slab [t, H, D]; for each token and head, groups of channelGroup channels.
+void kiviQuantizeValues(const Slab& values, const ScalarBaselineConfig& config, Slab& out);
+// Dispatches on kind (Keys -> per channel, otherwise per token).
+void kiviQuantize(const Slab& in, Kind kind, const ScalarBaselineConfig& config, Slab& out);
+
+// Throws Error(BadInput) naming the option ("--baseline-bits", ...) when invalid.
+void validateScalarBaseline(const ScalarBaselineConfig& config, int headDim);
+
+}  // namespace kvq

@@ -1,0 +1,47 @@
+// Private state of DumpReader: filled by validateDump (dump_validate.h) at open,
+// read through by dump_reader.cpp.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "h5/hdf5_handle.h"
+#include "kvq/dump/dump_reader.h"
+
+namespace kvq::detail {
+
+// One validated [T, H, D] dataset.
+struct DatasetEntry {
+  h5::Dataset dataset;
+  h5::Datatype memType;  // float32 native, or the file's 16-bit type in native order
+  std::string path;      // "/layers/3/keys"
+  int heads = 0;
+};
+
+// keys, values, queries (indexed by Kind); keys and values always present.
+using LayerEntry = std::array<std::optional<DatasetEntry>, 3>;
+
+struct ReaderImpl {
+  h5::File file;  // declared first: closed after every dataset below
+  OpenOptions options;
+  DumpInfo info;
+  std::map<int, LayerEntry> layers;
+
+  // Throws Error(BadInput) when the layer or kind is absent.
+  const DatasetEntry& dataset(int layer, Kind kind) const;
+  // Reads tokens [tokenBegin, tokenBegin+tokenCount) (all heads, or one when
+  // head >= 0) into slab.data, reusing its capacity. No range checks.
+  void readInto(const DatasetEntry& entry, int64_t tokenBegin, int64_t tokenCount, int head,
+                Slab& slab) const;
+  // Streaming block size: `requested` tokens, capped by maxReadBytes and T.
+  int64_t streamChunkTokens(int heads, int64_t requested) const;
+};
+
+}  // namespace kvq::detail
+
+namespace kvq {
+struct DumpReader::Impl : detail::ReaderImpl {};
+}  // namespace kvq

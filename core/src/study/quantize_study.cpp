@@ -1,0 +1,428 @@
+#include "kvq/study/quantize_study.h"
+#include "kvq/rvq/encoder.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <string>
+
+#include "kvq/base/error.h"
+#include "kvq/dump/dump_reader.h"
+#include "kvq/rvq/preprocess.h"
+#include "study/sub_task.h"
+
+namespace kvq {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+uint64_t mixSeed(uint64_t x) {  // splitmix64 finaliser
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Seed of one quantizer: distinct per layer, kind and head, reproducible from config.seed.
+uint64_t quantizerSeed(uint64_t seed, int layer, Kind kind, int head) {
+  return mixSeed(seed ^ mixSeed((static_cast<uint64_t>(layer) << 20) ^ (static_cast<uint64_t>(kind) << 16) ^
+                                static_cast<uint64_t>(head + 1)));
+}
+
+std::string jobLabel(int layer, Kind kind) {
+  std::string label = "L";  // appended, not "L" + std::string&&: GCC 12 warns falsely (-Wrestrict)
+  label += std::to_string(layer);
+  label += ' ';
+  label += kindName(kind);
+  return label;
+}
+
+std::vector<int> resolveLayers(const DumpInfo& info, const std::vector<int>& wanted) {
+  if (wanted.empty()) return info.layers;
+  for (int layer : wanted) {
+    if (std::find(info.layers.begin(), info.layers.end(), layer) == info.layers.end()) {
+      throwBadInput(info.path, "--layers", "layer " + std::to_string(layer) + " is not in the dump");
+    }
+  }
+  return wanted;
+}
+
+void validateOptions(const DumpInfo& info, const StudyOptions& options) {
+  validateConfig(options.config, info.headDim);
+  if (options.kinds.empty()) throwBadInput("", "--kinds", "no kind selected");
+  for (Kind kind : options.kinds) {
+    if (kind == Kind::Queries) throwBadInput("", "--kinds", "queries are not quantized (keys, values)");
+  }
+  for (int bits : options.baselineBits) {
+    ScalarBaselineConfig b{bits, options.baselineTokenGroup, options.baselineChannelGroup};
+    validateScalarBaseline(b, info.headDim);
+  }
+  if (options.chunkTokens < 1) throwBadInput("", "--chunk-tokens", "must be at least 1");
+}
+
+// Evaluation chunks: each held-out range in blocks of a multiple of n_t tokens,
+// so the keys baseline's token groups start at every range's first token.
+// Clamped to the dump's T first: --chunk-tokens INT64_MAX must not overflow the rounding.
+int64_t evalChunkTokens(const StudyOptions& options, int64_t dumpTokens) {
+  const int64_t nt = std::max(1, options.baselineTokenGroup);
+  const int64_t chunk = std::clamp<int64_t>(options.chunkTokens, 1, std::max<int64_t>(dumpTokens, 1));
+  return chunk / nt * nt + (chunk % nt != 0 ? nt : 0);
+}
+
+// Training vectors of one layer x kind: for each quantizer q (shared: q = 0 over
+// all heads; per head: q = head) a uniform random subset of the training
+// token-head vectors, at most `want` of them, in token order (Knuth's selection
+// sampling: one pass, no index list). Result: [Q][m_q * D].
+std::vector<std::vector<float>> sampleTrainingVectors(const DumpReader& reader, int layer, Kind kind,
+                                                      const TokenSplit& split, bool perHead, int64_t want,
+                                                      uint64_t seed, int64_t chunkTokens,
+                                                      const TaskControl* control) {
+  const DumpInfo& info = reader.info();
+  const int heads = info.numKvHeads, dim = info.headDim;
+  const int quantizers = perHead ? heads : 1;
+  const int64_t itemsPerQuantizer = split.trainTokens * (perHead ? 1 : heads);
+  std::vector<std::vector<float>> out(static_cast<size_t>(quantizers));
+  std::vector<int64_t> remaining(static_cast<size_t>(quantizers), itemsPerQuantizer);
+  std::vector<int64_t> needed(static_cast<size_t>(quantizers), std::min(want, itemsPerQuantizer));
+  std::vector<std::mt19937_64> rngs;
+  rngs.reserve(static_cast<size_t>(quantizers));
+  for (int q = 0; q < quantizers; ++q) rngs.emplace_back(quantizerSeed(seed, layer, kind, perHead ? q : -1));
+  for (int q = 0; q < quantizers; ++q) out[q].reserve(static_cast<size_t>(needed[q]) * dim);
+
+  int64_t done = 0;
+  for (const TokenRange& range : split.train) {
+    for (int64_t t0 = range.begin; t0 < range.end; t0 += chunkTokens) {
+      checkCancel(control);
+      const Slab slab = reader.read(layer, kind, t0, std::min(chunkTokens, range.end - t0));
+      for (int64_t t = 0; t < slab.tokens; ++t) {
+        for (int h = 0; h < heads; ++h) {
+          const int q = perHead ? h : 0;
+          if (needed[q] > 0) {
+            // Select with probability needed/remaining: exactly `needed` of all items, uniformly.
+            std::uniform_int_distribution<int64_t> pick(0, remaining[q] - 1);
+            if (pick(rngs[q]) < needed[q]) {
+              const float* v = slab.vector(t, h);
+              out[q].insert(out[q].end(), v, v + dim);
+              --needed[q];
+            }
+          }
+          --remaining[q];
+        }
+      }
+      done += slab.tokens;
+      reportProgress(control, static_cast<double>(done) / std::max<int64_t>(split.trainTokens, 1), "reading");
+    }
+  }
+  return out;
+}
+
+QuantizerResult trainQuantizer(const std::vector<float>& vectors, int headDim, const std::vector<int>& order,
+                               const RvqConfig& config, int head, Backend& backend,
+                               const TaskControl* control) {
+  const int g = config.groupSize;
+  const int64_t n = static_cast<int64_t>(vectors.size()) / headDim;
+  if (n == 0) throwBadInput("", "--held-out", "no training vectors are left");
+  std::vector<float> groups(static_cast<size_t>(n) * headDim);
+  std::vector<float> scales(static_cast<size_t>(n));
+  scaleAndGroup(vectors.data(), n, headDim, order, g, groups.data(), scales.data());
+  QuantizerResult result;
+  result.head = head;
+  result.trainVectors = n * (headDim / g);
+  result.codebooks = trainRvq(groups.data(), result.trainVectors, g, config, backend, control, &result.train);
+  return result;
+}
+
+// State of one layer x kind evaluation while the held-out chunks stream through.
+struct JobEvaluator {
+  const StudyOptions& options;
+  const DumpInfo& info;
+  Kind kind;
+  const std::vector<int>& order;
+  std::vector<QuantizerResult>& quantizers;
+  Backend& backend;
+  DepthErrorAccumulator depth;
+  std::vector<UsageAccumulator> usage;
+  std::vector<ErrorAccumulator> baselines;
+
+  JobEvaluator(const StudyOptions& opts, const DumpInfo& dumpInfo, Kind k,
+               const std::vector<int>& channelOrder, std::vector<QuantizerResult>& q, Backend& b)
+      : options(opts),
+        info(dumpInfo),
+        kind(k),
+        order(channelOrder),
+        quantizers(q),
+        backend(b),
+        depth(dumpInfo.numKvHeads, opts.config.depth),
+        baselines(opts.baselineBits.size()) {
+    for (size_t i = 0; i < quantizers.size(); ++i)
+      usage.emplace_back(opts.config.depth, opts.config.codebookSize);
+  }
+
+  // x: [n, D] vectors of head(s) `heads` [n] through quantizer q.
+  void evalRvq(const float* x, const int* heads, int64_t n, size_t q) {
+    const int D = info.headDim, g = options.config.groupSize, K = options.config.depth;
+    const int64_t rows = n * (D / g);
+    std::vector<float> groups(static_cast<size_t>(rows) * g);
+    std::vector<float> scales(static_cast<size_t>(n));
+    std::vector<int32_t> codes(static_cast<size_t>(rows) * K);
+    scaleAndGroup(x, n, D, order, g, groups.data(), scales.data());
+    encodeRvq(groups.data(), rows, quantizers[q].codebooks, options.config, backend, codes.data(), nullptr);
+    depth.add(x, heads, n, D, codes.data(), quantizers[q].codebooks, order, scales.data());
+    usage[q].add(codes.data(), rows);
+  }
+
+  void addChunk(const Slab& slab) {
+    const int H = slab.heads, D = slab.dim;
+    const int64_t n = slab.tokens * H;
+    if (quantizers.size() == 1) {
+      std::vector<int> heads(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) heads[i] = static_cast<int>(i % H);
+      evalRvq(slab.data.data(), heads.data(), n, 0);
+    } else {
+      std::vector<float> x(static_cast<size_t>(slab.tokens) * D);
+      for (int h = 0; h < H; ++h) {
+        for (int64_t t = 0; t < slab.tokens; ++t) std::copy_n(slab.vector(t, h), D, x.data() + t * D);
+        std::vector<int> heads(static_cast<size_t>(slab.tokens), h);
+        evalRvq(x.data(), heads.data(), slab.tokens, static_cast<size_t>(h));
+      }
+    }
+    Slab dequantized;
+    for (size_t b = 0; b < options.baselineBits.size(); ++b) {
+      const ScalarBaselineConfig config{options.baselineBits[b], options.baselineTokenGroup,
+                                        options.baselineChannelGroup};
+      kiviQuantize(slab, kind, config, dequantized);
+      baselines[b].add(slab.data.data(), dequantized.data.data(), n, D);
+    }
+  }
+};
+
+LayerKindResult runJob(const DumpReader& reader, const StudyOptions& options, const TokenSplit& split,
+                       int layer, Kind kind, const QuantizerSet* existing, Backend& backend,
+                       const TaskControl* control) {
+  const DumpInfo& info = reader.info();
+  const RvqConfig& config = options.config;
+  LayerKindResult job;
+  job.layer = layer;
+  job.kind = kind;
+  job.grouping = config.grouping(kind);
+  const std::string label = jobLabel(layer, kind);
+  const double trainSpan = existing != nullptr ? 0.0 : 0.7;
+
+  const auto trainStart = Clock::now();
+  if (existing != nullptr) {
+    job.channelOrder = existing->channelOrder;
+    for (size_t q = 0; q < existing->codebooks.size(); ++q) {
+      QuantizerResult qr;
+      qr.head = existing->codebooks.size() == 1 ? -1 : static_cast<int>(q);
+      qr.codebooks = existing->codebooks[q];
+      job.quantizers.push_back(std::move(qr));
+    }
+  } else {
+    job.channelOrder = channelOrder(info.headDim, config.groupSize, job.grouping);
+    const int groups = info.headDim / config.groupSize;
+    const int64_t ts = config.trainSample;  // ceil(ts / groups) without overflow near INT64_MAX
+    const int64_t want = ts > 0 ? ts / groups + (ts % groups != 0 ? 1 : 0) : INT64_MAX;
+    const TaskControl readCtl = subControl(control, 0.0, 0.1, label);
+    const auto samples = sampleTrainingVectors(reader, layer, kind, split, config.perHead, want, config.seed,
+                                               evalChunkTokens(options, info.tokens), &readCtl);
+    for (size_t q = 0; q < samples.size(); ++q) {
+      const double span = (trainSpan - 0.1) / static_cast<double>(samples.size());
+      const TaskControl trainCtl =
+          subControl(control, 0.1 + span * static_cast<double>(q), span, label + " train");
+      RvqConfig qConfig = config;
+      const int head = config.perHead ? static_cast<int>(q) : -1;
+      qConfig.seed = quantizerSeed(config.seed, layer, kind, head);
+      job.quantizers.push_back(
+          trainQuantizer(samples[q], info.headDim, job.channelOrder, qConfig, head, backend, &trainCtl));
+    }
+  }
+  job.trainSeconds = existing != nullptr ? 0.0 : secondsSince(trainStart);
+
+  const auto evalStart = Clock::now();
+  JobEvaluator eval(options, info, kind, job.channelOrder, job.quantizers, backend);
+  const int64_t chunk = evalChunkTokens(options, info.tokens);
+  int64_t done = 0;
+  for (const TokenRange& range : split.heldOut) {
+    for (int64_t t0 = range.begin; t0 < range.end; t0 += chunk) {
+      checkCancel(control);
+      const Slab slab = reader.read(layer, kind, t0, std::min(chunk, range.end - t0));
+      eval.addChunk(slab);
+      done += slab.tokens;
+      reportProgress(control, trainSpan + (1.0 - trainSpan) * static_cast<double>(done) / split.heldOutTokens,
+                     label + " evaluating");
+    }
+  }
+  job.evalSeconds = secondsSince(evalStart);
+
+  const int K = config.depth, H = info.numKvHeads;
+  for (int k = 1; k <= K; ++k) job.byDepth.push_back(eval.depth.sums(k));
+  job.perHeadByDepth.assign(static_cast<size_t>(H), {});
+  for (int h = 0; h < H; ++h) {
+    for (int k = 1; k <= K; ++k) job.perHeadByDepth[h].push_back(eval.depth.sums(h, k));
+  }
+  for (size_t q = 0; q < job.quantizers.size(); ++q) job.quantizers[q].usage = eval.usage[q].stages();
+  for (size_t b = 0; b < options.baselineBits.size(); ++b) {
+    BaselineResult br;
+    br.bits = options.baselineBits[b];
+    br.groupSize = kind == Kind::Keys ? options.baselineTokenGroup : options.baselineChannelGroup;
+    br.bitsPerChannel = scalarBitsPerChannel(br.bits, br.groupSize);
+    br.compressionRatio = 16.0 / br.bitsPerChannel;
+    br.error = eval.baselines[b].sums();
+    job.baselines.push_back(br);
+  }
+  const int quantizerCount = static_cast<int>(job.quantizers.size());
+  job.evalVectors = split.heldOutTokens * H;
+  job.bitsPerChannel = rvqBitsPerChannel(config.codebookSize, K, config.groupSize, info.headDim);
+  job.compressionRatio = compressionRatio(job.bitsPerChannel);
+  job.codebookBits = quantizerCount * codebookStorageBits(config.codebookSize, K, config.groupSize);
+  job.amortisedBitsPerChannel =
+      amortisedBitsPerChannel(job.bitsPerChannel, quantizerCount, config.codebookSize, K, config.groupSize,
+                              info.tokens * H, info.headDim);
+  job.amortisedCompressionRatio = 16.0 / job.amortisedBitsPerChannel;
+  return job;
+}
+
+StudyResult studyShell(const DumpReader& reader, const StudyOptions& options, Backend& backend) {
+  const DumpInfo& info = reader.info();
+  StudyResult result;
+  result.config = options.config;
+  result.dumpPath = info.path;
+  result.model = info.model;
+  result.headDim = info.headDim;
+  result.numKvHeads = info.numKvHeads;
+  result.tokens = info.tokens;
+  result.split = splitTokens(info.tokens, info.sequenceStarts, options.config.heldOutFraction);
+  result.baselineBits = options.baselineBits;
+  result.baselineTokenGroup = options.baselineTokenGroup;
+  result.baselineChannelGroup = options.baselineChannelGroup;
+  result.backendName = backend.name();
+  return result;
+}
+
+}  // namespace
+
+TokenSplit splitTokens(int64_t tokens, const std::vector<int64_t>& sequenceStarts, double heldOutFraction) {
+  if (!(heldOutFraction >= 0.0 && heldOutFraction < 1.0)) {
+    throwBadInput("", "--held-out", "must be in [0, 1)");
+  }
+  TokenSplit split;
+  split.heldOutFraction = heldOutFraction;
+  split.perSequence = !sequenceStarts.empty();
+  // Sequence boundaries, with 0 first (tokens before the first start form a sequence).
+  std::vector<int64_t> starts(sequenceStarts.size() + 1, 0);
+  std::copy(sequenceStarts.begin(), sequenceStarts.end(), starts.begin() + 1);
+  for (size_t s = 0; s < starts.size(); ++s) {
+    const int64_t begin = starts[s];
+    const int64_t end = s + 1 < starts.size() ? starts[s + 1] : tokens;
+    if (end <= begin) continue;
+    if (heldOutFraction == 0.0) {
+      split.train.push_back({begin, end});
+      split.heldOut.push_back({begin, end});
+      continue;
+    }
+    const int64_t held = std::llround(heldOutFraction * static_cast<double>(end - begin));
+    if (end - held > begin) split.train.push_back({begin, end - held});
+    if (held > 0) split.heldOut.push_back({end - held, end});
+  }
+  for (const TokenRange& r : split.train) split.trainTokens += r.size();
+  for (const TokenRange& r : split.heldOut) split.heldOutTokens += r.size();
+  if (split.trainTokens == 0) throwBadInput("", "--held-out", "no training tokens are left");
+  if (split.heldOutTokens == 0) {
+    throwBadInput("", "--held-out",
+                  "the fraction holds out no token (sequences too short); raise it or use 0");
+  }
+  return split;
+}
+
+ErrorSums StudyResult::total(int depth, const Kind* kind) const {
+  ErrorSums sum;
+  for (const LayerKindResult& job : jobs) {
+    if (kind != nullptr && job.kind != *kind) continue;
+    if (depth >= 1 && depth <= static_cast<int>(job.byDepth.size())) sum.merge(job.byDepth[depth - 1]);
+  }
+  return sum;
+}
+
+StudyResult runStudy(const DumpReader& reader, const StudyOptions& options, Backend& backend,
+                     const TaskControl* control) {
+  const auto start = Clock::now();
+  validateOptions(reader.info(), options);
+  const std::vector<int> layers = resolveLayers(reader.info(), options.layers);
+  StudyResult result = studyShell(reader, options, backend);
+  const double jobs = static_cast<double>(layers.size() * options.kinds.size());
+  size_t index = 0;
+  for (int layer : layers) {
+    for (Kind kind : options.kinds) {
+      const TaskControl ctl = subControl(control, static_cast<double>(index) / jobs, 1.0 / jobs, "");
+      result.jobs.push_back(runJob(reader, options, result.split, layer, kind, nullptr, backend, &ctl));
+      ++index;
+    }
+  }
+  reportProgress(control, 1.0, "done");
+  result.totalSeconds = secondsSince(start);
+  return result;
+}
+
+StudyResult evaluateCodebooks(const DumpReader& reader, const std::vector<QuantizerSet>& sets,
+                              const std::string& codebooksPath, const StudyOptions& options, Backend& backend,
+                              const TaskControl* control) {
+  const auto start = Clock::now();
+  const DumpInfo& info = reader.info();
+  validateOptions(info, options);
+  const RvqConfig& config = options.config;
+  std::vector<const QuantizerSet*> selected;
+  for (const QuantizerSet& set : sets) {
+    const bool layerWanted = options.layers.empty() || std::find(options.layers.begin(), options.layers.end(),
+                                                                 set.layer) != options.layers.end();
+    const bool kindWanted =
+        std::find(options.kinds.begin(), options.kinds.end(), set.kind) != options.kinds.end();
+    if (!layerWanted || !kindWanted) continue;
+    const std::string where = "layer " + std::to_string(set.layer) + " " + kindName(set.kind);
+    resolveLayers(info, {set.layer});
+    if (static_cast<int>(set.channelOrder.size()) != info.headDim) {
+      throwBadInput(codebooksPath, where, "channel order length differs from the dump's head_dim");
+    }
+    const size_t expected = config.perHead ? static_cast<size_t>(info.numKvHeads) : 1;
+    if (set.codebooks.size() != expected)
+      throwBadInput(codebooksPath, where, "quantizer count does not match the dump's heads");
+    for (const Codebooks& books : set.codebooks) {
+      if (books.depth != config.depth || books.size != config.codebookSize || books.dim != config.groupSize) {
+        throwBadInput(codebooksPath, where, "codebook shape differs from the stored configuration");
+      }
+    }
+    selected.push_back(&set);
+  }
+  if (selected.empty())
+    throwBadInput("", "--layers", "no stored quantizer matches the selected layers and kinds");
+  StudyResult result = studyShell(reader, options, backend);
+  result.codebooksPath = codebooksPath;
+  for (size_t i = 0; i < selected.size(); ++i) {
+    const double n = static_cast<double>(selected.size());
+    const TaskControl ctl = subControl(control, static_cast<double>(i) / n, 1.0 / n, "");
+    result.jobs.push_back(runJob(reader, options, result.split, selected[i]->layer, selected[i]->kind,
+                                 selected[i], backend, &ctl));
+  }
+  reportProgress(control, 1.0, "done");
+  result.totalSeconds = secondsSince(start);
+  return result;
+}
+
+std::vector<QuantizerSet> quantizerSets(const StudyResult& result) {
+  std::vector<QuantizerSet> sets;
+  for (const LayerKindResult& job : result.jobs) {
+    QuantizerSet set;
+    set.layer = job.layer;
+    set.kind = job.kind;
+    set.channelOrder = job.channelOrder;
+    for (const QuantizerResult& q : job.quantizers) set.codebooks.push_back(q.codebooks);
+    sets.push_back(std::move(set));
+  }
+  return sets;
+}
+
+}  // namespace kvq
