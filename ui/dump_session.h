@@ -1,5 +1,5 @@
 // DumpSession — an opened dump and its `info` statistics, as the GUI holds them.
-// Built on the engine thread by loadSession(); immutable afterwards and shared by
+// Built on the worker thread by loadSession(); immutable afterwards and shared by
 // the views (std::shared_ptr<const>) so a replaced session stays valid for jobs
 // still using it.
 #pragma once
@@ -18,7 +18,7 @@ namespace kvq::ui {
 
 struct DumpSession {
   QString path;
-  std::unique_ptr<kvq::DumpReader> reader;  // read on the engine thread only
+  std::unique_ptr<kvq::DumpReader> reader;  // read on the worker thread only
   std::vector<kvq::LayerStats> stats;       // [present layers], ascending layer
   const kvq::DumpInfo& info() const { return reader->info(); }
 };

@@ -20,7 +20,8 @@
 
 #include "charts_panel.h"
 #include "dataset_panel.h"
-#include "engine.h"
+#include "job_queue.h"
+#include "job_tags.h"
 #include "message_presenter.h"
 #include "recent_files.h"
 #include "settings_panel.h"
@@ -35,8 +36,6 @@ static void initKvqResources() {
 namespace kvq::ui {
 namespace {
 
-const QString kOpenTag = QStringLiteral("open");
-
 QIcon icon(const char* name) {
   return QIcon(QStringLiteral(":/icons/%1.svg").arg(QLatin1String(name)));
 }
@@ -46,12 +45,12 @@ QIcon icon(const char* name) {
 MainWindow::MainWindow(std::shared_ptr<MessagePresenter> presenter, QWidget* parent)
     : QMainWindow(parent),
       m_presenter(presenter ? std::move(presenter) : std::make_shared<DialogPresenter>()),
-      m_engine(new Engine(this)),
+      m_jobs(new JobQueue(this)),
       m_dataset(new DatasetPanel(this)),
       m_settings(new SettingsPanel(this)),
       m_charts(new ChartsPanel(this)),
-      m_study(new StudyController(m_engine, this)),
-      m_progress(new TaskProgressWidget(m_engine, this)),
+      m_study(new StudyController(m_jobs, this)),
+      m_progress(new TaskProgressWidget(m_jobs, this)),
       m_backendLabel(new QLabel(this)) {
   initKvqResources();
   setObjectName(QStringLiteral("MainWindow"));
@@ -99,19 +98,18 @@ MainWindow::MainWindow(std::shared_ptr<MessagePresenter> presenter, QWidget* par
   connect(m_study, &StudyController::resultReady, this, &MainWindow::onStudyReady);
   connect(m_study, &StudyController::trainingFailed, this,
           [this](const QString& message) { m_presenter->showError(this, tr("Training failed"), message); });
-  connect(m_engine, &Engine::taskFinished, this,
-          [this](const QString& tag, quint64, Engine::Outcome outcome) {
-            if (outcome == Engine::Outcome::Cancelled && tag != QLatin1String("channels") &&
-                !m_engine->isPending(tag)) {
-              statusBar()->showMessage(tr("Cancelled — earlier results kept"), 4000);
-            }
-            updateActions();
-          });
-  connect(m_engine, &Engine::taskStarted, this, [this] { updateActions(); });
+  connect(
+      m_jobs, &JobQueue::taskFinished, this, [this](const QString& tag, quint64, JobQueue::Outcome outcome) {
+        if (outcome == JobQueue::Outcome::Cancelled && tag != job_tag::kChannels && !m_jobs->isPending(tag)) {
+          statusBar()->showMessage(tr("Cancelled — earlier results kept"), 4000);
+        }
+        updateActions();
+      });
+  connect(m_jobs, &JobQueue::taskStarted, this, [this] { updateActions(); });
 
   restoreWindowState();
   m_settings->restoreSettings();
-  // The CPU backend exists from the start; any other choice is made on the engine.
+  // The CPU backend exists from the start; any other choice is made on the jobs.
   if (m_settings->backendChoice() != QLatin1String("cpu"))
     m_study->setBackendChoice(m_settings->backendChoice());
   updateActions();
@@ -119,11 +117,11 @@ MainWindow::MainWindow(std::shared_ptr<MessagePresenter> presenter, QWidget* par
 }
 
 MainWindow::~MainWindow() {
-  // The engine (a child) is destroyed after this body and the study controller after
-  // it: hand both references to the session to the engine now, so the last one (and
-  // with it the DumpReader) is released on the engine thread.
+  // The job queue (a child) is destroyed after this body and the study controller after
+  // it: hand both references to the session to the job queue now, so the last one (and
+  // with it the DumpReader) is released on the worker thread.
   m_study->setSession(nullptr);
-  m_engine->dispose(std::move(m_session));
+  m_jobs->dispose(std::move(m_session));
 }
 
 void MainWindow::createActions() {
@@ -140,7 +138,7 @@ void MainWindow::createActions() {
   m_cancelAction = new QAction(icon("cancel"), tr("&Cancel"), this);
   m_cancelAction->setShortcut(QKeySequence(Qt::Key_Escape));
   m_cancelAction->setStatusTip(tr("Cancel the running task; earlier results stay"));
-  connect(m_cancelAction, &QAction::triggered, m_engine, &Engine::cancelAll);
+  connect(m_cancelAction, &QAction::triggered, m_jobs, &JobQueue::cancelAll);
 
   m_exportChartAction = new QAction(icon("export"), tr("&Export Chart…"), this);
   m_exportChartAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
@@ -211,8 +209,8 @@ void MainWindow::openDialog() {
 
 void MainWindow::openFile(const QString& path) {
   const QString absolute = QFileInfo(path).absoluteFilePath();
-  m_engine->run<SessionPtr>(
-      kOpenTag, tr("Opening %1").arg(QFileInfo(path).fileName()), this,
+  m_jobs->run<SessionPtr>(
+      job_tag::kOpen, tr("Opening %1").arg(QFileInfo(path).fileName()), this,
       [absolute](const kvq::TaskControl& control) { return loadSession(absolute, control); },
       [this](SessionPtr& session) {
         m_recent->add(session->path);
@@ -227,7 +225,7 @@ void MainWindow::openFile(const QString& path) {
 }
 
 void MainWindow::setSession(SessionPtr session) {
-  if (m_session) m_engine->dispose(std::move(m_session));  // the old reader closes on the engine thread
+  if (m_session) m_jobs->dispose(std::move(m_session));  // the old reader closes on the worker thread
   m_session = std::move(session);
   m_study->setSession(m_session);
   m_shown.reset();
@@ -253,7 +251,7 @@ void MainWindow::updateActions() {
   const bool open = m_session != nullptr;
   m_trainAction->setEnabled(open);
   m_settings->trainButton()->setEnabled(open);
-  m_cancelAction->setEnabled(m_engine->isPending(kOpenTag) || m_engine->isPending(StudyController::kTag));
+  m_cancelAction->setEnabled(m_jobs->isPending(job_tag::kOpen) || m_jobs->isPending(job_tag::kTrain));
   m_exportCodebooksAction->setEnabled(m_shown != nullptr);
   m_exportMetricsAction->setEnabled(m_shown != nullptr);
   m_exportChartAction->setEnabled(open);
@@ -280,7 +278,7 @@ void MainWindow::closeEvent(QCloseEvent* event) {
   settings.setValue(QStringLiteral("mainWindow/geometry"), saveGeometry());
   settings.setValue(QStringLiteral("mainWindow/state"), saveState());
   m_settings->saveSettings();
-  m_engine->cancelAll();
+  m_jobs->cancelAll();
   event->accept();
 }
 

@@ -1,6 +1,6 @@
 // MainWindow — KVQ Studio's window: dataset panel (left dock), quantizer settings
-// (right dock), charts (centre tabs), engine progress in the status bar.
-// Opening a dump runs on the engine; a failure shows the reader's message and
+// (right dock), charts (centre tabs), job progress in the status bar.
+// Opening a dump runs on the jobs; a failure shows the reader's message and
 // leaves the open session exactly as it was.
 #pragma once
 
@@ -21,7 +21,7 @@ namespace kvq::ui {
 
 class ChartsPanel;
 class DatasetPanel;
-class Engine;
+class JobQueue;
 class MessagePresenter;
 class RecentFiles;
 class SettingsPanel;
@@ -36,11 +36,11 @@ class MainWindow : public QMainWindow {
   explicit MainWindow(std::shared_ptr<MessagePresenter> presenter = nullptr, QWidget* parent = nullptr);
   ~MainWindow() override;
 
-  // Starts opening path on the engine; sessionChanged or openFailed follows.
+  // Starts opening path on the jobs; sessionChanged or openFailed follows.
   void openFile(const QString& path);
   const SessionPtr& session() const { return m_session; }
 
-  Engine* engine() const { return m_engine; }
+  JobQueue* jobs() const { return m_jobs; }
   DatasetPanel* datasetPanel() const { return m_dataset; }
   SettingsPanel* settingsPanel() const { return m_settings; }
   ChartsPanel* chartsPanel() const { return m_charts; }
@@ -54,7 +54,7 @@ class MainWindow : public QMainWindow {
   // Trains the current settings (or shows the cached study that answers them).
   void train();
   // Exports; failures go to the presenter and return false. Codebooks are written
-  // on the engine: exportFinished follows.
+  // on the job queue: exportFinished follows.
   bool exportCurrentChart(const QString& path);
   bool exportAllCharts(const QString& dir);
   bool exportMetrics(const QString& path);
@@ -91,14 +91,14 @@ class MainWindow : public QMainWindow {
   void updateTitle();
 
   std::shared_ptr<MessagePresenter> m_presenter;
-  Engine* m_engine;
+  JobQueue* m_jobs;
   SessionPtr m_session;
   StudyPtr m_shown;
   ChannelData m_channelData;
   int m_layer = 0;
   kvq::Kind m_kind = kvq::Kind::Keys;
   int m_head = -1;
-  quint64 m_exportCount = 0;                            // makes each export's engine tag unique
+  quint64 m_exportCount = 0;                            // makes each export's job tag unique
   QString m_lastBackendChoice = QStringLiteral("cpu");  // restored when a switch fails
   DatasetPanel* m_dataset;
   SettingsPanel* m_settings;

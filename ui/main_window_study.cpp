@@ -12,7 +12,8 @@
 #include "chart_widget.h"
 #include "charts_panel.h"
 #include "dataset_panel.h"
-#include "engine.h"
+#include "job_queue.h"
+#include "job_tags.h"
 #include "main_window.h"
 #include "message_presenter.h"
 #include "settings_panel.h"
@@ -21,8 +22,6 @@
 
 namespace kvq::ui {
 namespace {
-
-const QString kChannelsTag = QStringLiteral("channels");
 
 QList<int> presentLayers(const SessionPtr& session) {
   QList<int> layers;
@@ -126,15 +125,15 @@ void MainWindow::refreshChannels() {
       m_channelData = ChannelData{m_layer, m_kind, -1, ks.channelMeanAbs, ks.channelMaxAbs};
       m_charts->setChannels(m_channelData, groupSize, grouping);
     }
-    m_engine->cancel(kChannelsTag);
+    m_jobs->cancel(job_tag::kChannels);
     return;
   }
   const SessionPtr session = m_session;
   const int layer = m_layer;
   const kvq::Kind kind = m_kind;
   const int head = m_head;
-  m_engine->run<ChannelData>(
-      kChannelsTag, tr("Reading layer %1 head %2").arg(layer).arg(head), this,
+  m_jobs->run<ChannelData>(
+      job_tag::kChannels, tr("Reading layer %1 head %2").arg(layer).arg(head), this,
       [session, layer, kind, head](const kvq::TaskControl& control) {
         ChannelData values{layer, kind, head, {}, {}};
         headChannelMagnitudes(*session->reader, layer, kind, head, values.meanAbs, values.maxAbs, control);
@@ -189,15 +188,12 @@ bool MainWindow::exportMetrics(const QString& path) {
 void MainWindow::exportCodebooks(const QString& path) {
   if (!m_shown) return;
   const StudyPtr study = m_shown;
-  // Every export has a tag of its own: the engine replaces a queued request of the
-  // same tag and cancels a running one, and one export must never drop another.
-  const QString tag =
-      QStringLiteral("export:%1:%2").arg(++m_exportCount).arg(QFileInfo(path).absoluteFilePath());
+  const QString tag = job_tag::exportTag(++m_exportCount, QFileInfo(path).absoluteFilePath());
   // Set once the file is in place: writing ignores cancellation (Cancel/Esc while
   // it runs), so a cancelled outcome after the write still saved the file.
   auto written = std::make_shared<std::atomic<bool>>(false);
-  // Codebook files can be large (C·K·g floats per layer and kind): written on the engine.
-  const quint64 id = m_engine->submit(
+  // Codebook files can be large (C·K·g floats per layer and kind): written on the worker.
+  const quint64 id = m_jobs->submit(
       tag, tr("Writing %1").arg(QFileInfo(path).fileName()),
       [study, path, written](const kvq::TaskControl&) -> std::function<void()> {
         writeCodebooksFile(*study, path);
@@ -209,11 +205,11 @@ void MainWindow::exportCodebooks(const QString& path) {
       });
   auto connection = std::make_shared<QMetaObject::Connection>();
   *connection = connect(
-      m_engine, &Engine::taskFinished, this,
-      [this, id, path, connection, written](const QString&, quint64 finished, Engine::Outcome outcome) {
+      m_jobs, &JobQueue::taskFinished, this,
+      [this, id, path, connection, written](const QString&, quint64 finished, JobQueue::Outcome outcome) {
         if (finished != id) return;
         disconnect(*connection);
-        const bool ok = outcome != Engine::Outcome::Failed && written->load();
+        const bool ok = outcome != JobQueue::Outcome::Failed && written->load();
         if (ok) statusBar()->showMessage(tr("Saved %1").arg(QDir::toNativeSeparators(path)), 5000);
         emit exportFinished(path, ok);
       });

@@ -12,8 +12,9 @@
 #include "chart_widget.h"
 #include "charts_panel.h"
 #include "dataset_panel.h"
-#include "engine.h"
 #include "event_wait.h"
+#include "job_queue.h"
+#include "job_tags.h"
 #include "main_window.h"
 #include "message_presenter.h"
 #include "settings_panel.h"
@@ -60,9 +61,9 @@ int renderScreenshots(const QString& dump, const QString& dir) {
   bool shotDuringTraining = false;
   bool ok = true;
   // One picture mid-training: the status bar's progress, time left and cancel.
-  QObject::connect(window.engine(), &Engine::taskProgress, &window,
+  QObject::connect(window.jobs(), &JobQueue::taskProgress, &window,
                    [&](const QString& tag, quint64, double fraction) {
-                     if (shotDuringTraining || tag != StudyController::kTag || fraction < 0.3) return;
+                     if (shotDuringTraining || tag != job_tag::kTrain || fraction < 0.3) return;
                      shotDuringTraining = true;
                      ok = save(&window, QDir(dir).filePath(QStringLiteral("training.png"))) && ok;
                    });

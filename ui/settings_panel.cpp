@@ -10,7 +10,6 @@
 #include <QPushButton>
 #include <QRegularExpression>
 #include <QSettings>
-#include <QSignalBlocker>
 #include <QSlider>
 #include <QSpinBox>
 #include <QVBoxLayout>
@@ -35,6 +34,21 @@ QComboBox* groupingCombo(QWidget* parent) {
   combo->addItem(QObject::tr("contiguous"), static_cast<int>(kvq::Grouping::Contiguous));
   return combo;
 }
+
+// While alive, the panel's own handlers ignore its controls' signals (they test
+// m_applying): the one way the panel sets controls without it counting as an edit.
+// Nests: restores the flag it found.
+class ApplyingScope {
+ public:
+  explicit ApplyingScope(bool& flag) : m_flag(flag), m_was(flag) { m_flag = true; }
+  ~ApplyingScope() { m_flag = m_was; }
+  ApplyingScope(const ApplyingScope&) = delete;
+  ApplyingScope& operator=(const ApplyingScope&) = delete;
+
+ private:
+  bool& m_flag;
+  bool m_was;
+};
 
 void selectData(QComboBox* combo, int value) {
   const int i = combo->findData(value);
@@ -206,8 +220,9 @@ SettingsPanel::SettingsPanel(QWidget* parent)
   connect(m_layers, &QLineEdit::editingFinished, this, [this] {
     if (!m_applying) emit configEdited();
   });
-  connect(m_backendChoice, qOverload<int>(&QComboBox::currentIndexChanged), this,
-          [this] { emit backendChoiceChanged(backendChoice()); });
+  connect(m_backendChoice, qOverload<int>(&QComboBox::currentIndexChanged), this, [this] {
+    if (!m_applying) emit backendChoiceChanged(backendChoice());
+  });
   connect(m_train, &QPushButton::clicked, this, &SettingsPanel::trainRequested);
 }
 
@@ -230,24 +245,26 @@ void SettingsPanel::applyPreset(const QString& name) {
 }
 
 void SettingsPanel::setConfig(const kvq::RvqConfig& config) {
-  m_applying = true;
-  m_base = config;
-  const int presetIndex = m_preset->findText(QString::fromStdString(config.preset));
-  m_preset->setCurrentIndex(presetIndex >= 0 ? presetIndex : m_preset->findText(QStringLiteral("custom")));
-  setCodebookSize(config.codebookSize);
-  m_depth->setValue(std::clamp(config.depth, 1, kMaxDepth));
-  m_depthSpin->setValue(m_depth->value());  // also before the slider's signal is connected
-  selectData(m_groupSize, config.groupSize);
-  selectData(m_keyGrouping, static_cast<int>(config.keyGrouping));
-  selectData(m_valueGrouping, static_cast<int>(config.valueGrouping));
-  m_trainSample->setValue(static_cast<int>(std::min<int64_t>(config.trainSample, m_trainSample->maximum())));
-  m_kmeansIterations->setValue(config.kmeansIterations);
-  m_emaSteps->setValue(config.emaSteps);
-  m_beamWidth->setValue(config.beamWidth);
-  m_heldOut->setValue(config.heldOutFraction);
-  m_seed->setValue(
-      static_cast<int>(std::min<uint64_t>(config.seed, static_cast<uint64_t>(m_seed->maximum()))));
-  m_applying = false;
+  {
+    const ApplyingScope applying(m_applying);
+    m_base = config;
+    const int presetIndex = m_preset->findText(QString::fromStdString(config.preset));
+    m_preset->setCurrentIndex(presetIndex >= 0 ? presetIndex : m_preset->findText(QStringLiteral("custom")));
+    setCodebookSize(config.codebookSize);
+    m_depth->setValue(std::clamp(config.depth, 1, kMaxDepth));
+    m_depthSpin->setValue(m_depth->value());  // also before the slider's signal is connected
+    selectData(m_groupSize, config.groupSize);
+    selectData(m_keyGrouping, static_cast<int>(config.keyGrouping));
+    selectData(m_valueGrouping, static_cast<int>(config.valueGrouping));
+    m_trainSample->setValue(
+        static_cast<int>(std::min<int64_t>(config.trainSample, m_trainSample->maximum())));
+    m_kmeansIterations->setValue(config.kmeansIterations);
+    m_emaSteps->setValue(config.emaSteps);
+    m_beamWidth->setValue(config.beamWidth);
+    m_heldOut->setValue(config.heldOutFraction);
+    m_seed->setValue(
+        static_cast<int>(std::min<uint64_t>(config.seed, static_cast<uint64_t>(m_seed->maximum()))));
+  }
   updateReadout();
 }
 
@@ -277,8 +294,7 @@ void SettingsPanel::setDepth(int depth) {
 }
 
 void SettingsPanel::setHeadDim(int headDim) {
-  const bool wasApplying = m_applying;
-  m_applying = true;
+  const ApplyingScope applying(m_applying);
   m_headDim = headDim;
   const int current =
       m_groupSize->currentData().isValid() ? m_groupSize->currentData().toInt() : m_base.groupSize;
@@ -298,7 +314,6 @@ void SettingsPanel::setHeadDim(int headDim) {
     if (g <= current) pick = g;
   }
   selectData(m_groupSize, pick);
-  m_applying = wasApplying;
   updateReadout();
 }
 
@@ -307,7 +322,7 @@ QString SettingsPanel::backendChoice() const {
 }
 
 void SettingsPanel::setBackendChoice(const QString& choice) {
-  const QSignalBlocker block(m_backendChoice);
+  const ApplyingScope applying(m_applying);
   const int i = m_backendChoice->findData(choice);
   if (i >= 0) m_backendChoice->setCurrentIndex(i);
 }
@@ -399,7 +414,7 @@ void SettingsPanel::setStatusText(const QString& text) {
 void SettingsPanel::onEdited() {
   if (m_applying) return;
   {
-    const QSignalBlocker block(m_preset);
+    const ApplyingScope applying(m_applying);
     m_preset->setCurrentIndex(m_preset->findText(QStringLiteral("custom")));
   }
   updateReadout();

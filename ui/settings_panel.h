@@ -66,7 +66,7 @@ class SettingsPanel : public QWidget {
 
   kvq::RvqConfig m_base;  // the preset's settings that have no control
   int m_headDim = 0;
-  bool m_applying = false;
+  bool m_applying = false;  // set while the panel sets its own controls (ApplyingScope)
 
   QComboBox* m_preset;
   QSlider* m_codebook;

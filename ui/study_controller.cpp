@@ -3,34 +3,35 @@
 #include <algorithm>
 #include <utility>
 
-#include "engine.h"
+#include "job_queue.h"
+#include "job_tags.h"
 #include "kvq/io/codebook_file.h"
 #include "kvq/rvq/backend_registry.h"
 
 namespace kvq::ui {
 
-StudyController::StudyController(Engine* engine, QObject* parent)
-    : QObject(parent), m_engine(engine), m_backend(kvq::makeBackend("cpu")) {
+StudyController::StudyController(JobQueue* jobs, QObject* parent)
+    : QObject(parent), m_jobs(jobs), m_backend(kvq::makeBackend("cpu")) {
   m_backendName = QString::fromStdString(m_backend->name());
 }
 
 StudyController::~StudyController() {
   // The backend may still be in use by a queued or running job, which holds its own
-  // reference; the engine releases it on its thread.
-  if (m_engine) {
-    m_engine->dispose(std::move(m_backend));
-    m_engine->dispose(std::move(m_session));
+  // reference; the job queue releases it on its thread.
+  if (m_jobs) {
+    m_jobs->dispose(std::move(m_backend));
+    m_jobs->dispose(std::move(m_session));
   }
 }
 
 void StudyController::setSession(SessionPtr session) {
   // The old session may be the last reference to its DumpReader: it is released on
-  // the engine thread, the only one that touches HDF5.
-  if (m_engine)
-    m_engine->dispose(std::exchange(m_session, std::move(session)));
+  // the worker thread, the only one that touches HDF5.
+  if (m_jobs)
+    m_jobs->dispose(std::exchange(m_session, std::move(session)));
   else
     m_session = std::move(session);
-  if (m_engine && m_engine->isPending(kTag)) m_engine->cancel(kTag);
+  if (m_jobs && m_jobs->isPending(job_tag::kTrain)) m_jobs->cancel(job_tag::kTrain);
 }
 
 QString StudyController::backendName() const {
@@ -38,13 +39,13 @@ QString StudyController::backendName() const {
 }
 
 void StudyController::setBackendChoice(const QString& choice) {
-  if (!m_engine) return;
+  if (!m_jobs) return;
   using BackendPtr = std::shared_ptr<kvq::Backend>;
-  m_engine->run<BackendPtr>(
-      QStringLiteral("backend"), tr("Starting the %1 backend").arg(choice), this,
+  m_jobs->run<BackendPtr>(
+      job_tag::kBackend, tr("Starting the %1 backend").arg(choice), this,
       [choice](const kvq::TaskControl&) -> BackendPtr { return kvq::makeBackend(choice.toStdString()); },
       [this](BackendPtr& backend) {
-        if (m_engine) m_engine->dispose(std::move(m_backend));
+        if (m_jobs) m_jobs->dispose(std::move(m_backend));
         m_backend = std::move(backend);
         m_backendName = QString::fromStdString(m_backend->name());
         emit backendChanged(m_backendName);
@@ -53,7 +54,7 @@ void StudyController::setBackendChoice(const QString& choice) {
 }
 
 bool StudyController::isTraining() const {
-  return m_engine && m_engine->isPending(kTag);
+  return m_jobs && m_jobs->isPending(job_tag::kTrain);
 }
 
 QString StudyController::cacheKey(const QString& dump, const kvq::RvqConfig& config,
@@ -110,9 +111,9 @@ size_t StudyController::approximateBytes(const kvq::StudyResult& study) {
 }
 
 bool StudyController::train(const kvq::RvqConfig& config, const QList<int>& layers) {
-  if (!m_session || !m_engine) return false;
+  if (!m_session || !m_jobs) return false;
   if (const StudyPtr hit = lookup(config, layers)) {
-    m_engine->cancel(kTag);
+    m_jobs->cancel(job_tag::kTrain);
     emit resultReady(hit);
     return false;
   }
@@ -124,8 +125,8 @@ bool StudyController::train(const kvq::RvqConfig& config, const QList<int>& laye
   options.layers.assign(layers.begin(), layers.end());
   const QString label =
       tr("Training C=%1 K=%2 g=%3").arg(config.codebookSize).arg(config.depth).arg(config.groupSize);
-  m_engine->run<StudyPtr>(
-      kTag, label, this,
+  m_jobs->run<StudyPtr>(
+      job_tag::kTrain, label, this,
       [session, backend, options](const kvq::TaskControl& control) -> StudyPtr {
         kvq::validateConfig(options.config, session->info().headDim);
         return std::make_shared<const kvq::StudyResult>(

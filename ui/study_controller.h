@@ -1,9 +1,9 @@
-// StudyController — trains studies on the engine and caches their results.
+// StudyController — trains studies on the job queue and caches their results.
 //
 // Cache key: the dump, the layers and every setting except the depth: one training
 // at depth K answers every depth <= K, so moving the depth slider only re-reads a
 // cached result. A newer train request replaces a queued one and cancels a
-// running one (engine tag "train"); a failed or cancelled training leaves the
+// running one (job tag "train"); a failed or cancelled training leaves the
 // cache and the shown result as they were.
 #pragma once
 
@@ -21,7 +21,7 @@
 
 namespace kvq::ui {
 
-class Engine;
+class JobQueue;
 
 using StudyPtr = std::shared_ptr<const kvq::StudyResult>;
 
@@ -35,14 +35,13 @@ class StudyController : public QObject {
   // is always kept).
   static constexpr size_t kCacheBytes = size_t{1} << 30;
   static size_t approximateBytes(const kvq::StudyResult& study);
-  static inline const QString kTag = QStringLiteral("train");
 
-  StudyController(Engine* engine, QObject* parent = nullptr);
+  StudyController(JobQueue* jobs, QObject* parent = nullptr);
   ~StudyController() override;
 
   void setSession(SessionPtr session);
   QString backendName() const;
-  // Switches the backend ("auto", "cpu", "cuda"); created on the engine thread
+  // Switches the backend ("auto", "cpu", "cuda"); created on the worker thread
   // (device start-up takes a moment). backendChanged or backendFailed follows; on
   // failure the previous backend stays.
   void setBackendChoice(const QString& choice);
@@ -68,9 +67,9 @@ class StudyController : public QObject {
  private:
   void store(const QString& key, StudyPtr study);
 
-  QPointer<Engine> m_engine;  // may die first when both are children of one window
+  QPointer<JobQueue> m_jobs;  // may die first when both are children of one window
   SessionPtr m_session;
-  std::shared_ptr<kvq::Backend> m_backend;  // used on the engine thread only
+  std::shared_ptr<kvq::Backend> m_backend;  // used on the worker thread only
   QString m_backendName;
   QHash<QString, StudyPtr> m_cache;
   QStringList m_recent;  // keys, most recent last (eviction order)

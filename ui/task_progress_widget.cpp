@@ -9,9 +9,9 @@
 
 namespace kvq::ui {
 
-TaskProgressWidget::TaskProgressWidget(Engine* engine, QWidget* parent)
+TaskProgressWidget::TaskProgressWidget(JobQueue* jobs, QWidget* parent)
     : QWidget(parent),
-      m_engine(engine),
+      m_jobs(jobs),
       m_stage(new QLabel(this)),
       m_bar(new QProgressBar(this)),
       m_eta(new QLabel(this)),
@@ -32,11 +32,11 @@ TaskProgressWidget::TaskProgressWidget(Engine* engine, QWidget* parent)
   layout->addWidget(m_cancel);
   setVisible(false);
   connect(m_cancel, &QToolButton::clicked, this, [this] {
-    if (!m_tag.isEmpty()) m_engine->cancel(m_tag);
+    if (!m_tag.isEmpty()) m_jobs->cancel(m_tag);
   });
-  connect(engine, &Engine::taskStarted, this, &TaskProgressWidget::onStarted);
-  connect(engine, &Engine::taskProgress, this, &TaskProgressWidget::onProgress);
-  connect(engine, &Engine::taskFinished, this, &TaskProgressWidget::onFinished);
+  connect(jobs, &JobQueue::taskStarted, this, &TaskProgressWidget::onStarted);
+  connect(jobs, &JobQueue::taskProgress, this, &TaskProgressWidget::onProgress);
+  connect(jobs, &JobQueue::taskFinished, this, &TaskProgressWidget::onFinished);
 }
 
 QString TaskProgressWidget::timeLeftText(double elapsedSeconds, double fraction) {
@@ -66,7 +66,7 @@ void TaskProgressWidget::onProgress(const QString& tag, quint64 id, double fract
   m_eta->setText(timeLeftText(m_clock.elapsed() / 1000.0, fraction));
 }
 
-void TaskProgressWidget::onFinished(const QString& tag, quint64 id, Engine::Outcome, const QString&) {
+void TaskProgressWidget::onFinished(const QString& tag, quint64 id, JobQueue::Outcome, const QString&) {
   if (tag != m_tag || id != m_id) return;
   m_tag.clear();
   m_id = 0;

@@ -1,11 +1,11 @@
-// TaskProgressWidget — the status bar's view of the engine: the running task's
+// TaskProgressWidget — the status bar's view of the job queue: the running task's
 // stage, a progress bar, an estimate of the time left, and a cancel button.
 #pragma once
 
 #include <QElapsedTimer>
 #include <QWidget>
 
-#include "engine.h"
+#include "job_queue.h"
 
 class QLabel;
 class QProgressBar;
@@ -17,7 +17,7 @@ class TaskProgressWidget : public QWidget {
   Q_OBJECT
 
  public:
-  explicit TaskProgressWidget(Engine* engine, QWidget* parent = nullptr);
+  explicit TaskProgressWidget(JobQueue* jobs, QWidget* parent = nullptr);
 
   QProgressBar* bar() const { return m_bar; }
   QToolButton* cancelButton() const { return m_cancel; }
@@ -29,9 +29,9 @@ class TaskProgressWidget : public QWidget {
  private:
   void onStarted(const QString& tag, quint64 id, const QString& label);
   void onProgress(const QString& tag, quint64 id, double fraction, const QString& stage);
-  void onFinished(const QString& tag, quint64 id, Engine::Outcome outcome, const QString& message);
+  void onFinished(const QString& tag, quint64 id, JobQueue::Outcome outcome, const QString& message);
 
-  Engine* m_engine;
+  JobQueue* m_jobs;
   QLabel* m_stage;
   QProgressBar* m_bar;
   QLabel* m_eta;

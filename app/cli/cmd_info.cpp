@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "default_sample.h"
 #include "kvq/base/error.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/dump/dump_stats.h"
@@ -86,7 +87,7 @@ void registerInfo(CLI::App& root) {
   cmd->add_flag("--no-scan", options->noScan,
                 "Skip the NaN/Inf scan at open (statistics still read every value)");
   cmd->callback([options]() {
-    if (options->file.empty()) options->file = defaultSample();
+    if (options->file.empty()) options->file = kvq::app::defaultSample();
     if (options->file.empty())
       throwBadInput("", "info", "no FILE given and the bundled sample is not present");
     runInfo(*options);

@@ -19,7 +19,4 @@ void registerEval(CLI::App& root);
 void registerSweep(CLI::App& root);
 void registerEncode(CLI::App& root);
 
-// The bundled real sample (or "" when this build has none on disk).
-std::string defaultSample();
-
 }  // namespace kvq::cli

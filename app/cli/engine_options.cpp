@@ -11,6 +11,7 @@
 #include <set>
 
 #include "commands.h"
+#include "default_sample.h"
 #include "kvq/base/error.h"
 #include "kvq/base/file_util.h"
 #include "kvq/rvq/backend_registry.h"
@@ -202,7 +203,7 @@ std::vector<Kind> parseKinds(const std::string& text) {
 
 std::string resolveDump(const std::string& dump, const std::string& command) {
   if (!dump.empty()) return dump;
-  std::string sample = defaultSample();
+  std::string sample = kvq::app::defaultSample();
   if (sample.empty()) throwBadInput("", command, "no DUMP given and the bundled sample is not present");
   return sample;
 }

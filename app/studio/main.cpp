@@ -2,8 +2,8 @@
 // command line, then the main window from kvq_ui.
 #include <QApplication>
 #include <QCommandLineParser>
-#include <QFileInfo>
 
+#include "default_sample.h"
 #include "main_window.h"
 #include "screenshots.h"
 #ifdef KVQ_HAVE_CUDA
@@ -31,17 +31,7 @@ int main(int argc, char** argv) {
   parser.process(app);
 
   QString file = parser.positionalArguments().value(0);
-  if (file.isEmpty()) {
-    // The source tree's sample (a build run in place), else an installed copy.
-    const QString inTree = QStringLiteral(KVQ_DEFAULT_SAMPLE);
-    const QString installed = QCoreApplication::applicationDirPath() +
-                              QStringLiteral("/../share/kvq-studio/samples/") + QFileInfo(inTree).fileName();
-    if (QFileInfo::exists(inTree)) {
-      file = inTree;
-    } else if (QFileInfo::exists(installed)) {
-      file = QFileInfo(installed).canonicalFilePath();
-    }
-  }
+  if (file.isEmpty()) file = QString::fromStdString(kvq::app::defaultSample());
 
   if (parser.isSet(screenshots)) return kvq::ui::renderScreenshots(file, parser.value(screenshots));
 

@@ -26,7 +26,8 @@
 #include "codebook_usage_chart.h"
 #include "dataset_panel.h"
 #include "depth_error_chart.h"
-#include "engine.h"
+#include "job_queue.h"
+#include "job_tags.h"
 #include "kvq/dump/synth.h"
 #include "kvq/io/codebook_file.h"
 #include "layer_error_chart.h"
@@ -213,7 +214,7 @@ void StudyViewTest::depthSliderRedrawsWithoutTraining() {
   const kvq::StudyResult& study = *m_window->shownStudy();
   m_window->settingsPanel()->setDepth(2);  // emits depthChanged synchronously
   QCOMPARE(m_window->study()->trainingsCompleted(), trainings);
-  QVERIFY(!m_window->engine()->isPending(StudyController::kTag));
+  QVERIFY(!m_window->jobs()->isPending(job_tag::kTrain));
   ChartsPanel* charts = m_window->chartsPanel();
   QScatterSeries* current = firstScatter(charts->rateDistortion());
   QCOMPARE(current->count(), 2);
@@ -240,8 +241,8 @@ void StudyViewTest::cacheAnswersRepeatedSettings() {
   QVERIFY(m_window->study()->lookup(settings->config(), {0, 1, 2}) == nullptr);
   settings->setConfig(original);
   QVERIFY(m_window->study()->lookup(settings->config(), {0, 1, 2}) == before);
-  m_window->train();  // answered by the cache: no engine work
-  QVERIFY(!m_window->engine()->isPending(StudyController::kTag));
+  m_window->train();  // answered by the cache: no job
+  QVERIFY(!m_window->jobs()->isPending(job_tag::kTrain));
   QCOMPARE(m_window->study()->trainingsCompleted(), trainings);
   QCOMPARE(m_window->shownStudy(), before);
 }
@@ -265,7 +266,7 @@ void StudyViewTest::channelChartMarksGroups() {
     ++scatters;
   }
   QCOMPARE(scatters, 4);
-  // One head: read on the engine.
+  // One head: read on the jobs.
   m_window->datasetPanel()->select(1, kvq::Kind::Values, 1);
   QVERIFY(waitUntil([&] {
     QLineSeries* m = lineNamed(chart, QStringLiteral("mean |x|"));
@@ -351,12 +352,12 @@ void StudyViewTest::exportsEveryFormat() {
   QVERIFY(m_presenter->errors.isEmpty());
 }
 
-// Two exports submitted while a long job holds the engine both write their files
+// Two exports submitted while a long job holds the worker both write their files
 // and both report success (one must not replace the other in the queue); an export
 // cancelled while it writes still reports the file it wrote.
 void StudyViewTest::queuedExportsAllWrite() {
   m_presenter->errors.clear();
-  Engine* engine = m_window->engine();
+  JobQueue* jobs = m_window->jobs();
   QList<QPair<QString, bool>> finished;
   const auto record =
       connect(m_window.get(), &MainWindow::exportFinished, this, [&](const QString& path, bool ok) {
@@ -372,14 +373,14 @@ void StudyViewTest::queuedExportsAllWrite() {
     disconnect(record);
     disconnect(cancel);
   });
-  engine->submit(QStringLiteral("long job"), QStringLiteral("Blocking"),
-                 [started, release](const kvq::TaskControl& control) -> std::function<void()> {
-                   *started = true;
-                   // Also ends on cancel: a failed check must not leave the worker stuck.
-                   while (!release->load() && !control.cancelled())
-                     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-                   return {};
-                 });
+  jobs->submit(QStringLiteral("long job"), QStringLiteral("Blocking"),
+               [started, release](const kvq::TaskControl& control) -> std::function<void()> {
+                 *started = true;
+                 // Also ends on cancel: a failed check must not leave the worker stuck.
+                 while (!release->load() && !control.cancelled())
+                   std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                 return {};
+               });
   QVERIFY(waitUntil([&] { return started->load(); }));
   const QString h5 = m_dir.filePath(QStringLiteral("queued.h5"));
   const QString npz = m_dir.filePath(QStringLiteral("queued.npz"));
@@ -404,8 +405,8 @@ void StudyViewTest::queuedExportsAllWrite() {
   // Cancel (Esc) once the export runs: writing ignores the flag, and a written file is
   // reported as saved.
   finished.clear();
-  cancel = connect(engine, &Engine::taskStarted, this, [engine](const QString& tag) {
-    if (tag.startsWith(QLatin1String("export:"))) engine->cancelAll();
+  cancel = connect(jobs, &JobQueue::taskStarted, this, [jobs](const QString& tag) {
+    if (job_tag::isExport(tag)) jobs->cancelAll();
   });
   const QString cancelled = m_dir.filePath(QStringLiteral("cancelled.h5"));
   m_window->exportCodebooks(cancelled);
@@ -428,7 +429,7 @@ void StudyViewTest::failedExportKeepsExistingFile() {
   QVERIFY(!m_window->exportCurrentChart(missing));
   QCOMPARE(m_presenter->errors.size(), 2);
   QVERIFY(!QFileInfo::exists(missing));
-  // Codebooks refused (error on the engine thread reaches the dialog); the existing
+  // Codebooks refused (error on the worker thread reaches the dialog); the existing
   // file of that name keeps its contents.
   const QString keep = m_dir.filePath(QStringLiteral("keep.txt"));
   {
@@ -457,20 +458,20 @@ void StudyViewTest::cancelledTrainingKeepsResult() {
   kvq::RvqConfig slow = original;
   slow.emaSteps = 100000;  // minutes of work: it will be cancelled long before
   settings->setConfig(slow);
-  Engine::Outcome outcome = Engine::Outcome::Done;
+  JobQueue::Outcome outcome = JobQueue::Outcome::Done;
   bool progressed = false;
   QObject scope;  // the connections below capture locals: they must end with this function
-  connect(m_window->engine(), &Engine::taskProgress, &scope, [&] { progressed = true; });
-  connect(m_window->engine(), &Engine::taskFinished, &scope,
-          [&](const QString& tag, quint64, Engine::Outcome o) {
-            if (tag == StudyController::kTag) outcome = o;
+  connect(m_window->jobs(), &JobQueue::taskProgress, &scope, [&] { progressed = true; });
+  connect(m_window->jobs(), &JobQueue::taskFinished, &scope,
+          [&](const QString& tag, quint64, JobQueue::Outcome o) {
+            if (tag == job_tag::kTrain) outcome = o;
           });
   m_window->train();
-  QVERIFY(m_window->engine()->isPending(StudyController::kTag));
+  QVERIFY(m_window->jobs()->isPending(job_tag::kTrain));
   QVERIFY(waitUntil([&] { return progressed; }));
-  m_window->engine()->cancel(StudyController::kTag);
-  QVERIFY(waitUntil([&] { return !m_window->engine()->isPending(StudyController::kTag); }));
-  QCOMPARE(outcome, Engine::Outcome::Cancelled);
+  m_window->jobs()->cancel(job_tag::kTrain);
+  QVERIFY(waitUntil([&] { return !m_window->jobs()->isPending(job_tag::kTrain); }));
+  QCOMPARE(outcome, JobQueue::Outcome::Cancelled);
   QVERIFY(m_presenter->errors.isEmpty());
   QCOMPARE(m_window->shownStudy(), before);
   QCOMPARE(m_window->study()->trainingsCompleted(), trainings);
@@ -487,7 +488,7 @@ void StudyViewTest::invalidSettingsShowCoreMessage() {
   bad.trainSample = 100;  // fewer than C: core refuses
   settings->setConfig(bad);
   m_window->train();
-  QVERIFY(waitUntil([&] { return !m_window->engine()->isPending(StudyController::kTag); }));
+  QVERIFY(waitUntil([&] { return !m_window->jobs()->isPending(job_tag::kTrain); }));
   QCOMPARE(m_presenter->errors.size(), 1);
   QVERIFY2(m_presenter->errors.front().contains(QStringLiteral("--train-sample")),
            qPrintable(m_presenter->errors.front()));

@@ -12,7 +12,7 @@
 
 #include "chart_widget.h"
 #include "codebook_usage_chart.h"
-#include "engine.h"
+#include "job_queue.h"
 #include "kvq/rvq/backend_registry.h"
 #include "settings_panel.h"
 #include "study_controller.h"
@@ -171,9 +171,9 @@ void WidgetsTest::beamAndHeldOutAreSettings() {
 }
 
 // A session's reader is HDF5: the study controller's reference to a replaced or
-// destroyed session goes to the engine, so the last release happens on the worker.
+// destroyed session goes to the jobs, so the last release happens on the worker.
 void WidgetsTest::replacedSessionIsReleasedOnWorker() {
-  Engine engine;
+  JobQueue jobs;
   struct Release {
     std::thread::id thread;  // written before done is set
     std::atomic<bool> done{false};
@@ -189,7 +189,7 @@ void WidgetsTest::replacedSessionIsReleasedOnWorker() {
   };
   Release replaced, destroyed;
   {
-    StudyController study(&engine);
+    StudyController study(&jobs);
     SessionPtr session = probe(&replaced);
     study.setSession(session);
     session.reset();  // the controller holds the last reference
@@ -202,8 +202,8 @@ void WidgetsTest::replacedSessionIsReleasedOnWorker() {
 }
 
 void WidgetsTest::unavailableBackendKeepsPrevious() {
-  Engine engine;
-  StudyController study(&engine);
+  JobQueue jobs;
+  StudyController study(&jobs);
   const QString before = study.backendName();
   QVERIFY(before.startsWith(QStringLiteral("CPU")));
   QString failure, changed;

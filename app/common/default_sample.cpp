@@ -1,11 +1,9 @@
+#include "default_sample.h"
+
 #include <filesystem>
 
-#include "commands.h"
+namespace kvq::app {
 
-namespace kvq::cli {
-
-// The source tree's sample (a build run in place) or, for an installed kvq, the copy
-// under <prefix>/share/kvq-studio/samples next to <prefix>/bin.
 std::string defaultSample() {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -20,4 +18,4 @@ std::string defaultSample() {
   return {};
 }
 
-}  // namespace kvq::cli
+}  // namespace kvq::app

@@ -1,4 +1,4 @@
-// Engine: newest request per tag, cancellation, errors, clean destruction, and a
+// JobQueue: newest request per tag, cancellation, errors, clean destruction, and a
 // UI thread that keeps running while the worker is busy.
 #include <QElapsedTimer>
 #include <QTest>
@@ -10,19 +10,20 @@
 #include <thread>
 #include <vector>
 
-#include "engine.h"
+#include "job_queue.h"
 #include "ui_test_util.h"
 
-using kvq::ui::Engine;
+using kvq::ui::JobQueue;
 using kvq::ui::test::waitUntil;
 
-class EngineTest : public QObject {
+class JobQueueTest : public QObject {
   Q_OBJECT
 
  private slots:
   void rapidRequestsRunFirstAndLast();
   void errorsReachTheHandlerOnly();
   void otherTagsAreNotCancelled();
+  void cancelDropsQueuedRequest();
   void destructionCancelsAndJoins();
   void uiThreadStaysResponsive();
   void disposeDestroysOnWorker();
@@ -41,20 +42,20 @@ void spinUntilCancelled(const kvq::TaskControl& control) {
 
 }  // namespace
 
-void EngineTest::rapidRequestsRunFirstAndLast() {
-  Engine engine;
+void JobQueueTest::rapidRequestsRunFirstAndLast() {
+  JobQueue jobs;
   std::vector<int> started;  // UI-thread copies of what ran
   std::vector<int> delivered;
-  std::vector<std::pair<quint64, Engine::Outcome>> outcomes;
-  connect(&engine, &Engine::taskFinished, this,
-          [&](const QString&, quint64 id, Engine::Outcome o) { outcomes.emplace_back(id, o); });
+  std::vector<std::pair<quint64, JobQueue::Outcome>> outcomes;
+  connect(&jobs, &JobQueue::taskFinished, this,
+          [&](const QString&, quint64 id, JobQueue::Outcome o) { outcomes.emplace_back(id, o); });
   auto ran = std::make_shared<std::vector<int>>();  // written on the worker, read after join points
   auto mutex = std::make_shared<std::mutex>();
   std::atomic<bool> firstStarted{false};
 
   std::vector<quint64> ids;
   for (int i = 1; i <= 5; ++i) {
-    ids.push_back(engine.run<int>(
+    ids.push_back(jobs.run<int>(
         QStringLiteral("scrub"), QStringLiteral("job %1").arg(i), this,
         [i, ran, mutex, &firstStarted](const kvq::TaskControl& control) {
           {
@@ -70,7 +71,7 @@ void EngineTest::rapidRequestsRunFirstAndLast() {
         [&delivered](int& value) { delivered.push_back(value); }));
     if (i == 1) QVERIFY(waitUntil([&] { return firstStarted.load(); }));
   }
-  QVERIFY(waitUntil([&] { return !engine.isPending(QStringLiteral("scrub")); }));
+  QVERIFY(waitUntil([&] { return !jobs.isPending(QStringLiteral("scrub")); }));
   {
     std::lock_guard lock(*mutex);
     QCOMPARE(*ran, (std::vector<int>{1, 5}));
@@ -81,36 +82,37 @@ void EngineTest::rapidRequestsRunFirstAndLast() {
     for (const auto& [i, o] : outcomes) {
       if (i == id) return o;
     }
-    return Engine::Outcome::Done;
+    return JobQueue::Outcome::Done;
   };
-  QCOMPARE(outcomeOf(ids[0]), Engine::Outcome::Cancelled);
-  for (int i = 1; i <= 3; ++i) QCOMPARE(outcomeOf(ids[static_cast<size_t>(i)]), Engine::Outcome::Superseded);
-  QCOMPARE(outcomeOf(ids[4]), Engine::Outcome::Done);
+  QCOMPARE(outcomeOf(ids[0]), JobQueue::Outcome::Cancelled);
+  for (int i = 1; i <= 3; ++i)
+    QCOMPARE(outcomeOf(ids[static_cast<size_t>(i)]), JobQueue::Outcome::Superseded);
+  QCOMPARE(outcomeOf(ids[4]), JobQueue::Outcome::Done);
 }
 
-void EngineTest::errorsReachTheHandlerOnly() {
-  Engine engine;
+void JobQueueTest::errorsReachTheHandlerOnly() {
+  JobQueue jobs;
   QString error;
   bool resultCalled = false;
   QString finishedMessage;
-  connect(&engine, &Engine::taskFinished, this,
-          [&](const QString&, quint64, Engine::Outcome, const QString& m) { finishedMessage = m; });
-  engine.run<int>(
+  connect(&jobs, &JobQueue::taskFinished, this,
+          [&](const QString&, quint64, JobQueue::Outcome, const QString& m) { finishedMessage = m; });
+  jobs.run<int>(
       QStringLiteral("t"), QStringLiteral("failing"), this,
       [](const kvq::TaskControl&) -> int { kvq::throwBadInput("f.h5", "/layers/0", "bad shape"); },
       [&](int&) { resultCalled = true; },
       [&](const kvq::Error& e) { error = QString::fromStdString(e.what()); });
-  QVERIFY(waitUntil([&] { return !engine.isPending(QStringLiteral("t")); }));
+  QVERIFY(waitUntil([&] { return !jobs.isPending(QStringLiteral("t")); }));
   QCOMPARE(error, QStringLiteral("f.h5: /layers/0: bad shape"));
   QCOMPARE(finishedMessage, error);
   QVERIFY(!resultCalled);
 }
 
-void EngineTest::otherTagsAreNotCancelled() {
-  Engine engine;
+void JobQueueTest::otherTagsAreNotCancelled() {
+  JobQueue jobs;
   std::atomic<bool> started{false};
   int a = 0, b = 0;
-  engine.run<int>(
+  jobs.run<int>(
       QStringLiteral("a"), QString(), this,
       [&started](const kvq::TaskControl& control) {
         started = true;
@@ -122,41 +124,72 @@ void EngineTest::otherTagsAreNotCancelled() {
       },
       [&a](int& v) { a = v; });
   QVERIFY(waitUntil([&] { return started.load(); }));
-  engine.run<int>(
+  jobs.run<int>(
       QStringLiteral("b"), QString(), this, [](const kvq::TaskControl&) { return 2; },
       [&b](int& v) { b = v; });
   QVERIFY(waitUntil([&] { return a == 1 && b == 2; }));
 }
 
-void EngineTest::destructionCancelsAndJoins() {
+// cancel() withdraws a queued request as submit() does when replacing one: it never
+// runs, finishes Cancelled at once, and its tag is no longer pending.
+void JobQueueTest::cancelDropsQueuedRequest() {
+  JobQueue jobs;
+  std::atomic<bool> blockerStarted{false};
+  auto queuedRan = std::make_shared<std::atomic<bool>>(false);
+  std::vector<std::pair<QString, JobQueue::Outcome>> finished;
+  connect(&jobs, &JobQueue::taskFinished, this,
+          [&](const QString& tag, quint64, JobQueue::Outcome o) { finished.emplace_back(tag, o); });
+  jobs.submit(QStringLiteral("blocker"), QString(), [&blockerStarted](const kvq::TaskControl& control) {
+    blockerStarted = true;
+    spinUntilCancelled(control);
+    return std::function<void()>();
+  });
+  QVERIFY(waitUntil([&] { return blockerStarted.load(); }));
+  jobs.submit(QStringLiteral("queued"), QString(), [queuedRan](const kvq::TaskControl&) {
+    *queuedRan = true;
+    return std::function<void()>();
+  });
+  QVERIFY(jobs.isPending(QStringLiteral("queued")));
+  jobs.cancel(QStringLiteral("queued"));
+  QVERIFY(!jobs.isPending(QStringLiteral("queued")));
+  QCOMPARE(finished.size(), size_t{1});
+  QCOMPARE(finished[0].first, QStringLiteral("queued"));
+  QCOMPARE(finished[0].second, JobQueue::Outcome::Cancelled);
+  QVERIFY(jobs.isPending(QStringLiteral("blocker")));
+  jobs.cancel(QStringLiteral("blocker"));
+  QVERIFY(waitUntil([&] { return !jobs.isPending(QStringLiteral("blocker")); }));
+  QVERIFY(!queuedRan->load());
+}
+
+void JobQueueTest::destructionCancelsAndJoins() {
   auto sawCancel = std::make_shared<std::atomic<bool>>(false);
   auto started = std::make_shared<std::atomic<bool>>(false);
   auto queuedRan = std::make_shared<std::atomic<bool>>(false);
   {
-    Engine engine;
-    engine.submit(QStringLiteral("long"), QString(), [sawCancel, started](const kvq::TaskControl& control) {
+    JobQueue jobs;
+    jobs.submit(QStringLiteral("long"), QString(), [sawCancel, started](const kvq::TaskControl& control) {
       *started = true;
       while (!control.cancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       *sawCancel = true;
       return std::function<void()>();
     });
-    engine.submit(QStringLiteral("queued"), QString(), [queuedRan](const kvq::TaskControl&) {
+    jobs.submit(QStringLiteral("queued"), QString(), [queuedRan](const kvq::TaskControl&) {
       *queuedRan = true;
       return std::function<void()>();
     });
     QVERIFY(waitUntil([&] { return started->load(); }));
-  }  // ~Engine: cancels, drops the queued job, joins
+  }  // ~JobQueue: cancels, drops the queued job, joins
   QVERIFY(sawCancel->load());
   QVERIFY(!queuedRan->load());
 }
 
-void EngineTest::uiThreadStaysResponsive() {
-  Engine engine;
+void JobQueueTest::uiThreadStaysResponsive() {
+  JobQueue jobs;
   std::atomic<bool> started{false};
   bool finished = false;
   // A CPU-bound job reporting progress very often: the UI thread must keep
   // processing events (only throttled progress events reach it).
-  engine.run<double>(
+  jobs.run<double>(
       QStringLiteral("long"), QStringLiteral("busy"), this,
       [&started](const kvq::TaskControl& control) {
         started = true;
@@ -172,7 +205,7 @@ void EngineTest::uiThreadStaysResponsive() {
       },
       [&finished](double&) { finished = true; });
   int progressEvents = 0;
-  connect(&engine, &Engine::taskProgress, this, [&] { ++progressEvents; });
+  connect(&jobs, &JobQueue::taskProgress, this, [&] { ++progressEvents; });
 
   QElapsedTimer clock;
   qint64 last = 0, worstGap = 0;
@@ -187,14 +220,14 @@ void EngineTest::uiThreadStaysResponsive() {
   watchdog.start();
   QVERIFY(waitUntil([&] { return finished; }, 30000));
   watchdog.stop();
-  qInfo("worst UI event-loop gap while the engine was busy: %lld ms (%d progress events)",
+  qInfo("worst UI event-loop gap while the worker was busy: %lld ms (%d progress events)",
         static_cast<long long>(worstGap), progressEvents);
   QVERIFY2(worstGap < 100, "the UI thread stalled for 100 ms or more");
   QVERIFY(progressEvents > 0);
 }
 
-void EngineTest::disposeDestroysOnWorker() {
-  Engine engine;
+void JobQueueTest::disposeDestroysOnWorker() {
+  JobQueue jobs;
   struct Probe {
     std::shared_ptr<std::atomic<bool>> onMain;
     std::thread::id mainId;
@@ -208,7 +241,7 @@ void EngineTest::disposeDestroysOnWorker() {
                                                 delete p;
                                                 *destroyed = true;
                                               });
-    engine.dispose(std::move(probe));
+    jobs.dispose(std::move(probe));
   }
   QVERIFY(waitUntil([&] { return destroyed->load(); }));
   QVERIFY(!onMain->load());
@@ -216,8 +249,8 @@ void EngineTest::disposeDestroysOnWorker() {
 
 // A result whose continuation never runs (a newer request of its tag came first)
 // may own a DumpReader: its last reference must die on the worker, not here.
-void EngineTest::supersededResultIsReleasedOnWorker() {
-  Engine engine;
+void JobQueueTest::supersededResultIsReleasedOnWorker() {
+  JobQueue jobs;
   struct Probe {
     std::thread::id* destroyedOn;
     ~Probe() { *destroyedOn = std::this_thread::get_id(); }
@@ -228,7 +261,7 @@ void EngineTest::supersededResultIsReleasedOnWorker() {
   std::atomic<bool> returned{false};
   std::atomic<bool> released{false};
   bool firstDelivered = false;
-  engine.run<ProbePtr>(
+  jobs.run<ProbePtr>(
       QStringLiteral("t"), QStringLiteral("first"), this,
       [&](const kvq::TaskControl&) -> ProbePtr {
         while (!go.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -244,7 +277,7 @@ void EngineTest::supersededResultIsReleasedOnWorker() {
   while (!returned.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let it leave the job
   bool secondDelivered = false;
-  engine.run<int>(
+  jobs.run<int>(
       QStringLiteral("t"), QStringLiteral("second"), this, [](const kvq::TaskControl&) { return 2; },
       [&](int&) { secondDelivered = true; });
   QVERIFY(waitUntil([&] { return secondDelivered && released.load(); }));
@@ -252,5 +285,5 @@ void EngineTest::supersededResultIsReleasedOnWorker() {
   QVERIFY(destroyedOn != std::this_thread::get_id());
 }
 
-QTEST_GUILESS_MAIN(EngineTest)
-#include "test_engine.moc"
+QTEST_GUILESS_MAIN(JobQueueTest)
+#include "test_job_queue.moc"

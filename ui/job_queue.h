@@ -1,8 +1,10 @@
-// Engine — the GUI's single worker thread (RenderDoc's "newest request per tag").
+// JobQueue — the GUI's single worker thread and its queue of jobs (Tracy's Worker,
+// RenderDoc's ReplayManager: "newest request per tag"). The engine is core; this
+// only decides on which thread and in which order the GUI calls it.
 //
 // Every long operation of the GUI (opening a dump, statistics, training, head
-// reads) runs here, never on the UI thread. Requests carry a tag naming what they
-// compute ("open", "train", "channels"); a new request for a tag replaces a queued
+// reads, codebook writes) runs here, never on the UI thread. Requests carry a tag
+// naming what they compute (job_tags.h); a new request for a tag replaces a queued
 // one that has not started — so scrubbing a control never queues stale work — and
 // cancels the running one through its kvq::TaskControl flag. Results come back to
 // the UI thread by queued call; results of superseded requests are dropped there.
@@ -31,7 +33,7 @@
 
 namespace kvq::ui {
 
-class Engine : public QObject {
+class JobQueue : public QObject {
   Q_OBJECT
 
  public:
@@ -42,10 +44,10 @@ class Engine : public QObject {
   // thread (may be empty). It reports progress and polls cancellation via control.
   using Job = std::function<std::function<void()>(const kvq::TaskControl& control)>;
 
-  explicit Engine(QObject* parent = nullptr);
-  ~Engine() override;
-  Engine(const Engine&) = delete;
-  Engine& operator=(const Engine&) = delete;
+  explicit JobQueue(QObject* parent = nullptr);
+  ~JobQueue() override;
+  JobQueue(const JobQueue&) = delete;
+  JobQueue& operator=(const JobQueue&) = delete;
 
   using ErrorHandler = std::function<void(const kvq::Error& error)>;
 
@@ -74,7 +76,8 @@ class Engine : public QObject {
   // fraction 0..1; stage: the job's label for the current step. Throttled (~25 Hz).
   void taskProgress(const QString& tag, quint64 id, double fraction, const QString& stage);
   // message: the error text for Failed, empty otherwise.
-  void taskFinished(const QString& tag, quint64 id, kvq::ui::Engine::Outcome outcome, const QString& message);
+  void taskFinished(const QString& tag, quint64 id, kvq::ui::JobQueue::Outcome outcome,
+                    const QString& message);
 
  private:
   struct Request {
@@ -85,6 +88,16 @@ class Engine : public QObject {
   };
 
   void loop();
+  // Worker: waits for the next request (destroying trash and dropped jobs outside the
+  // lock); false when the queue is stopping. request.job is empty when only trash came.
+  bool takeNext(Request& request, std::shared_ptr<std::atomic<bool>>& cancelFlag);
+  // Worker: runs one request and posts its outcome to the UI thread.
+  void execute(Request request, const std::shared_ptr<std::atomic<bool>>& cancelFlag);
+  // Under m_mutex: removes the queued request of tag (its job is destroyed on the
+  // worker) and flags the running one of tag. Returns the removed request's id, 0 if none.
+  quint64 withdrawLocked(const QString& tag);
+  // UI thread: a request withdrawn from the queue before it ran finishes as outcome.
+  void finishWithdrawn(const QString& tag, quint64 id, Outcome outcome);
   void post(std::function<void()> onUiThread);
   void deliver(const QString& tag, quint64 id, Outcome outcome, const std::shared_ptr<kvq::Error>& error,
                std::function<void()> continuation);
@@ -109,9 +122,9 @@ class Engine : public QObject {
 };
 
 template <class T>
-quint64 Engine::run(const QString& tag, const QString& label, QObject* context,
-                    std::function<T(const kvq::TaskControl&)> work, std::function<void(T&)> onResult,
-                    std::function<void(const kvq::Error&)> onError) {
+quint64 JobQueue::run(const QString& tag, const QString& label, QObject* context,
+                      std::function<T(const kvq::TaskControl&)> work, std::function<void(T&)> onResult,
+                      std::function<void(const kvq::Error&)> onError) {
   QPointer<QObject> guard(context);
   ErrorHandler guardedError;
   if (onError) {

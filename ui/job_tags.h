@@ -1,0 +1,24 @@
+// The tags of the GUI's jobs (JobQueue keys requests by tag: a new request replaces
+// a queued one of its tag and cancels the running one). Every tag the GUI submits is
+// named here, so a feature that adds a job adds its tag in this one place.
+#pragma once
+
+#include <QString>
+
+namespace kvq::ui::job_tag {
+
+inline const QString kOpen = QStringLiteral("open");          // open a dump + statistics
+inline const QString kTrain = QStringLiteral("train");        // train and evaluate a study
+inline const QString kChannels = QStringLiteral("channels");  // one head's channel magnitudes
+inline const QString kBackend = QStringLiteral("backend");    // start a compute backend
+
+// Each export has a tag of its own (a counter and the target path): one export must
+// never replace or cancel another.
+inline QString exportTag(quint64 count, const QString& absolutePath) {
+  return QStringLiteral("export:%1:%2").arg(count).arg(absolutePath);
+}
+inline bool isExport(const QString& tag) {
+  return tag.startsWith(QLatin1String("export:"));
+}
+
+}  // namespace kvq::ui::job_tag
