@@ -8,11 +8,13 @@
 
 #include "commands.h"
 #include "kvq/base/error.h"
+#include "kvq/base/hdf5_process.h"
 #ifdef KVQ_HAVE_CUDA
 #include "kvq/gpu/cuda_backend.h"
 #endif
 
 int main(int argc, char** argv) {
+  kvq::prepareHdf5ForProcess();  // first: before anything touches HDF5
 #ifdef KVQ_HAVE_CUDA
   kvq::gpu::registerCudaBackend();
 #endif

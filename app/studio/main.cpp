@@ -4,6 +4,7 @@
 #include <QCommandLineParser>
 
 #include "default_sample.h"
+#include "kvq/base/hdf5_process.h"
 #include "main_window.h"
 #include "screenshots.h"
 #ifdef KVQ_HAVE_CUDA
@@ -11,6 +12,7 @@
 #endif
 
 int main(int argc, char** argv) {
+  kvq::prepareHdf5ForProcess();  // first: before anything touches HDF5
 #ifdef KVQ_HAVE_CUDA
   kvq::gpu::registerCudaBackend();  // makes "cuda" and "auto" in the backend choice reach the GPU
 #endif

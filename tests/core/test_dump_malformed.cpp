@@ -305,7 +305,7 @@ std::vector<MalformedCase> corpus() {
            H5Lcreate_soft("/layers/1/keys", f, "/layers/1/values", H5P_DEFAULT, H5P_DEFAULT);
          };
        },
-       "/layers/1/values: is a soft or external link (the dump's objects must be stored in this file)"},
+       "/layers/1/values: is a soft or external link (the file's objects must be stored in the file itself)"},
       {"ExternalLinkLayer",
        [](RawDump& d) {
          d.extra = [](hid_t f) {

@@ -85,13 +85,12 @@ void ReaderImpl::readInto(const DatasetEntry& entry, int64_t tokenBegin, int64_t
   void* target = narrow ? static_cast<void*>(reinterpret_cast<unsigned char*>(slab.data.data()) + 2 * n)
                         : static_cast<void*>(slab.data.data());
   if (!fileSpace || !memSpace ||
-      H5Sselect_hyperslab(fileSpace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
-      H5Dread(entry.dataset.get(), entry.memType.get(), memSpace.get(), fileSpace.get(), H5P_DEFAULT,
-              target) < 0) {
-    throwBadInput(info.path, entry.path,
-                  "cannot read tokens [" + std::to_string(tokenBegin) + ", " +
-                      std::to_string(tokenBegin + tokenCount) + "): " + h5::lastErrorText());
+      H5Sselect_hyperslab(fileSpace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0) {
+    throwBadInput(info.path, entry.path, "cannot select tokens: " + h5::lastErrorText());
   }
+  h5::readChecked(entry.dataset.get(), entry.storage, entry.memType.get(), memSpace.get(), fileSpace.get(),
+                  target, h5::Location{info.path, entry.path}, "tokens", static_cast<hsize_t>(tokenBegin),
+                  static_cast<hsize_t>(tokenCount));
   if (narrow) widenInPlace(slab.data.data(), n, info.dtype);
 }
 
@@ -212,11 +211,9 @@ std::vector<int32_t> DumpReader::tokenIds() const {
   if (bytes > impl.options.maxReadBytes) {
     throwBadInput(impl.info.path, "/tokens", "reading it exceeds OpenOptions::maxReadBytes");
   }
-  h5::Dataset tokens(H5Dopen2(impl.file.get(), "/tokens", H5P_DEFAULT));
   std::vector<int32_t> ids(static_cast<size_t>(impl.info.tokens));
-  if (!tokens || H5Dread(tokens.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids.data()) < 0) {
-    throwBadInput(impl.info.path, "/tokens", "cannot read: " + h5::lastErrorText());
-  }
+  h5::readAllChecked(impl.tokens.get(), impl.tokensStorage, H5T_NATIVE_INT32, ids.data(),
+                     h5::Location{impl.info.path, "/tokens"}, "entries");
   return ids;
 }
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "h5/checked_dataset.h"
 #include "h5/hdf5_handle.h"
 #include "kvq/dump/dump_reader.h"
 
@@ -16,8 +17,9 @@ namespace kvq::detail {
 // One validated [T, H, D] dataset.
 struct DatasetEntry {
   h5::Dataset dataset;
-  h5::Datatype memType;  // float32 native, or the file's 16-bit type in native order
-  std::string path;      // "/layers/3/keys"
+  h5::StorageInfo storage;  // checked at open; bounds every chunk read
+  h5::Datatype memType;     // float32 native, or the file's 16-bit type in native order
+  std::string path;         // "/layers/3/keys"
   int heads = 0;
 };
 
@@ -29,6 +31,8 @@ struct ReaderImpl {
   OpenOptions options;
   DumpInfo info;
   std::map<int, LayerEntry> layers;
+  h5::Dataset tokens;  // /tokens when present, checked at open
+  h5::StorageInfo tokensStorage;
 
   // Throws Error(BadInput) when the layer or kind is absent.
   const DatasetEntry& dataset(int layer, Kind kind) const;

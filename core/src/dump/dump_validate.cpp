@@ -4,11 +4,13 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "dump/dump_validate.h"
+#include "h5/checked_dataset.h"
 #include "h5/hdf5_util.h"
 #include "kvq/base/error.h"
 
@@ -22,6 +24,13 @@ std::string shapeText(const hsize_t* dims, int rank) {
   std::string text = "[";
   for (int i = 0; i < rank; ++i) text += (i > 0 ? ", " : "") + std::to_string(dims[i]);
   return text + "]";
+}
+
+// A double for a message, denormals and NaN included ("4.94066e-324").
+std::string numberText(double value) {
+  std::ostringstream text;
+  text << value;
+  return text.str();
 }
 
 // a * b, or false on uint64 overflow.
@@ -110,7 +119,11 @@ class Validator {
     if (const auto q = h5::readIntAttribute(root, "num_q_heads", loc("/")))
       m_info.numQHeads = checkCount("num_q_heads", *q);
     if (const auto theta = h5::readFloatAttribute(root, "rope_theta", loc("/"))) {
-      if (!std::isfinite(*theta) || *theta <= 0) bad("/", "attribute 'rope_theta' must be a positive number");
+      // Denormals too: no rotary base is that small, and 1/theta overflows.
+      if (!std::isnormal(*theta) || *theta <= 0) {
+        bad("/",
+            "attribute 'rope_theta' must be a positive normal number (found " + numberText(*theta) + ")");
+      }
       m_info.ropeTheta = *theta;
     }
     if (const auto ropeDim = h5::readIntAttribute(root, "rope_dim", loc("/"))) {
@@ -123,25 +136,6 @@ class Validator {
     if (const auto source = h5::readStringAttribute(root, "source", loc("/"))) m_info.source = *source;
   }
 
-  // Soft and external links are refused: an external link would make this
-  // reader open another file the user never named.
-  void requireHardLink(hid_t loc, const std::string& name, const std::string& where) const {
-    H5L_info_t link;
-    if (H5Lget_info(loc, name.c_str(), &link, H5P_DEFAULT) < 0 || link.type != H5L_TYPE_HARD) {
-      bad(where, "is a soft or external link (the dump's objects must be stored in this file)");
-    }
-  }
-
-  static bool parseLayerName(const std::string& name, int& index) {
-    if (name.empty() || name.size() > 9 || (name.size() > 1 && name[0] == '0')) return false;
-    index = 0;
-    for (char c : name) {
-      if (c < '0' || c > '9') return false;
-      index = index * 10 + (c - '0');
-    }
-    return true;
-  }
-
   std::vector<std::string> linkNames(hid_t group, const std::string& where) const {
     H5G_info_t groupInfo;
     if (H5Gget_info(group, &groupInfo) < 0) bad(where, "cannot list: " + h5::lastErrorText());
@@ -150,17 +144,7 @@ class Validator {
       bad(where, "holds " + std::to_string(groupInfo.nlinks) + " entries but num_layers is " +
                      std::to_string(m_info.numLayers));
     }
-    std::vector<std::string> names;
-    for (hsize_t i = 0; i < groupInfo.nlinks; ++i) {
-      const ssize_t length =
-          H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-      if (length < 0 || length > 255) bad(where, "holds an unreadable or overlong link name");
-      std::string name(static_cast<size_t>(length) + 1, '\0');
-      H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
-      name.resize(static_cast<size_t>(length));
-      names.push_back(std::move(name));
-    }
-    return names;
+    return h5::linkNames(group, loc(where), static_cast<size_t>(m_info.numLayers));
   }
 
   void readLayers(hid_t root) {
@@ -171,7 +155,7 @@ class Validator {
     std::vector<std::pair<int, std::string>> indexed;
     for (const std::string& name : linkNames(layers.get(), "/layers")) {
       int index = 0;
-      if (!parseLayerName(name, index)) bad("/layers/" + name, "layer name is not a decimal index");
+      if (!h5::parseDecimalIndex(name, index)) bad("/layers/" + name, "layer name is not a decimal index");
       if (index >= m_info.numLayers) {
         bad("/layers/" + name, "layer index " + std::to_string(index) + " is not below num_layers " +
                                    std::to_string(m_info.numLayers));
@@ -181,7 +165,6 @@ class Validator {
     std::sort(indexed.begin(), indexed.end());
     for (const auto& [index, name] : indexed) {
       const std::string where = "/layers/" + name;
-      requireHardLink(layers.get(), name, where);
       h5::Group layer = h5::openGroup(layers.get(), name, loc(where));
       LayerEntry entry;
       for (Kind kind : {Kind::Keys, Kind::Values, Kind::Queries}) {
@@ -232,34 +215,9 @@ class Validator {
     return dtype;
   }
 
-  // A chunked dataset whose chunks are not all stored (or a contiguous one with
-  // no storage) would read back as fill values: refuse it rather than invent data.
-  static bool fullyWritten(hid_t ds, const hsize_t* dims) {
-    h5::PropList dcpl(H5Dget_create_plist(ds));
-    if (!dcpl) return false;
-    const H5D_layout_t layout = H5Pget_layout(dcpl.get());
-    if (layout == H5D_COMPACT) return true;
-    if (layout == H5D_CONTIGUOUS) {
-      H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
-      return H5Dget_space_status(ds, &status) >= 0 && status == H5D_SPACE_STATUS_ALLOCATED;
-    }
-    if (layout != H5D_CHUNKED) return false;
-    hsize_t chunk[3] = {0, 0, 0};
-    if (H5Pget_chunk(dcpl.get(), 3, chunk) != 3) return false;
-    hsize_t expected = 1;
-    for (int i = 0; i < 3; ++i) {
-      if (chunk[i] == 0) return false;
-      expected *= (dims[i] + chunk[i] - 1) / chunk[i];  // dims are bounded by kMaxDatasetBytes
-    }
-    hsize_t stored = 0;
-    h5::Dataspace space(H5Dget_space(ds));  // HDF5 1.10 refuses H5S_ALL here
-    return space && H5Dget_num_chunks(ds, space.get(), &stored) >= 0 && stored == expected;
-  }
-
   DatasetEntry openLayerDataset(hid_t layer, Kind kind, const std::string& where) {
     DatasetEntry entry;
     entry.path = where;
-    requireHardLink(layer, kindName(kind), where);
     entry.dataset = h5::openDataset(layer, kindName(kind), loc(where));
     const hid_t ds = entry.dataset.get();
     h5::Dataspace space(H5Dget_space(ds));
@@ -310,15 +268,14 @@ class Validator {
       bad(where, std::to_string(dims[0]) + " tokens, but " + m_firstPath + " has " +
                      std::to_string(m_info.tokens) + " (T must be the same for every layer and kind)");
     }
-    if (!fullyWritten(ds, dims))
-      bad(where, "declared " + shapeText(dims, 3) + " but its data was never (fully) written");
+    entry.storage = h5::checkStorage(ds, loc(where), "tokens");
     entry.heads = expectedHeads;
     return entry;
   }
 
-  // A rank-1 integer dataset; returns its length.
-  hsize_t openVector(hid_t root, const char* name, const std::string& where, h5::Dataset& ds) const {
-    requireHardLink(root, name, where);
+  // A rank-1 integer dataset, its storage checked; returns its length.
+  hsize_t openVector(hid_t root, const char* name, const std::string& where, h5::Dataset& ds,
+                     h5::StorageInfo& storage) const {
     ds = h5::openDataset(root, name, loc(where));
     h5::Dataspace space(H5Dget_space(ds.get()));
     h5::Datatype type(H5Dget_type(ds.get()));
@@ -331,13 +288,14 @@ class Validator {
     }
     hsize_t length = 0;
     H5Sget_simple_extent_dims(space.get(), &length, nullptr);
+    if (length > static_cast<hsize_t>(m_info.tokens)) return length;  // the caller refuses it, unread
+    storage = h5::checkStorage(ds.get(), loc(where), "entries");
     return length;
   }
 
   void readTokens(hid_t root) {
     if (!h5::linkExists(root, "tokens")) return;
-    h5::Dataset ds;
-    const hsize_t length = openVector(root, "tokens", "/tokens", ds);
+    const hsize_t length = openVector(root, "tokens", "/tokens", m_impl.tokens, m_impl.tokensStorage);
     if (length != static_cast<hsize_t>(m_info.tokens)) {
       bad("/tokens", "has " + std::to_string(length) + " entries, but the dump has " +
                          std::to_string(m_info.tokens) + " tokens");
@@ -349,16 +307,15 @@ class Validator {
     if (!h5::linkExists(root, "sequence_starts")) return;
     const std::string where = "/sequence_starts";
     h5::Dataset ds;
-    const hsize_t count = openVector(root, "sequence_starts", where, ds);
+    h5::StorageInfo storage;
+    const hsize_t count = openVector(root, "sequence_starts", where, ds, storage);
     if (count == 0) bad(where, "is empty (it must start with 0)");
     if (count > static_cast<hsize_t>(m_info.tokens) || count > kMaxSequenceStarts) {
       bad(where, "holds " + std::to_string(count) + " offsets, more than the " +
                      std::to_string(m_info.tokens) + " tokens");
     }
     std::vector<int64_t> starts(count);
-    if (H5Dread(ds.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, starts.data()) < 0) {
-      bad(where, "cannot read: " + h5::lastErrorText());
-    }
+    h5::readAllChecked(ds.get(), storage, H5T_NATIVE_INT64, starts.data(), loc(where), "entries");
     if (starts[0] != 0) bad(where, "must start at 0 (found " + std::to_string(starts[0]) + ")");
     for (size_t i = 1; i < starts.size(); ++i) {
       if (starts[i] <= starts[i - 1]) {

@@ -90,17 +90,17 @@ std::unique_ptr<DumpWriter> DumpWriter::create(const std::string& path, const Du
   if (!impl.file) throwBadInput(path, "", "cannot create the file (" + h5::lastErrorText() + ")");
 
   const hid_t root = impl.file.get();
-  h5::writeStringAttribute(root, "kvq_format", "kv-dump", "/");
-  h5::writeIntAttribute(root, "kvq_format_version", 1, "/");
-  h5::writeStringAttribute(root, "model", header.model, "/");
-  h5::writeIntAttribute(root, "num_layers", header.numLayers, "/");
-  h5::writeIntAttribute(root, "num_kv_heads", header.numKvHeads, "/");
-  h5::writeIntAttribute(root, "head_dim", header.headDim, "/");
-  if (header.numQHeads > 0) h5::writeIntAttribute(root, "num_q_heads", header.numQHeads, "/");
-  h5::writeStringAttribute(root, "key_rope", header.keyRope, "/");
-  if (header.ropeTheta) h5::writeFloatAttribute(root, "rope_theta", *header.ropeTheta, "/");
-  if (header.ropeDim) h5::writeIntAttribute(root, "rope_dim", *header.ropeDim, "/");
-  if (!header.source.empty()) h5::writeStringAttribute(root, "source", header.source, "/");
+  h5::writeAttr(root, "kvq_format", "kv-dump");
+  h5::writeAttr(root, "kvq_format_version", int64_t{1});
+  h5::writeAttr(root, "model", header.model);
+  h5::writeAttr(root, "num_layers", int64_t{header.numLayers});
+  h5::writeAttr(root, "num_kv_heads", int64_t{header.numKvHeads});
+  h5::writeAttr(root, "head_dim", int64_t{header.headDim});
+  if (header.numQHeads > 0) h5::writeAttr(root, "num_q_heads", int64_t{header.numQHeads});
+  h5::writeAttr(root, "key_rope", header.keyRope);
+  if (header.ropeTheta) h5::writeAttr(root, "rope_theta", *header.ropeTheta);
+  if (header.ropeDim) h5::writeAttr(root, "rope_dim", int64_t{*header.ropeDim});
+  if (!header.source.empty()) h5::writeAttr(root, "source", header.source);
 
   impl.layers = h5::Group(H5Gcreate2(root, "layers", H5P_DEFAULT, impl.groupCreation(), H5P_DEFAULT));
   if (!impl.layers) impl.fail("/layers", "cannot create the group: " + h5::lastErrorText());
@@ -149,14 +149,16 @@ void DumpWriter::Impl::writeSlab(hid_t group, const char* name, const Slab& slab
   h5::Dataspace space(H5Screate_simple(3, dims, nullptr));
   h5::PropList dcpl(H5Pcreate(H5P_DATASET_CREATE));
   // No object timestamps: the same data gives the same file bytes.
+  // Filters in the order readers accept: shuffle, deflate, then the checksum of the stored bytes.
   if (!space || !dcpl || H5Pset_chunk(dcpl.get(), 3, chunk) < 0 ||
       H5Pset_obj_track_times(dcpl.get(), 0) < 0 ||
-      (h.gzip && (H5Pset_shuffle(dcpl.get()) < 0 || H5Pset_deflate(dcpl.get(), 4) < 0))) {
+      (h.gzip && (H5Pset_shuffle(dcpl.get()) < 0 || H5Pset_deflate(dcpl.get(), 4) < 0)) ||
+      (h.checksums && H5Pset_fletcher32(dcpl.get()) < 0)) {
     fail(where, "cannot set up the dataset layout: " + h5::lastErrorText());
   }
   h5::Dataset ds(H5Dcreate2(group, name, fileType.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
   if (!ds) fail(where, "cannot create the dataset: " + h5::lastErrorText());
-  if (h.dtype == DType::BFloat16) h5::writeStringAttribute(ds.get(), "dtype", "bfloat16", where);
+  if (h.dtype == DType::BFloat16) h5::writeAttr(ds.get(), "dtype", "bfloat16");
 
   std::vector<uint16_t> narrow;
   for (int64_t t = 0; t < h.tokens; t += chunkTokens) {
@@ -216,6 +218,12 @@ void DumpWriter::Impl::writeVector(const char* name, hid_t fileType, hid_t memTy
   h5::Dataspace space(H5Screate_simple(1, dims, nullptr));
   h5::PropList dcpl(H5Pcreate(H5P_DATASET_CREATE));
   H5Pset_obj_track_times(dcpl.get(), 0);
+  if (header.checksums) {
+    const hsize_t chunk[1] = {std::min<hsize_t>(dims[0], 65536)};
+    if (H5Pset_chunk(dcpl.get(), 1, chunk) < 0 || H5Pset_fletcher32(dcpl.get()) < 0) {
+      fail(where, "cannot set up the dataset layout: " + h5::lastErrorText());
+    }
+  }
   h5::Dataset ds(H5Dcreate2(file.get(), name, fileType, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
   if (!ds || H5Dwrite(ds.get(), memType, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
     fail(where, "cannot write: " + h5::lastErrorText());

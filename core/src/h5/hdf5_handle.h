@@ -8,6 +8,8 @@
 #include <string>
 #include <utility>
 
+#include "h5/bounded_deflate.h"
+
 namespace kvq::h5 {
 
 // Owns one hid_t and closes it with CloseFn on destruction. A negative id means
@@ -57,11 +59,13 @@ using Object = Handle<H5Oclose>;  // a group or dataset opened with H5Oopen
 
 // Turns off HDF5's automatic error-stack printing for the current thread for its
 // lifetime and restores the previous handler afterwards. Every public entry point
-// of the dump reader/writer holds one: failures become kvq::Error instead of
+// of the readers and writers holds one: failures become kvq::Error instead of
 // text on stderr. (HDF5's error settings are per thread in a thread-safe build.)
+// It also makes sure the process-wide setup (bounded deflate, no plugins) is done.
 class ErrorSilencer {
  public:
   ErrorSilencer() {
+    setUpLibrary();
     m_saved = H5Eget_auto2(H5E_DEFAULT, &m_func, &m_data) >= 0;
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   }

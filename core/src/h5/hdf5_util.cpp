@@ -1,5 +1,7 @@
 #include "h5/hdf5_util.h"
 
+#include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -8,9 +10,8 @@
 namespace kvq::h5 {
 namespace {
 
-// Attribute strings longer than this are refused (checked before allocating for
-// fixed-length strings; model names and sources are far shorter).
-constexpr size_t kMaxAttributeChars = size_t{1} << 20;
+constexpr size_t kMaxLinkNameBytes = 255;
+constexpr size_t kMaxQuotedBytes = 100;
 
 [[noreturn]] void badAttribute(const Location& where, const char* name, const std::string& problem) {
   throwBadInput(where.file, where.path, std::string("attribute '") + name + "' " + problem);
@@ -31,16 +32,123 @@ Attribute openScalarAttribute(hid_t obj, const char* name, const Location& where
   return attr;
 }
 
+[[noreturn]] void tooLong(const Location& where, const char* name, size_t bytes) {
+  badAttribute(where, name,
+               "is " + std::to_string(bytes) + " bytes long, over the limit of " +
+                   std::to_string(kMaxStringBytes) + " bytes");
+}
+
+// The bytes of a fixed-length string as stored, padding included. The memory type
+// has the file's size, padding and character set, so HDF5 copies without change.
+std::string readFixedBytes(hid_t attr, hid_t fileType, const Location& where, const char* name) {
+  const size_t size = H5Tget_size(fileType);
+  if (size == 0) badAttribute(where, name, "has an invalid string size of 0");
+  if (size > kMaxStringBytes) tooLong(where, name, size);  // before allocating
+  Datatype memType(H5Tcopy(H5T_C_S1));
+  if (!memType || H5Tset_size(memType.get(), size) < 0 ||
+      H5Tset_strpad(memType.get(), H5Tget_strpad(fileType)) < 0 ||
+      H5Tset_cset(memType.get(), H5Tget_cset(fileType)) < 0) {
+    badAttribute(where, name, "has an unsupported string type");
+  }
+  std::string bytes(size, '\0');
+  if (H5Aread(attr, memType.get(), bytes.data()) < 0) {
+    badAttribute(where, name, "cannot be read: " + lastErrorText());
+  }
+  return bytes;
+}
+
+// The bytes of a variable-length string with their stored length: read as a
+// sequence of bytes (HDF5 converts the string to it), so an embedded NUL stays
+// visible where a C string would silently end.
+std::string readVariableBytes(hid_t attr, const Location& where, const char* name) {
+  Datatype memType(H5Tvlen_create(H5T_NATIVE_UCHAR));
+  hvl_t seq{0, nullptr};
+  if (!memType || H5Aread(attr, memType.get(), &seq) < 0) {
+    badAttribute(where, name, "cannot be read: " + lastErrorText());
+  }
+  const std::unique_ptr<void, herr_t (*)(void*)> owned(seq.p, H5free_memory);
+  if (seq.len > kMaxStringBytes) tooLong(where, name, seq.len);
+  if (seq.len > 0 && seq.p == nullptr) badAttribute(where, name, "cannot be read");
+  return seq.len == 0 ? std::string() : std::string(static_cast<const char*>(seq.p), seq.len);
+}
+
+// Drops the padding HDF5 allows after a string's text.
+void stripPadding(std::string& bytes, H5T_str_t pad) {
+  const char filler = pad == H5T_STR_SPACEPAD ? ' ' : '\0';
+  while (!bytes.empty() && bytes.back() == filler) bytes.pop_back();
+}
+
+// Bytes of one UTF-8 sequence starting with `lead`, or 0 for an invalid lead byte.
+size_t utf8Length(unsigned char lead) {
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) return 2;
+  if (lead >= 0xE0 && lead <= 0xEF) return 3;
+  if (lead >= 0xF0 && lead <= 0xF4) return 4;
+  return 0;
+}
+
+// Offset of the first byte that breaks UTF-8 (overlong forms, surrogates and
+// code points past U+10FFFF included), or npos.
+size_t firstInvalidUtf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    const size_t n = utf8Length(lead);
+    if (n == 0 || i + n > text.size()) return i;
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return i;
+    }
+    const auto second = static_cast<unsigned char>(text[i + 1 < text.size() ? i + 1 : i]);
+    if ((lead == 0xE0 && second < 0xA0) || (lead == 0xED && second > 0x9F) ||
+        (lead == 0xF0 && second < 0x90) || (lead == 0xF4 && second > 0x8F)) {
+      return i;
+    }
+    i += n;
+  }
+  return std::string_view::npos;
+}
+
+std::string hexByte(unsigned char byte) {
+  char text[8];
+  std::snprintf(text, sizeof text, "0x%02x", byte);
+  return text;
+}
+
+// `text` with every invalid UTF-8 byte replaced by U+FFFD.
+std::string toValidUtf8(std::string_view text) {
+  std::string out;
+  while (!text.empty()) {
+    const size_t bad = firstInvalidUtf8(text);
+    out += text.substr(0, bad);
+    if (bad == std::string_view::npos) break;
+    out += "\xEF\xBF\xBD";
+    text.remove_prefix(bad + 1);
+  }
+  return out;
+}
+
 }  // namespace
 
 bool linkExists(hid_t loc, const std::string& name) {
   return H5Lexists(loc, name.c_str(), H5P_DEFAULT) > 0;
 }
 
+void requireHardLink(hid_t loc, const std::string& name, const Location& where) {
+  H5L_info_t link;
+  if (H5Lget_info(loc, name.c_str(), &link, H5P_DEFAULT) < 0) {
+    throwBadInput(where.file, where.path, "cannot be looked up: " + lastErrorText());
+  }
+  if (link.type != H5L_TYPE_HARD) {
+    throwBadInput(where.file, where.path,
+                  "is a soft or external link (the file's objects must be stored in the file itself)");
+  }
+}
+
 namespace {
 
 hid_t openObjectOfType(hid_t loc, const std::string& name, const Location& where, H5I_type_t wanted,
                        const char* what) {
+  if (name != "/") requireHardLink(loc, name, where);
   const hid_t id = H5Oopen(loc, name.c_str(), H5P_DEFAULT);
   if (id < 0) throwBadInput(where.file, where.path, "cannot be opened: " + lastErrorText());
   if (H5Iget_type(id) != wanted) {
@@ -60,6 +168,42 @@ Dataset openDataset(hid_t loc, const std::string& name, const Location& where) {
   return Dataset(openObjectOfType(loc, name, where, H5I_DATASET, "a dataset"));
 }
 
+std::vector<std::string> linkNames(hid_t group, const Location& where, size_t maxLinks) {
+  H5G_info_t info;
+  if (H5Gget_info(group, &info) < 0) throwBadInput(where.file, where.path, "cannot list: " + lastErrorText());
+  if (info.nlinks > maxLinks) {
+    throwBadInput(where.file, where.path,
+                  "holds " + std::to_string(info.nlinks) + " entries, more than the " +
+                      std::to_string(maxLinks) + " expected");
+  }
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t length =
+        H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (length < 0 || static_cast<size_t>(length) > kMaxLinkNameBytes) {
+      throwBadInput(where.file, where.path, "holds an unreadable or overlong link name");
+    }
+    std::string name(static_cast<size_t>(length) + 1, '\0');
+    if (H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(),
+                           H5P_DEFAULT) != length) {
+      throwBadInput(where.file, where.path, "holds an unreadable link name");
+    }
+    name.resize(static_cast<size_t>(length));
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
+bool parseDecimalIndex(const std::string& name, int& index) {
+  if (name.empty() || name.size() > 9 || (name.size() > 1 && name[0] == '0')) return false;
+  index = 0;
+  for (char c : name) {
+    if (c < '0' || c > '9') return false;
+    index = index * 10 + (c - '0');
+  }
+  return true;
+}
+
 std::optional<std::string> readStringAttribute(hid_t obj, const char* name, const Location& where) {
   Attribute attr = openScalarAttribute(obj, name, where);
   if (!attr) return std::nullopt;
@@ -67,27 +211,18 @@ std::optional<std::string> readStringAttribute(hid_t obj, const char* name, cons
   if (!fileType || H5Tget_class(fileType.get()) != H5T_STRING) {
     badAttribute(where, name, "must be a string (found " + describeType(fileType.get()) + ")");
   }
-  Datatype memType(H5Tcopy(H5T_C_S1));
-  H5Tset_cset(memType.get(), H5Tget_cset(fileType.get()));
-  std::string value;
-  if (H5Tis_variable_str(fileType.get()) > 0) {
-    H5Tset_size(memType.get(), H5T_VARIABLE);
-    char* text = nullptr;
-    if (H5Aread(attr.get(), memType.get(), &text) < 0) badAttribute(where, name, "cannot be read");
-    if (text != nullptr) {
-      value = text;
-      H5free_memory(text);
-    }
-  } else {
-    const size_t size = H5Tget_size(fileType.get());
-    if (size == 0 || size > kMaxAttributeChars) badAttribute(where, name, "has an implausible string size");
-    H5Tset_size(memType.get(), size + 1);  // room for the terminator HDF5 adds
-    H5Tset_strpad(memType.get(), H5T_STR_NULLTERM);
-    std::vector<char> buffer(size + 1, '\0');
-    if (H5Aread(attr.get(), memType.get(), buffer.data()) < 0) badAttribute(where, name, "cannot be read");
-    value.assign(buffer.data());
+  const htri_t variable = H5Tis_variable_str(fileType.get());
+  if (variable < 0) badAttribute(where, name, "has an unreadable string type");
+  std::string value = variable > 0 ? readVariableBytes(attr.get(), where, name)
+                                   : readFixedBytes(attr.get(), fileType.get(), where, name);
+  stripPadding(value, variable > 0 ? H5T_STR_NULLTERM : H5Tget_strpad(fileType.get()));
+  if (const size_t nul = value.find('\0'); nul != std::string::npos) {
+    badAttribute(where, name,
+                 "holds a NUL byte at offset " + std::to_string(nul) + ": " + quoteForMessage(value));
   }
-  if (value.size() > kMaxAttributeChars) badAttribute(where, name, "is implausibly long");
+  if (const std::string problem = utf8Problem(value); !problem.empty()) {
+    badAttribute(where, name, "is not valid UTF-8 (" + problem + "): " + quoteForMessage(value));
+  }
   return value;
 }
 
@@ -116,33 +251,106 @@ std::optional<double> readFloatAttribute(hid_t obj, const char* name, const Loca
   return value;
 }
 
+std::optional<std::vector<double>> readFloatArrayAttribute(hid_t obj, const char* name, const Location& where,
+                                                           size_t maxCount) {
+  const htri_t exists = H5Aexists(obj, name);
+  if (exists < 0) throwBadInput(where.file, where.path, std::string("cannot query attribute '") + name + "'");
+  if (exists == 0) return std::nullopt;
+  Attribute attr(H5Aopen(obj, name, H5P_DEFAULT));
+  Datatype fileType(attr ? H5Aget_type(attr.get()) : H5I_INVALID_HID);
+  Dataspace space(attr ? H5Aget_space(attr.get()) : H5I_INVALID_HID);
+  const H5T_class_t cls = fileType ? H5Tget_class(fileType.get()) : H5T_NO_CLASS;
+  if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
+    badAttribute(where, name, "must be numeric (found " + describeType(fileType.get()) + ")");
+  }
+  const hssize_t count = space ? H5Sget_simple_extent_npoints(space.get()) : -1;
+  if (count < 0 || static_cast<size_t>(count) > maxCount ||
+      (space && H5Sget_simple_extent_ndims(space.get()) > 1)) {
+    badAttribute(where, name, "must hold at most " + std::to_string(maxCount) + " values in one dimension");
+  }
+  std::vector<double> values(static_cast<size_t>(count));
+  if (count > 0 && H5Aread(attr.get(), H5T_NATIVE_DOUBLE, values.data()) < 0) {
+    badAttribute(where, name, "cannot be read");
+  }
+  return values;
+}
+
 namespace {
 
-void writeAttribute(hid_t obj, const char* name, hid_t fileType, hid_t memType, const void* data,
-                    const std::string& where) {
-  Dataspace space(H5Screate(H5S_SCALAR));
-  Attribute attr(H5Acreate2(obj, name, fileType, space.get(), H5P_DEFAULT, H5P_DEFAULT));
+void writeAttribute(hid_t obj, const std::string& name, hid_t fileType, hid_t memType, hid_t space,
+                    const void* data) {
+  if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
+  Attribute attr(H5Acreate2(obj, name.c_str(), fileType, space, H5P_DEFAULT, H5P_DEFAULT));
   if (!attr || H5Awrite(attr.get(), memType, data) < 0) {
-    throwInternal(where, std::string("cannot write attribute '") + name + "': " + lastErrorText());
+    throw Error(ErrorKind::Internal, fileNameOf(obj), objectPath(obj),
+                "cannot write attribute '" + name + "': " + lastErrorText());
   }
+}
+
+void writeScalar(hid_t obj, const std::string& name, hid_t fileType, hid_t memType, const void* data) {
+  Dataspace space(H5Screate(H5S_SCALAR));
+  writeAttribute(obj, name, fileType, memType, space.get(), data);
 }
 
 }  // namespace
 
-void writeStringAttribute(hid_t obj, const char* name, const std::string& value, const std::string& where) {
+void writeAttr(hid_t obj, const std::string& name, const std::string& value) {
   Datatype type(H5Tcopy(H5T_C_S1));
-  H5Tset_size(type.get(), H5T_VARIABLE);
-  H5Tset_cset(type.get(), H5T_CSET_UTF8);
-  const char* text = value.c_str();
-  writeAttribute(obj, name, type.get(), type.get(), &text, where);
+  if (!type || H5Tset_size(type.get(), H5T_VARIABLE) < 0 || H5Tset_cset(type.get(), H5T_CSET_UTF8) < 0) {
+    throwInternal(objectPath(obj), "cannot build the UTF-8 string type: " + lastErrorText());
+  }
+  // The readers refuse invalid UTF-8, so a stray byte (say in a path) is stored as U+FFFD.
+  const std::string text = toValidUtf8(value);
+  const char* data = text.c_str();
+  writeScalar(obj, name, type.get(), type.get(), &data);
 }
 
-void writeIntAttribute(hid_t obj, const char* name, long long value, const std::string& where) {
-  writeAttribute(obj, name, H5T_STD_I64LE, H5T_NATIVE_LLONG, &value, where);
+void writeAttr(hid_t obj, const std::string& name, const char* value) {
+  writeAttr(obj, name, std::string(value));
 }
 
-void writeFloatAttribute(hid_t obj, const char* name, double value, const std::string& where) {
-  writeAttribute(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value, where);
+void writeAttr(hid_t obj, const std::string& name, int64_t value) {
+  writeScalar(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
+void writeAttr(hid_t obj, const std::string& name, double value) {
+  writeScalar(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+}
+
+void writeAttr(hid_t obj, const std::string& name, const std::vector<double>& values) {
+  const hsize_t dims[1] = {static_cast<hsize_t>(values.size())};
+  Dataspace space(H5Screate_simple(1, dims, nullptr));
+  writeAttribute(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, space.get(), values.data());
+}
+
+std::string utf8Problem(std::string_view text) {
+  const size_t bad = firstInvalidUtf8(text);
+  if (bad == std::string_view::npos) return "";
+  return "byte " + hexByte(static_cast<unsigned char>(text[bad])) + " at offset " + std::to_string(bad);
+}
+
+std::string quoteForMessage(std::string_view text) {
+  std::string out = "\"";
+  size_t shown = 0;
+  for (const char c : text) {
+    if (shown == kMaxQuotedBytes) {
+      out += "…";
+      break;
+    }
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte == '"' || byte == '\\') {
+      out += '\\';
+      out += c;
+    } else if (byte >= 0x20 && byte < 0x7F) {
+      out += c;
+    } else {
+      out += "\\x" + hexByte(byte).substr(2);
+    }
+    ++shown;
+  }
+  out += '"';
+  if (text.size() > kMaxQuotedBytes) out += " (" + std::to_string(text.size()) + " bytes)";
+  return out;
 }
 
 std::string describeType(hid_t type) {
@@ -194,6 +402,24 @@ bool isIeeeHalf(hid_t type) {
   const H5T_order_t order = H5Tget_order(type);
   return spos == 15 && epos == 10 && esize == 5 && mpos == 0 && msize == 10 && H5Tget_ebias(type) == 15 &&
          H5Tget_offset(type) == 0 && (order == H5T_ORDER_LE || order == H5T_ORDER_BE);
+}
+
+std::string objectPath(hid_t obj) {
+  const ssize_t size = H5Iget_name(obj, nullptr, 0);
+  if (size <= 0) return "/";
+  std::string name(static_cast<size_t>(size) + 1, '\0');
+  H5Iget_name(obj, name.data(), name.size());
+  name.resize(static_cast<size_t>(size));
+  return name;
+}
+
+std::string fileNameOf(hid_t obj) {
+  const ssize_t size = H5Fget_name(obj, nullptr, 0);
+  if (size <= 0) return "";
+  std::string name(static_cast<size_t>(size) + 1, '\0');
+  H5Fget_name(obj, name.data(), name.size());
+  name.resize(static_cast<size_t>(size));
+  return name;
 }
 
 }  // namespace kvq::h5

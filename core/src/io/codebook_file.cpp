@@ -6,7 +6,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "h5/codebook_h5.h"
+#include "h5/h5_file.h"
 #include "h5/hdf5_handle.h"
 #include "kvq/base/error.h"
 #include "kvq/base/file_util.h"
@@ -26,7 +26,7 @@ Kind parseKind(const std::string& file, const std::string& where, const std::str
 }
 
 void writeConfigAttrs(hid_t obj, const RvqConfig& c) {
-  using namespace h5io;
+  using namespace h5;
   writeAttr(obj, "preset", c.preset);
   writeAttr(obj, "codebook_size", static_cast<int64_t>(c.codebookSize));
   writeAttr(obj, "depth", static_cast<int64_t>(c.depth));
@@ -57,7 +57,7 @@ KMeansInit parseInit(const std::string& file, const std::string& name) {
 
 // An int64 attribute narrowed to int only after checking it fits: a hostile
 // 2^33 must not wrap to 0 (validateConfig then checks the meaning).
-int intAttrAsInt(const h5io::Reader& r, hid_t obj, const char* name) {
+int intAttrAsInt(const h5::Reader& r, hid_t obj, const char* name) {
   const int64_t value = r.intAttr(obj, name);
   if (value < std::numeric_limits<int>::min() || value > std::numeric_limits<int>::max()) {
     throwBadInput(r.path(), std::string("/ ") + name,
@@ -66,7 +66,7 @@ int intAttrAsInt(const h5io::Reader& r, hid_t obj, const char* name) {
   return static_cast<int>(value);
 }
 
-RvqConfig readConfigAttrs(const h5io::Reader& r, hid_t obj) {
+RvqConfig readConfigAttrs(const h5::Reader& r, hid_t obj) {
   RvqConfig c;
   c.preset = r.stringAttr(obj, "preset");
   c.codebookSize = intAttrAsInt(r, obj, "codebook_size");
@@ -110,6 +110,22 @@ void validateFileConfig(const std::string& path, const RvqConfig& config, int he
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::BadInput) throw;
     throwBadInput(path, "/ " + attrForOption(e.where()), e.problem());
+  }
+}
+
+// Members named head_<n> must be exactly the per-head quantizers h = 0 … H−1 of a
+// per-head file (and absent otherwise): a stray head_7 would be silently ignored.
+void checkHeadGroups(const h5::Reader& r, const std::string& where, bool perHead, int quantizers) {
+  for (const std::string& name : r.children(where, static_cast<size_t>(quantizers) + 16)) {
+    if (name.rfind("head_", 0) != 0) continue;
+    int head = -1;
+    const bool known = perHead && h5::parseDecimalIndex(name.substr(5), head) && head < quantizers;
+    if (!known) {
+      throwBadInput(r.path(), where + "/" + name,
+                    perHead ? "unknown head group (this per-head file has head_0 … head_" +
+                                  std::to_string(quantizers - 1) + ")"
+                            : "head group in a file whose quantizers are not per head (per_head = 0)");
+    }
   }
 }
 
@@ -167,15 +183,15 @@ void writeCodebookFile(const std::string& path, const CodebookFile& file) {
   h5::ErrorSilencer silence;
   const std::string temporary = temporaryPathFor(path);
   {
-    h5io::Writer w(path, temporary);
+    h5::Writer w(path, temporary);
     const hid_t root = w.root();
-    h5io::writeAttr(root, "kvq_format", std::string(kCodebookFormat));
-    h5io::writeAttr(root, "kvq_format_version", static_cast<int64_t>(kCodebookFormatVersion));
+    h5::writeAttr(root, "kvq_format", std::string(kCodebookFormat));
+    h5::writeAttr(root, "kvq_format_version", static_cast<int64_t>(kCodebookFormatVersion));
     writeConfigAttrs(root, file.config);
-    h5io::writeAttr(root, "source_dump", file.sourceDump);
-    h5io::writeAttr(root, "model", file.model);
-    h5io::writeAttr(root, "head_dim", static_cast<int64_t>(file.headDim));
-    h5io::writeAttr(root, "num_kv_heads", static_cast<int64_t>(file.numKvHeads));
+    h5::writeAttr(root, "source_dump", file.sourceDump);
+    h5::writeAttr(root, "model", file.model);
+    h5::writeAttr(root, "head_dim", static_cast<int64_t>(file.headDim));
+    h5::writeAttr(root, "num_kv_heads", static_cast<int64_t>(file.numKvHeads));
     for (size_t s = 0; s < file.sets.size(); ++s) {
       const QuantizerSet& set = file.sets[s];
       h5::Group group = w.createGroups(setPath(set));
@@ -194,10 +210,10 @@ void writeCodebookFile(const std::string& path, const CodebookFile& file) {
         }
       }
       if (s < file.metrics.size()) {
-        for (const auto& [name, value] : file.metrics[s]) h5io::writeAttr(group.get(), name, value);
+        for (const auto& [name, value] : file.metrics[s]) h5::writeAttr(group.get(), name, value);
       }
       if (s < file.relativeErrorByDepth.size()) {
-        h5io::writeAttr(group.get(), "relative_error_by_depth", file.relativeErrorByDepth[s]);
+        h5::writeAttr(group.get(), "relative_error_by_depth", file.relativeErrorByDepth[s]);
       }
     }
     w.close();
@@ -207,7 +223,7 @@ void writeCodebookFile(const std::string& path, const CodebookFile& file) {
 
 CodebookFile readCodebookFile(const std::string& path) {
   h5::ErrorSilencer silence;
-  h5io::Reader r(path);
+  h5::Reader r(path);
   const hid_t root = r.root();
   if (!r.hasAttr(root, "kvq_format") || r.stringAttr(root, "kvq_format") != kCodebookFormat) {
     throwBadInput(path, "/ kvq_format",
@@ -244,22 +260,19 @@ CodebookFile readCodebookFile(const std::string& path) {
   }
   const std::vector<hsize_t> bookShape{static_cast<hsize_t>(c.depth), static_cast<hsize_t>(c.codebookSize),
                                        static_cast<hsize_t>(c.groupSize)};
-  for (const std::string& layerName : r.children("/layers")) {
+  for (const std::string& layerName : r.children("/layers", kMaxCount)) {
     int layer = -1;
-    try {
-      size_t used = 0;
-      layer = std::stoi(layerName, &used);
-      if (used != layerName.size() || layer < 0) layer = -1;
-    } catch (const std::exception&) {
-      layer = -1;
+    if (!h5::parseDecimalIndex(layerName, layer)) {
+      throwBadInput(path, "/layers/" + layerName,
+                    "layer group name is not a decimal layer index (digits without sign or leading zeros)");
     }
-    if (layer < 0) throwBadInput(path, "/layers/" + layerName, "layer group name is not a layer index");
-    for (const std::string& kindText : r.children("/layers/" + layerName)) {
+    for (const std::string& kindText : r.children("/layers/" + layerName, 2)) {
       const std::string where = "/layers/" + layerName + "/" + kindText;
       QuantizerSet set;
       set.layer = layer;
       set.kind = parseKind(path, where, kindText);
-      set.channelOrder = r.readInt32(where + "/channel_order", {static_cast<hsize_t>(file.headDim)});
+      set.channelOrder =
+          r.readInt32(where + "/channel_order", {static_cast<hsize_t>(file.headDim)}, "positions");
       std::vector<int> seen(static_cast<size_t>(file.headDim), 0);
       for (int ch : set.channelOrder) {
         if (ch < 0 || ch >= file.headDim || seen[ch]++ > 0) {
@@ -267,6 +280,7 @@ CodebookFile readCodebookFile(const std::string& path) {
         }
       }
       const int quantizers = c.perHead ? file.numKvHeads : 1;
+      checkHeadGroups(r, where, c.perHead, quantizers);
       for (int q = 0; q < quantizers; ++q) {
         const std::string dataset =
             c.perHead ? where + "/head_" + std::to_string(q) + "/codebooks" : where + "/codebooks";
@@ -274,7 +288,7 @@ CodebookFile readCodebookFile(const std::string& path) {
         books.depth = c.depth;
         books.size = c.codebookSize;
         books.dim = c.groupSize;
-        books.data = r.readFloat32(dataset, bookShape);
+        books.data = r.readFloat32(dataset, bookShape, "stages");
         for (size_t i = 0; i < books.data.size(); ++i) {
           if (!std::isfinite(books.data[i])) {
             const size_t perStage = static_cast<size_t>(c.codebookSize) * static_cast<size_t>(c.groupSize);

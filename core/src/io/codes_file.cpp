@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "h5/codebook_h5.h"
+#include "h5/h5_file.h"
 #include "kvq/base/error.h"
 #include "kvq/base/file_util.h"
 #include "kvq/base/half.h"
@@ -36,17 +36,17 @@ EncodeSummary encodeDumpToFile(const DumpReader& reader, const CodebookFile& cod
   summary.tokens = info.tokens;
   const std::string temporary = temporaryPathFor(outPath);
   {
-    h5io::Writer w(outPath, temporary);
-    h5io::writeAttr(w.root(), "kvq_format", std::string("rvq-codes"));
-    h5io::writeAttr(w.root(), "kvq_format_version", int64_t{1});
-    h5io::writeAttr(w.root(), "codebooks", codebooksPath);
-    h5io::writeAttr(w.root(), "source_dump", info.path);
-    h5io::writeAttr(w.root(), "head_dim", static_cast<int64_t>(D));
-    h5io::writeAttr(w.root(), "num_kv_heads", static_cast<int64_t>(H));
-    h5io::writeAttr(w.root(), "codebook_size", static_cast<int64_t>(config.codebookSize));
-    h5io::writeAttr(w.root(), "depth", static_cast<int64_t>(K));
-    h5io::writeAttr(w.root(), "group_size", static_cast<int64_t>(g));
-    const h5::Datatype f16 = h5io::makeFloat16Type();
+    h5::Writer w(outPath, temporary);
+    h5::writeAttr(w.root(), "kvq_format", std::string("rvq-codes"));
+    h5::writeAttr(w.root(), "kvq_format_version", int64_t{1});
+    h5::writeAttr(w.root(), "codebooks", codebooksPath);
+    h5::writeAttr(w.root(), "source_dump", info.path);
+    h5::writeAttr(w.root(), "head_dim", static_cast<int64_t>(D));
+    h5::writeAttr(w.root(), "num_kv_heads", static_cast<int64_t>(H));
+    h5::writeAttr(w.root(), "codebook_size", static_cast<int64_t>(config.codebookSize));
+    h5::writeAttr(w.root(), "depth", static_cast<int64_t>(K));
+    h5::writeAttr(w.root(), "group_size", static_cast<int64_t>(g));
+    const h5::Datatype f16 = h5::makeHalfType();
     const std::vector<hsize_t> codeShape{static_cast<hsize_t>(info.tokens), static_cast<hsize_t>(H),
                                          static_cast<hsize_t>(G), static_cast<hsize_t>(K)};
     const std::vector<hsize_t> scaleShape{static_cast<hsize_t>(info.tokens), static_cast<hsize_t>(H)};
@@ -60,9 +60,11 @@ EncodeSummary encodeDumpToFile(const DumpReader& reader, const CodebookFile& cod
       }
       const std::string path = "/layers/" + std::to_string(set.layer) + "/" + kindName(set.kind);
       h5::Group group = w.createGroups(path);
+      // Chunks of the blocks written below, so each block fills whole chunks.
+      const auto chunkRows = static_cast<hsize_t>(chunkTokens);
       h5::Dataset codesSet =
-          w.createDataset(group.get(), "codes", narrow ? H5T_STD_U16LE : H5T_STD_I32LE, codeShape);
-      h5::Dataset scalesSet = w.createDataset(group.get(), "scales", f16.get(), scaleShape);
+          w.createDataset(group.get(), "codes", narrow ? H5T_STD_U16LE : H5T_STD_I32LE, codeShape, chunkRows);
+      h5::Dataset scalesSet = w.createDataset(group.get(), "scales", f16.get(), scaleShape, chunkRows);
       for (int64_t t0 = 0; t0 < info.tokens; t0 += chunkTokens) {
         checkCancel(control);
         const Slab slab = reader.read(set.layer, set.kind, t0, std::min(chunkTokens, info.tokens - t0));

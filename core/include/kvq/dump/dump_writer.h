@@ -27,7 +27,8 @@ struct DumpHeader {
   std::string source;
   DType dtype = DType::Float16;  // storage type on disk
   int64_t tokens = 0;
-  bool gzip = true;  // gzip level 4 + shuffle, chunks [min(T,1024), H, D]
+  bool gzip = true;       // gzip level 4 + shuffle, chunks [min(T,1024), H, D]
+  bool checksums = true;  // Fletcher-32 per chunk of every dataset (readers refuse a mismatch)
 };
 
 class DumpWriter {
