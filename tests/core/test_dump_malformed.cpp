@@ -7,12 +7,14 @@
 #include <hdf5.h>
 
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <sstream>
 #include <map>
 #include <string>
 #include <variant>
@@ -21,6 +23,7 @@
 #include "kvq/base/error.h"
 #include "kvq/base/half.h"
 #include "kvq/dump/dump_reader.h"
+#include "kvq/io/codebook_file.h"
 #include "test_util.h"
 
 namespace kvq {
@@ -587,6 +590,66 @@ TEST(ForeignLayouts, BigEndianHalfFixedStringsNarrowInts) {
       ASSERT_EQ(q.data[i], want) << i;
     }
   }
+}
+
+// ---- the committed corpus: tests/data/malformed/manifest.tsv ----
+// Written by scripts/make_fuzz_corpus.py (one file per policy: links, external and
+// virtual storage, short/long/bomb chunks, filters, strings, unwritten vectors,
+// checksums) plus files found by fuzzing, each with the refusal it must get.
+
+struct CorpusFile {
+  std::string reader;    // "dump" or "codebook"
+  std::string file;      // under tests/data/malformed
+  std::string expected;  // after "<path>: "
+};
+
+std::vector<CorpusFile> corpusFiles() {
+  std::ifstream manifest(std::string(KVQ_TEST_DATA_DIR) + "/malformed/manifest.tsv");
+  std::vector<CorpusFile> files;
+  std::string line;
+  while (std::getline(manifest, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    CorpusFile f;
+    std::string origin;
+    std::getline(fields, f.reader, '\t');
+    std::getline(fields, f.file, '\t');
+    std::getline(fields, origin, '\t');
+    std::getline(fields, f.expected);
+    files.push_back(f);
+  }
+  return files;
+}
+
+class MalformedCorpusFile : public ::testing::TestWithParam<CorpusFile> {};
+
+TEST_P(MalformedCorpusFile, IsRefusedWithItsMessage) {
+  const CorpusFile& c = GetParam();
+  const std::string path = std::string(KVQ_TEST_DATA_DIR) + "/malformed/" + c.file;
+  ASSERT_TRUE(std::filesystem::exists(path)) << path;
+  ::testing::internal::CaptureStderr();
+  const std::string message = refusal([&] {
+    if (c.reader == "dump") {
+      DumpReader::open(path);
+    } else {
+      readCodebookFile(path);
+    }
+  });
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "") << "HDF5 printed to stderr";
+  EXPECT_EQ(message, path + ": " + c.expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, MalformedCorpusFile, ::testing::ValuesIn(corpusFiles()),
+                         [](const ::testing::TestParamInfo<CorpusFile>& p) {
+                           std::string name = p.param.file;
+                           for (char& ch : name) {
+                             if (std::isalnum(static_cast<unsigned char>(ch)) == 0) ch = '_';
+                           }
+                           return name;
+                         });
+
+TEST(MalformedCorpusFile, ManifestIsNotEmpty) {
+  EXPECT_GE(corpusFiles().size(), 30u);
 }
 
 }  // namespace

@@ -189,7 +189,7 @@ class Validator {
     const H5T_class_t cls = H5Tget_class(fileType);
     const size_t size = H5Tget_size(fileType);
     const std::string found = h5::describeType(fileType);
-    if (cls == H5T_FLOAT && size == 4) {
+    if (cls == H5T_FLOAT && size == 4 && h5::isIeeeFloat(fileType)) {
       memType = h5::Datatype(H5Tcopy(H5T_NATIVE_FLOAT));
       return DType::Float32;
     }

@@ -218,8 +218,8 @@ Dataset Reader::openChecked(const std::string& path, const std::vector<hsize_t>&
   };
   if (dims != shape) fail(path, "shape " + text(dims) + " differs from the expected " + text(shape));
   const Datatype type(H5Dget_type(dataset.get()));
-  if (!type || H5Tget_class(type.get()) != cls) {
-    fail(path, std::string("dataset is not ") + (cls == H5T_FLOAT ? "floating point" : "integer") +
+  if (!type || H5Tget_class(type.get()) != cls || (cls == H5T_FLOAT && !isIeeeFloat(type.get()))) {
+    fail(path, std::string("dataset is not ") + (cls == H5T_FLOAT ? "IEEE floating point" : "integer") +
                    " (found " + describeType(type.get()) + ")");
   }
   storage = checkStorage(dataset.get(), where, rowName);

@@ -243,7 +243,7 @@ std::optional<double> readFloatAttribute(hid_t obj, const char* name, const Loca
   if (!attr) return std::nullopt;
   Datatype fileType(H5Aget_type(attr.get()));
   const H5T_class_t cls = fileType ? H5Tget_class(fileType.get()) : H5T_NO_CLASS;
-  if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
+  if (cls != H5T_INTEGER && (cls != H5T_FLOAT || !isIeeeFloat(fileType.get()))) {
     badAttribute(where, name, "must be a number (found " + describeType(fileType.get()) + ")");
   }
   double value = 0;
@@ -260,7 +260,7 @@ std::optional<std::vector<double>> readFloatArrayAttribute(hid_t obj, const char
   Datatype fileType(attr ? H5Aget_type(attr.get()) : H5I_INVALID_HID);
   Dataspace space(attr ? H5Aget_space(attr.get()) : H5I_INVALID_HID);
   const H5T_class_t cls = fileType ? H5Tget_class(fileType.get()) : H5T_NO_CLASS;
-  if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
+  if (cls != H5T_INTEGER && (cls != H5T_FLOAT || !isIeeeFloat(fileType.get()))) {
     badAttribute(where, name, "must be numeric (found " + describeType(fileType.get()) + ")");
   }
   const hssize_t count = space ? H5Sget_simple_extent_npoints(space.get()) : -1;
@@ -360,8 +360,7 @@ std::string describeType(hid_t type) {
     case H5T_INTEGER:
       return std::string(H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(bits);
     case H5T_FLOAT:
-      if (bits == 16 && !isIeeeHalf(type)) return "float16 (non-IEEE layout)";
-      return "float" + std::to_string(bits);
+      return "float" + std::to_string(bits) + (isIeeeFloat(type) ? "" : " (non-IEEE layout)");
     case H5T_STRING:
       return "string";
     case H5T_COMPOUND:
@@ -395,13 +394,29 @@ Datatype makeHalfType() {
   return type;
 }
 
-bool isIeeeHalf(hid_t type) {
-  if (H5Tget_class(type) != H5T_FLOAT || H5Tget_size(type) != 2) return false;
+bool isIeeeFloat(hid_t type) {
+  struct Layout {
+    size_t bytes, exponentBits, mantissaBits, bias;
+  };
+  static constexpr Layout kLayouts[] = {{2, 5, 10, 15}, {4, 8, 23, 127}, {8, 11, 52, 1023}};
+  if (H5Tget_class(type) != H5T_FLOAT) return false;
+  const size_t bytes = H5Tget_size(type);
   size_t spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0;
   if (H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0) return false;
   const H5T_order_t order = H5Tget_order(type);
-  return spos == 15 && epos == 10 && esize == 5 && mpos == 0 && msize == 10 && H5Tget_ebias(type) == 15 &&
-         H5Tget_offset(type) == 0 && (order == H5T_ORDER_LE || order == H5T_ORDER_BE);
+  for (const Layout& l : kLayouts) {
+    if (bytes == l.bytes && spos == 8 * bytes - 1 && epos == l.mantissaBits && esize == l.exponentBits &&
+        mpos == 0 && msize == l.mantissaBits && H5Tget_ebias(type) == l.bias && H5Tget_offset(type) == 0 &&
+        H5Tget_precision(type) == 8 * bytes && H5Tget_norm(type) == H5T_NORM_IMPLIED &&
+        (order == H5T_ORDER_LE || order == H5T_ORDER_BE)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool isIeeeHalf(hid_t type) {
+  return H5Tget_size(type) == 2 && isIeeeFloat(type);
 }
 
 std::string objectPath(hid_t obj) {

@@ -54,7 +54,8 @@ bool parseDecimalIndex(const std::string& name, int& index);
 // Scalar (one-element) attributes. nullopt when absent; throws when present but of
 // the wrong class or not a single element. Strings may be fixed or variable length;
 // they must be valid UTF-8 without embedded NUL and at most kMaxStringBytes long.
-// Integers any width and signedness; floats also accept integers.
+// Integers any width and signedness; floats any IEEE layout (isIeeeFloat), and
+// integers.
 std::optional<std::string> readStringAttribute(hid_t obj, const char* name, const Location& where);
 std::optional<long long> readIntAttribute(hid_t obj, const char* name, const Location& where);
 std::optional<double> readFloatAttribute(hid_t obj, const char* name, const Location& where);
@@ -85,6 +86,10 @@ std::string describeType(hid_t type);
 // IEEE binary16 as h5py/numpy store float16: H5T_FLOAT, 2 bytes, sign bit 15,
 // exponent bits 10..14 (bias 15), mantissa bits 0..9, little endian.
 Datatype makeHalfType();
+// An IEEE binary16/32/64 layout in either byte order. HDF5 converts any float
+// layout a file describes, overlapping or absurd fields included, into garbage;
+// the readers accept only these.
+bool isIeeeFloat(hid_t type);
 bool isIeeeHalf(hid_t type);
 
 // The HDF5 path of an object ("/" when unnamed) and the name of its file.

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Replays the artifacts of a fuzz run and sorts them: ours, or inside libhdf5 (docs/reliability.md).
+
+Each crash-*, oom-*, timeout-* and leak-* file libFuzzer saved is run again, alone, through its target.
+The sanitizer's stack decides whose it is: the first frame that is not the sanitizer, libFuzzer, libc or
+zlib runtime. A frame in libhdf5 means the library faulted (or hung, or asked for the memory) on its own
+— usually before any of our validation could run, as in H5Aread of a corrupt heap object — and only the
+child-process isolation contains it. Anything else is a bug of ours and fails the run (--fail-on-ours).
+
+Usage: fuzz_triage.py --build BUILD_FUZZ_DIR --out RUN_DIR [--timeout S] [--fail-on-ours]
+RUN_DIR holds artifacts/<target>/ and stats/ from scripts/fuzz.sh; writes RUN_DIR/triage.json and
+RUN_DIR/report.md (the table of docs/reliability.md), prints the report.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+RUNTIME = re.compile(r"^(__sanitizer|__asan|__ubsan|__lsan|__interceptor|__libc|__GI_|fuzzer::|std::__terminate|"
+                     r"std::terminate|__cxa_|raise|abort|malloc|calloc|realloc|free|operator new|operator delete|"
+                     r"mem(cpy|move|set|cmp)|str(len|cmp|ncpy|cpy)|__mem|__str|_start|main$|"
+                     r"__sanitizer_print_stack_trace|inflate|deflate|adler32|crc32)")
+FRAME = re.compile(r"^\s*#(\d+) 0x[0-9a-f]+ in (.+?)(?: (/\S+?)(?::\d+)*(?::\d+)?)?(?: \((\S+?)\+0x[0-9a-f]+\))?"
+                   r"(?: \(BuildId: [0-9a-f]+\))?$")
+FRAME_NO_FUNC = re.compile(r"^\s*#(\d+) 0x[0-9a-f]+ +\((\S+?)\+0x[0-9a-f]+\)")
+LIBS_RUNTIME = ("libc.so", "libstdc++", "libz.so", "libgcc_s", "ld-linux")
+
+
+def frames(report: str):
+    """(function, module-or-file) of each stack frame of the first stack in the report."""
+    out = []
+    started = False
+    for line in report.splitlines():
+        m = FRAME.match(line)
+        if m:
+            started = True
+            out.append((m.group(2), m.group(4) or m.group(3) or ""))
+            continue
+        m = FRAME_NO_FUNC.match(line)
+        if m:
+            started = True
+            out.append(("?", m.group(2)))
+            continue
+        if started and not line.strip():
+            break  # only the faulting stack, not "previously allocated by"
+    return out
+
+
+def culprit(stack):
+    """'libhdf5' or 'ours', the deciding frame, and our innermost frame (what we were doing)."""
+    ours_frame = next((f for f, where in stack if f.startswith("kvq::") or "LLVMFuzzerTestOneInput" in f), "")
+    def in_hdf5(function, where):
+        return "libhdf5" in where or re.match(r"^H5[A-Z_]", function) is not None
+
+    for i, (function, where) in enumerate(stack):
+        if RUNTIME.match(function) or any(lib in where for lib in LIBS_RUNTIME):
+            continue
+        if in_hdf5(function, where):
+            # Unnamed (static) library frames: show the first named one of the library.
+            named = next((f for f, w in stack[i:] if f != "?" and in_hdf5(f, w)), function)
+            return "libhdf5", named, ours_frame
+        return "ours", function, ours_frame
+    return "ours", "(no frame)", ours_frame
+
+
+def kind_of(name: str, report: str) -> str:
+    if "libFuzzer: timeout" in report or name.startswith("timeout-"):
+        return "hang"
+    if "out-of-memory" in report or name.startswith("oom-"):
+        return "memory blow-up"
+    if "LeakSanitizer" in report or name.startswith("leak-"):
+        return "leak"
+    return "crash"
+
+
+def short(function: str) -> str:
+    function = function.replace("(anonymous namespace)::", "").replace("[abi:cxx11]", "")
+    return re.sub(r"\(.*", "", function)
+
+
+def replay(binary: str, artifact: str, timeout: int) -> dict:
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:symbolize=1:fast_unwind_on_fatal=0:fast_unwind_on_malloc=0",
+               UBSAN_OPTIONS="print_stacktrace=1")
+    cmd = [binary, f"-timeout={timeout}", "-rss_limit_mb=2048", "-malloc_limit_mb=1024", "-runs=1", artifact]
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout * 3 + 30,
+                             env=env)
+        report, code = run.stderr, run.returncode
+    except subprocess.TimeoutExpired as e:
+        report, code = (e.stderr or b"").decode(errors="replace") + "\nlibFuzzer: timeout (triage)", 124
+    name = os.path.basename(artifact)
+    if code == 0:
+        return dict(artifact=artifact, kind="no longer reproduces", owner="-", frame="", ours_frame="")
+    # For a hang the interesting stack is the one libFuzzer prints after the timeout message.
+    tail = report[report.find("libFuzzer: timeout"):] if "libFuzzer: timeout" in report else report
+    owner, frame, ours_frame = culprit(frames(tail))
+    return dict(artifact=artifact, kind=kind_of(name, report), owner=owner, frame=short(frame),
+                ours_frame=short(ours_frame))
+
+
+def read_stats(out: str) -> dict:
+    totals = {}
+    for path in glob.glob(os.path.join(out, "stats", "*.txt")):
+        target = os.path.basename(path).rsplit("-", 1)[0]
+        counts = totals.setdefault(target, dict(tried=0, refused=0, accepted=0))
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key in counts:
+                    counts[key] += int(value)
+    return totals
+
+
+def report(out: str, results: list, stats: dict, targets: list) -> str:
+    lines = ["| target | files tried | refused | accepted | crashes: ours | crashes: in libhdf5 (contained by "
+             "isolation) | memory blow-ups: ours / libhdf5 | hangs: ours / libhdf5 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for target in targets:
+        mine = [r for r in results if r["target"] == target]
+
+        def count(kind, owner):
+            return sum(1 for r in mine if r["kind"] == kind and r["owner"] == owner)
+        s = stats.get(target, dict(tried=0, refused=0, accepted=0))
+        lines.append(f"| {target} | {s['tried']} | {s['refused']} | {s['accepted']} | {count('crash', 'ours')} | "
+                     f"{count('crash', 'libhdf5')} | {count('memory blow-up', 'ours')} / "
+                     f"{count('memory blow-up', 'libhdf5')} | {count('hang', 'ours')} / {count('hang', 'libhdf5')} |")
+    signatures = {}
+    for r in results:
+        key = (r["target"], r["kind"], r["owner"], r["frame"], r["ours_frame"])
+        signatures.setdefault(key, []).append(os.path.basename(r["artifact"]))
+    if signatures:
+        lines += ["", "| target | kind | whose | faulting frame | our innermost frame | artifacts |",
+                  "|---|---|---|---|---|---|"]
+        for (target, kind, owner, frame, ours), names in sorted(signatures.items()):
+            lines.append(f"| {target} | {kind} | {owner} | `{frame}` | `{ours}` | {len(names)} (e.g. {names[0]}) |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--build", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--timeout", type=int, default=10)
+    parser.add_argument("--fail-on-ours", action="store_true")
+    args = parser.parse_args()
+    targets = sorted(os.path.basename(d) for d in glob.glob(os.path.join(args.out, "artifacts", "*")))
+    results = []
+    for target in targets:
+        binary = os.path.join(args.build, "tests", "fuzz", f"fuzz_{target}_reader")
+        for artifact in sorted(glob.glob(os.path.join(args.out, "artifacts", target, "*"))):
+            result = replay(binary, artifact, args.timeout)
+            result["target"] = target
+            results.append(result)
+    with open(os.path.join(args.out, "triage.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    text = report(args.out, results, read_stats(args.out), targets)
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write(text)
+    print(text)
+    ours = [r for r in results if r["owner"] == "ours"]
+    for r in ours:
+        print(f"OURS: {r['kind']} in {r['frame']} ({r['artifact']})", file=sys.stderr)
+    return 1 if ours and args.fail_on_ours else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
