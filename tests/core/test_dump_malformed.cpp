@@ -14,8 +14,8 @@
 #include <fstream>
 #include <functional>
 #include <limits>
-#include <sstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <variant>
 #include <vector>
@@ -602,6 +602,10 @@ struct CorpusFile {
   std::string file;      // under tests/data/malformed
   std::string expected;  // after "<path>: "
 };
+
+void PrintTo(const CorpusFile& c, std::ostream* os) {
+  *os << c.file;
+}
 
 std::vector<CorpusFile> corpusFiles() {
   std::ifstream manifest(std::string(KVQ_TEST_DATA_DIR) + "/malformed/manifest.tsv");

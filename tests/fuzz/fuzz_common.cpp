@@ -56,7 +56,8 @@ void initialise(const char* name) {
   prepareHdf5ForProcess();
   const std::string pid = std::to_string(static_cast<long>(::getpid()));
   const char* shm = "/dev/shm";
-  const std::filesystem::path dir = std::filesystem::is_directory(shm) ? shm : std::filesystem::temp_directory_path();
+  const std::filesystem::path dir =
+      std::filesystem::is_directory(shm) ? shm : std::filesystem::temp_directory_path();
   g_scratchPath = (dir / (std::string("kvq-fuzz-") + name + "-" + pid + ".h5")).string();
   if (const char* stats = std::getenv("KVQ_FUZZ_STATS_DIR")) {
     g_statsPath = std::string(stats) + "/" + name + "-" + pid + ".txt";
@@ -68,7 +69,8 @@ void initialise(const char* name) {
   });
 }
 
-void runOnFile(const uint8_t* data, size_t size, const std::function<void(const std::string& path)>& readFile) {
+void runOnFile(const uint8_t* data, size_t size,
+               const std::function<void(const std::string& path)>& readFile) {
   {
     std::ofstream out(g_scratchPath, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));

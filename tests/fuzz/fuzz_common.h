@@ -19,6 +19,7 @@ void initialise(const char* name);
 
 // Writes the input to this process's scratch file and runs `readFile` on its path,
 // counting a refusal or an acceptance; aborts on any other failure.
-void runOnFile(const uint8_t* data, size_t size, const std::function<void(const std::string& path)>& readFile);
+void runOnFile(const uint8_t* data, size_t size,
+               const std::function<void(const std::string& path)>& readFile);
 
 }  // namespace kvq::fuzz
