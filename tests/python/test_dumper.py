@@ -77,9 +77,10 @@ def test_float16_round_trip_is_exact_with_all_attributes(tmp_path):
                 ds = f[f"layers/{layer}/{kind}"]
                 assert ds.dtype == np.float16 and ds.shape == array.shape
                 assert ds.chunks == array.shape  # [min(T, 1024), H, D] with T = 5
-                assert ds.compression == "gzip" and ds.shuffle
+                assert ds.compression == "gzip" and ds.shuffle and ds.fletcher32
                 np.testing.assert_array_equal(ds[:], array.astype(np.float16))
         assert f["tokens"].dtype == np.int32 and f["tokens"][:].tolist() == [5, 6, 7, 8, 9]
+        assert f["tokens"].fletcher32 and f["sequence_starts"].fletcher32
         assert f["sequence_starts"].dtype == np.int64 and f["sequence_starts"][:].tolist() == [0, 3]
     assert os.listdir(tmp_path) == ["d.h5"]  # the temporary file was renamed, not left behind
 
@@ -91,7 +92,7 @@ def test_chunks_are_capped_at_1024_tokens_and_optional_attributes_absent(tmp_pat
     kw.write_dump(str(path), header, layers, compression=0)
     with h5py.File(path, "r") as f:
         assert f["layers/0/keys"].chunks == (1024, 1, 4)
-        assert f["layers/0/keys"].compression is None
+        assert f["layers/0/keys"].compression is None and f["layers/0/keys"].fletcher32
         assert not {"num_q_heads", "rope_theta", "rope_dim", "source"} & set(f.attrs)
         assert "tokens" not in f and "sequence_starts" not in f
 

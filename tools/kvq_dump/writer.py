@@ -101,7 +101,8 @@ class DumpWriter:
 
     layers: layer indices to store; num_tokens: T (known up front: the format has one T for every
     layer and kind); with_queries: store /layers/<L>/queries ([T, H_q, D]); dtype: "float16",
-    "bfloat16" or "float32"; compression: gzip level 0-9 (0 = none), always with shuffle.
+    "bfloat16" or "float32"; compression: gzip level 0-9 (0 = none), always with shuffle; every
+    dataset carries Fletcher-32 checksums.
     """
 
     def __init__(self, path: str, header: DumpHeader, layers: Sequence[int], num_tokens: int,
@@ -175,7 +176,9 @@ class DumpWriter:
             attrs["source"] = h.source
 
         storage = {"float16": np.float16, "bfloat16": np.uint16, "float32": np.float32}[self.dtype]
-        filters = {"shuffle": True}
+        # Fletcher-32 per chunk (last in the pipeline, as the readers require): a damaged chunk is
+        # refused by name instead of read as wrong numbers.
+        filters = {"shuffle": True, "fletcher32": True}
         if compression > 0:
             filters.update(compression="gzip", compression_opts=int(compression))
         group = self._file.create_group("layers")
@@ -234,7 +237,7 @@ class DumpWriter:
             raise ValueError(f"{self.path}: /tokens must be [{self.num_tokens}], got {list(tokens.shape)}")
         if tokens.size and (tokens.min() < 0 or tokens.max() > np.iinfo(np.int32).max):
             raise ValueError(f"{self.path}: token ids must fit int32")
-        self._file.create_dataset("tokens", data=tokens.astype(np.int32))
+        self._file.create_dataset("tokens", data=tokens.astype(np.int32), fletcher32=True)
 
     def write_sequence_starts(self, starts: Sequence[int]) -> None:
         """starts: [S] ascending token offsets where each concatenated sequence begins (first is 0)."""
@@ -243,7 +246,7 @@ class DumpWriter:
                 starts[-1] >= self.num_tokens:
             raise ValueError(f"{self.path}: sequence_starts must be strictly ascending offsets in "
                              f"0..{self.num_tokens - 1} starting at 0, got {starts.tolist()}")
-        self._file.create_dataset("sequence_starts", data=starts)
+        self._file.create_dataset("sequence_starts", data=starts, fletcher32=True)
 
     def close(self) -> None:
         """Checks every declared slab was written, then publishes the file (atomic rename)."""
