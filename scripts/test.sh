@@ -2,7 +2,8 @@
 # Sets up and runs every test: format check, warnings-as-errors build (core, CUDA
 # compile for sm_80/sm_90 when nvcc exists, GUI), all CTest suites (core, GPU parity
 # — skipped without a device —, GUI offscreen, Python file checks), an
-# ASan+UBSan build of the core tests, and clang-tidy on the sources.
+# ASan+UBSan build of the core tests, a short libFuzzer run of the file readers
+# (clang-14), and clang-tidy on the sources.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JOBS="${KVQ_JOBS:-$(nproc)}"
@@ -25,6 +26,12 @@ cmake -S "$ROOT" -B "$ROOT/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInf
 cmake --build "$ROOT/build-asan" -j "$JOBS" --target kvq_core_tests kvq
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$ROOT/build-asan" --output-on-failure -j "$JOBS" -L core
+
+echo "== fuzz the file readers (libFuzzer under ASan + UBSan, 45 s per target)"
+# Fails only on a fault of ours; faults inside libhdf5 are reported, not failed on
+# (the child-process isolation contains them). See docs/reliability.md.
+rm -rf "$ROOT/build-fuzz/ci"
+KVQ_FUZZ_BUILD_DIR="$ROOT/build-fuzz" bash scripts/fuzz.sh --seconds 45 --timeout 5 --ci --out "$ROOT/build-fuzz/ci"
 
 echo "== clang-tidy"
 bash scripts/tidy.sh "$ROOT/build"
