@@ -47,7 +47,18 @@ void printText(const DumpInfo& info, const std::vector<LayerStats>& stats) {
   if (info.ropeTheta) std::printf("  (theta %g", *info.ropeTheta);
   if (info.ropeTheta && info.ropeDim) std::printf(", dim %d", *info.ropeDim);
   if (info.ropeTheta) std::printf(")");
-  std::printf("\nqueries     %s\n\n", info.hasQueries ? "yes" : "no");
+  std::printf("\nRoPE layout %s", info.ropeLayout.c_str());
+  if (!info.ropeInvFreq.empty()) {
+    std::printf("  (/rope_inv_freq: %zu frequencies, %.6g ... %.6g)", info.ropeInvFreq.size(),
+                info.ropeInvFreq.front(), info.ropeInvFreq.back());
+  }
+  if (info.attentionScale) std::printf("\nattn scale  %g (not 1/sqrt(head_dim))", *info.attentionScale);
+  std::printf("\nqueries     %s", info.queryTokens == 0 ? "no" : info.hasQueries ? "yes" : "in some layers");
+  if (!info.queryPositions.empty()) {
+    std::printf("  (%lld of %lld tokens, /query_positions)", static_cast<long long>(info.queryTokens),
+                static_cast<long long>(info.tokens));
+  }
+  std::printf("\n\n");
 
   std::printf("%5s %-6s %9s %9s %9s %9s  %s\n", "layer", "kind", "mean|x|", "std", "max|x|", "kurtosis",
               "outlier channels (largest mean|x| first)");

@@ -260,6 +260,27 @@ std::vector<MalformedCase> corpus() {
       };
     };
   };
+  auto invFreq = [](std::vector<double> freq) {
+    return [freq](RawDump& d) {
+      d.extra = [freq](hid_t f) {
+        writeVector(f, "rope_inv_freq", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, freq.data(), {freq.size()});
+      };
+    };
+  };
+  // /query_positions, with `rows` query rows stored in both layers (0: no queries).
+  auto queryPositions = [](std::vector<long long> positions, hsize_t rows) {
+    return [positions, rows](RawDump& d) {
+      if (rows > 0) {
+        d.attrs["num_q_heads"] = 2LL;
+        d.datasets["/layers/0/queries"].dims = {rows, kH, kD};
+        d.datasets["/layers/1/queries"].dims = {rows, kH, kD};
+      }
+      d.extra = [positions](hid_t f) {
+        writeVector(f, "query_positions", H5T_STD_I64LE, H5T_NATIVE_LLONG, positions.data(),
+                    {positions.size()});
+      };
+    };
+  };
   return {
       {"MissingFormat", dropAttr("kvq_format"),
        "/: missing required attribute 'kvq_format' (not a kvq dump)"},
@@ -343,6 +364,53 @@ std::vector<MalformedCase> corpus() {
          d.datasets["/layers/0/queries"] = {};
        },
        "/layers/0/queries: shape [16, 2, 8] has 2 heads, but num_q_heads is 4"},
+      // Attention fields (rope_layout, attention_scale, /rope_inv_freq, /query_positions).
+      {"BadRopeLayout", [](RawDump& d) { d.attrs["rope_layout"] = std::string("neox"); },
+       "/: attribute 'rope_layout' is \"neox\", expected \"half\" or \"interleaved\""},
+      {"AttentionScaleNotPositive", [](RawDump& d) { d.attrs["attention_scale"] = -0.5; },
+       "/: attribute 'attention_scale' must be a positive number"},
+      {"RopeInvFreqWrongLength", invFreq({1.0, 0.1, 0.01}),
+       "/rope_inv_freq: has 3 entries, expected rope_dim/2 = 4 (rope_dim absent: head_dim)"},
+      {"RopeInvFreqNegative", invFreq({1.0, 0.1, -0.01, 0.001}),
+       "/rope_inv_freq: entry 2 is -0.010000 (inverse frequencies must be finite and positive)"},
+      {"RopeInvFreqIntegers",
+       [](RawDump& d) {
+         d.extra = [](hid_t f) {
+           std::vector<int32_t> v(4, 1);
+           writeVector(f, "rope_inv_freq", H5T_STD_I32LE, H5T_NATIVE_INT32, v.data(), {4});
+         };
+       },
+       "/rope_inv_freq: expected floats, found int32"},
+      {"QueryTokensDiffer",
+       [](RawDump& d) {
+         d.attrs["num_q_heads"] = 2LL;
+         d.datasets["/layers/0/queries"].dims = {12, kH, kD};
+       },
+       "/layers/0/queries: 12 tokens, but /layers/0/keys has 16 (T must be the same for every layer and "
+       "kind, "
+       "unless /query_positions names the tokens of the query rows)"},
+      {"QueryRowsDifferBetweenLayers",
+       [](RawDump& d) {
+         d.attrs["num_q_heads"] = 2LL;
+         d.datasets["/layers/0/queries"].dims = {4, kH, kD};
+         d.datasets["/layers/1/queries"].dims = {5, kH, kD};
+       },
+       "/layers/1/queries: 5 rows, but /layers/0/queries has 4 (every layer stores the same query tokens)"},
+      {"QueryPositionsWithoutQueries", queryPositions({12, 13}, 0),
+       "/query_positions: is present, but no layer stores queries"},
+      {"QueryPositionsWrongCount", queryPositions({12, 13, 14}, 2),
+       "/query_positions: has 3 entries, but the queries datasets have 2 rows"},
+      {"QueryPositionsNotAscending", queryPositions({12, 12}, 2),
+       "/query_positions: not ascending at index 1 (12 after 12)"},
+      {"QueryPositionsOutOfRange", queryPositions({3, 16}, 2),
+       "/query_positions: token 16 at index 1 is out of range (the dump has 16 tokens)"},
+      {"NaNInSelectedQueries",
+       [queryPositions](RawDump& d) {
+         queryPositions({4, 9, 15}, 3)(d);
+         d.datasets["/layers/1/queries"].pokes[{(1 * kH + 1) * kD + 2, 0}] =
+             std::numeric_limits<float>::quiet_NaN();
+       },
+       "/layers/1/queries: NaN at row 1 (token 9), head 1, channel 2"},
       {"TokensDifferKeysValues",
        [](RawDump& d) {
          d.datasets["/layers/0/values"].dims = {15, kH, kD};

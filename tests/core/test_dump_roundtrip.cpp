@@ -315,3 +315,69 @@ TEST(DumpWriterMisuse, RefusesBadCalls) {
 
 }  // namespace
 }  // namespace kvq
+
+namespace kvq {
+namespace {
+
+// The attention fields: RoPE layout, inverse frequencies, softmax scale, and
+// queries stored only for some tokens (/query_positions).
+TEST(DumpAttentionFields, RoundTripWithQueryPositions) {
+  DumpHeader h = smallHeader(DType::Float32);  // 10 tokens, 2 kv heads, D = 4
+  h.numQHeads = 4;
+  h.ropeDim = 4;
+  h.ropeLayout = "interleaved";
+  h.ropeInvFreq = {1.0, 0.01};
+  h.attentionScale = 0.125;
+  h.queryPositions = {2, 3, 7, 9};
+  const std::string path = (test::freshTempDir() / "dump.h5").string();
+  auto writer = DumpWriter::create(path, h);
+  const Slab kv = makeSlab(10, 2, 4, 1);
+  const Slab q = makeSlab(4, 4, 4, 2);  // one row per query position
+  expectBadInput([&] { writer->writeLayer(0, kv, kv, &kv); }, "does not match [4, 4, 4]");
+  writer->writeLayer(0, kv, kv, &q);
+  writer->commit();
+
+  const auto reader = DumpReader::open(path);
+  const DumpInfo& info = reader->info();
+  EXPECT_EQ(info.ropeLayout, "interleaved");
+  EXPECT_EQ(info.ropeInvFreq, (std::vector<double>{1.0, 0.01}));
+  EXPECT_EQ(info.attentionScale.value_or(0), 0.125);
+  EXPECT_EQ(info.queryPositions, (std::vector<int64_t>{2, 3, 7, 9}));
+  EXPECT_EQ(info.queryTokens, 4);
+  EXPECT_EQ(info.tokens, 10);
+  EXPECT_TRUE(info.hasQueries);
+  EXPECT_EQ(reader->read(0, Kind::Queries).data, q.data);
+  EXPECT_EQ(reader->read(0, Kind::Queries, 1, 2).data,
+            std::vector<float>(q.data.begin() + 16, q.data.begin() + 48));
+  expectBadInput([&] { reader->read(0, Kind::Queries, 3, 2); }, "token range [3, 5) is outside [0, 4)");
+}
+
+TEST(DumpAttentionFields, DefaultsWhenAbsentAndWriterChecks) {
+  const std::string path = (test::freshTempDir() / "dump.h5").string();
+  auto writer = DumpWriter::create(path, smallHeader(DType::Float32));
+  const Slab kv = makeSlab(10, 2, 4, 1);
+  writer->writeLayer(0, kv, kv);
+  writer->commit();
+  const DumpInfo& info = DumpReader::open(path)->info();
+  EXPECT_EQ(info.ropeLayout, "half");
+  EXPECT_TRUE(info.ropeInvFreq.empty());
+  EXPECT_FALSE(info.attentionScale.has_value());
+  EXPECT_EQ(info.queryTokens, 0);
+
+  DumpHeader bad = smallHeader(DType::Float32);
+  bad.ropeLayout = "neox";
+  expectBadInput([&] { DumpWriter::create(path, bad); }, "ropeLayout must be");
+  bad = smallHeader(DType::Float32);
+  bad.ropeInvFreq = {1.0};  // rope_dim is head_dim 4: two pairs
+  expectBadInput([&] { DumpWriter::create(path, bad); }, "ropeInvFreq must hold ropeDim/2 entries");
+  bad = smallHeader(DType::Float32);
+  bad.queryPositions = {3, 3};
+  expectBadInput([&] { DumpWriter::create(path, bad); }, "queryPositions must ascend strictly");
+  bad.queryPositions = {3};
+  auto noQueries = DumpWriter::create(path, bad);
+  noQueries->writeLayer(0, kv, kv);
+  expectBadInput([&] { noQueries->commit(); }, "no layer holds queries");
+}
+
+}  // namespace
+}  // namespace kvq

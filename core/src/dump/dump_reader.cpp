@@ -107,7 +107,7 @@ void scanValues(ReaderImpl& impl, const TaskControl* control) {
   int64_t totalTokens = 0;
   for (const auto& [index, kinds] : impl.layers) {
     for (const auto& entry : kinds) {
-      if (entry) totalTokens += info.tokens;
+      if (entry) totalTokens += entry->rows;
     }
   }
   int64_t doneTokens = 0;
@@ -120,9 +120,9 @@ void scanValues(ReaderImpl& impl, const TaskControl* control) {
       int64_t chunk = static_cast<int64_t>(std::max<uint64_t>(1, (uint64_t{16} << 20) / tokenBytes));
       if (chunk >= 1024) chunk -= chunk % 1024;
       chunk = impl.streamChunkTokens(entry->heads, chunk);
-      for (int64_t t = 0; t < info.tokens; t += chunk) {
+      for (int64_t t = 0; t < entry->rows; t += chunk) {
         checkCancel(control);
-        const int64_t n = std::min(chunk, info.tokens - t);
+        const int64_t n = std::min(chunk, entry->rows - t);
         impl.readInto(*entry, t, n, -1, slab);
         const auto bad =
             std::find_if(slab.data.begin(), slab.data.end(), [](float v) { return !std::isfinite(v); });
@@ -130,8 +130,15 @@ void scanValues(ReaderImpl& impl, const TaskControl* control) {
           const auto i = static_cast<int64_t>(bad - slab.data.begin());
           const int64_t perToken = static_cast<int64_t>(entry->heads) * info.headDim;
           const char* what = std::isnan(*bad) ? "NaN" : (*bad > 0 ? "Inf" : "-Inf");
+          const int64_t row = t + i / perToken;
+          // Query rows name their token too when /query_positions selects them.
+          const bool mapped = entry->kind == Kind::Queries && !info.queryPositions.empty();
+          const std::string at = mapped
+                                     ? "row " + std::to_string(row) + " (token " +
+                                           std::to_string(info.queryPositions[static_cast<size_t>(row)]) + ")"
+                                     : "token " + std::to_string(row);
           throwBadInput(info.path, entry->path,
-                        std::string(what) + " at token " + std::to_string(t + i / perToken) + ", head " +
+                        std::string(what) + " at " + at + ", head " +
                             std::to_string((i % perToken) / info.headDim) + ", channel " +
                             std::to_string(i % info.headDim));
         }
@@ -149,7 +156,7 @@ Slab DumpReader::read(int layer, Kind kind, int64_t tokenBegin, int64_t tokenCou
   h5::ErrorSilencer silence;
   const Impl& impl = *m_impl;
   const DatasetEntry& entry = impl.dataset(layer, kind);
-  const int64_t total = impl.info.tokens;
+  const int64_t total = entry.rows;
   if (tokenCount < 0 && tokenBegin >= 0 && tokenBegin <= total) tokenCount = total - tokenBegin;
   if (tokenBegin < 0 || tokenCount < 0 || tokenBegin > total || tokenCount > total - tokenBegin) {
     // The end for the message, without signed overflow for absurd requests.
@@ -187,7 +194,7 @@ void DumpReader::forEachChunk(int layer, Kind kind, int64_t chunkTokens,
   const DatasetEntry& entry = impl.dataset(layer, kind);
   if (chunkTokens <= 0) throwBadInput(impl.info.path, entry.path, "chunkTokens must be positive");
   const int64_t chunk = impl.streamChunkTokens(entry.heads, chunkTokens);
-  const int64_t total = impl.info.tokens;
+  const int64_t total = entry.rows;
   Slab slab;  // reused: one allocation for the whole pass
   for (int64_t t = 0; t < total; t += chunk) {
     checkCancel(control);

@@ -20,7 +20,9 @@ struct DatasetEntry {
   h5::StorageInfo storage;  // checked at open; bounds every chunk read
   h5::Datatype memType;     // float32 native, or the file's 16-bit type in native order
   std::string path;         // "/layers/3/keys"
+  Kind kind = Kind::Keys;
   int heads = 0;
+  int64_t rows = 0;  // first dimension: T for keys/values, DumpInfo::queryTokens for queries
 };
 
 // keys, values, queries (indexed by Kind); keys and values always present.

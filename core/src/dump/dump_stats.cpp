@@ -178,6 +178,26 @@ std::vector<LayerStats> computeDumpStats(const DumpReader& reader, const TaskCon
   return result;
 }
 
+namespace {
+
+// /query_positions as [begin, end) runs of consecutive tokens (compact for the usual
+// "tail of every sequence"); null when queries hold every token or are absent.
+nlohmann::json queryRangesJson(const DumpInfo& info) {
+  if (info.queryPositions.empty()) return nullptr;
+  nlohmann::json ranges = nlohmann::json::array();
+  const std::vector<int64_t>& p = info.queryPositions;
+  size_t begin = 0;
+  for (size_t i = 1; i <= p.size(); ++i) {
+    if (i == p.size() || p[i] != p[i - 1] + 1) {
+      ranges.push_back({p[begin], p[i - 1] + 1});
+      begin = i;
+    }
+  }
+  return ranges;
+}
+
+}  // namespace
+
 nlohmann::json dumpInfoToJson(const DumpInfo& info, const std::vector<LayerStats>& stats) {
   nlohmann::json j;
   j["path"] = info.path;
@@ -191,10 +211,15 @@ nlohmann::json dumpInfoToJson(const DumpInfo& info, const std::vector<LayerStats
   j["key_rope"] = info.keyRope;
   j["rope_theta"] = info.ropeTheta ? nlohmann::json(*info.ropeTheta) : nlohmann::json(nullptr);
   j["rope_dim"] = info.ropeDim ? nlohmann::json(*info.ropeDim) : nlohmann::json(nullptr);
+  j["rope_layout"] = info.ropeLayout;
+  j["rope_inv_freq"] = info.ropeInvFreq.empty() ? nlohmann::json(nullptr) : nlohmann::json(info.ropeInvFreq);
+  j["attention_scale"] = info.attentionScale ? nlohmann::json(*info.attentionScale) : nlohmann::json(nullptr);
   j["tokens"] = info.tokens;
   j["dtype"] = dtypeName(info.dtype);
   j["layers_present"] = info.layers;
   j["has_queries"] = info.hasQueries;
+  j["query_tokens"] = info.queryTokens;
+  j["query_positions"] = queryRangesJson(info);
   j["has_token_ids"] = info.hasTokenIds;
   j["sequence_starts"] = info.sequenceStarts;
   nlohmann::json layers = nlohmann::json::array();

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "dump/attention_fields.h"
 #include "dump/dump_validate.h"
 #include "h5/checked_dataset.h"
 #include "h5/hdf5_util.h"
@@ -48,9 +49,11 @@ class Validator {
     openFile();
     h5::Group root = h5::openGroup(m_impl.file.get(), "/", loc("/"));
     readRootAttributes(root.get());
+    readAttentionAttributes(root.get(), m_path, m_info);
     readLayers(root.get());
     readTokens(root.get());
     readSequenceStarts(root.get());
+    checkQueryPositions(root.get());
   }
 
  private:
@@ -261,7 +264,9 @@ class Validator {
       bad(where, "shape " + shapeText(dims, 3) + " is " + std::to_string(bytes) +
                      " bytes as float32, over the limit of " + std::to_string(kMaxDatasetBytes) + " bytes");
     }
-    if (m_firstPath.empty()) {
+    if (queries) {
+      checkQueryRows(where, static_cast<int64_t>(dims[0]));
+    } else if (m_firstPath.empty()) {
       m_info.tokens = static_cast<int64_t>(dims[0]);
       m_firstPath = where;
     } else if (static_cast<int64_t>(dims[0]) != m_info.tokens) {
@@ -269,8 +274,35 @@ class Validator {
                      std::to_string(m_info.tokens) + " (T must be the same for every layer and kind)");
     }
     entry.storage = h5::checkStorage(ds, loc(where), "tokens");
+    entry.kind = kind;
     entry.heads = expectedHeads;
+    entry.rows = static_cast<int64_t>(dims[0]);
     return entry;
+  }
+
+  // Every queries dataset has the same rows: T, or one per /query_positions entry
+  // (checked once the whole file is read, by checkQueryPositions). Keys of the same
+  // layer come first, so T is known here.
+  void checkQueryRows(const std::string& where, int64_t rows) {
+    if (m_firstQueryPath.empty()) {
+      m_info.queryTokens = rows;
+      m_firstQueryPath = where;
+    } else if (rows != m_info.queryTokens) {
+      bad(where, std::to_string(rows) + " rows, but " + m_firstQueryPath + " has " +
+                     std::to_string(m_info.queryTokens) + " (every layer stores the same query tokens)");
+    }
+  }
+
+  void checkQueryPositions(hid_t root) {
+    const bool stored = h5::linkExists(root, "query_positions");
+    if (stored) {
+      readQueryPositions(root, m_path, m_info);
+    } else if (!m_firstQueryPath.empty() && m_info.queryTokens != m_info.tokens) {
+      bad(m_firstQueryPath, std::to_string(m_info.queryTokens) + " tokens, but " + m_firstPath + " has " +
+                                std::to_string(m_info.tokens) +
+                                " (T must be the same for every layer and kind, unless /query_positions "
+                                "names the tokens of the query rows)");
+    }
   }
 
   // A rank-1 integer dataset, its storage checked; returns its length.
@@ -333,7 +365,8 @@ class Validator {
   const std::string& m_path;
   ReaderImpl& m_impl;
   DumpInfo& m_info;
-  std::string m_firstPath;  // first keys/values/queries dataset seen (reference for T and dtype)
+  std::string m_firstPath;       // first keys/values dataset seen (reference for T and dtype)
+  std::string m_firstQueryPath;  // first queries dataset seen (reference for the query rows)
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -26,6 +27,7 @@ struct DumpWriter::Impl {
   std::set<int> written;
   bool tokenIdsWritten = false;
   bool sequenceStartsWritten = false;
+  bool queriesWritten = false;
   bool committed = false;
 
   [[noreturn]] void fail(const std::string& where, const std::string& problem) const {
@@ -45,8 +47,14 @@ struct DumpWriter::Impl {
   void requireOpen(const std::string& where) const {
     if (committed || !file) misuse(where, "the writer was already committed");
   }
-  void checkSlab(const Slab& slab, int heads, const std::string& where) const;
-  void writeSlab(hid_t group, const char* name, const Slab& slab, int heads, const std::string& where) const;
+  // Rows of a dataset: T, or the number of query positions for queries.
+  int64_t rowsFor(bool queries) const {
+    return queries && !header.queryPositions.empty() ? static_cast<int64_t>(header.queryPositions.size())
+                                                     : header.tokens;
+  }
+  void checkSlab(const Slab& slab, int heads, int64_t rows, const std::string& where) const;
+  void writeSlab(hid_t group, const char* name, const Slab& slab, int heads, int64_t rows,
+                 const std::string& where) const;
   void writeVector(const char* name, hid_t fileType, hid_t memType, const void* data, size_t count) const;
 };
 
@@ -63,6 +71,22 @@ void checkHeader(const std::string& path, const DumpHeader& h) {
     bad("ropeDim must be even and in [2, headDim]");
   }
   if (h.ropeTheta && !(*h.ropeTheta > 0)) bad("ropeTheta must be positive");
+  if (h.ropeLayout && *h.ropeLayout != "half" && *h.ropeLayout != "interleaved")
+    bad("ropeLayout must be \"half\" or \"interleaved\"");
+  if (!h.ropeInvFreq.empty()) {
+    if (h.ropeInvFreq.size() != static_cast<size_t>(h.ropeDim.value_or(h.headDim) / 2))
+      bad("ropeInvFreq must hold ropeDim/2 entries");
+    for (double f : h.ropeInvFreq) {
+      if (!std::isfinite(f) || f <= 0) bad("ropeInvFreq entries must be finite and positive");
+    }
+  }
+  if (h.attentionScale && !(std::isfinite(*h.attentionScale) && *h.attentionScale > 0))
+    bad("attentionScale must be positive");
+  for (size_t i = 0; i < h.queryPositions.size(); ++i) {
+    const int64_t p = h.queryPositions[i];
+    if (p < 0 || p >= h.tokens || (i > 0 && p <= h.queryPositions[i - 1]))
+      bad("queryPositions must ascend strictly within [0, tokens)");
+  }
 }
 
 }  // namespace
@@ -100,35 +124,45 @@ std::unique_ptr<DumpWriter> DumpWriter::create(const std::string& path, const Du
   h5::writeAttr(root, "key_rope", header.keyRope);
   if (header.ropeTheta) h5::writeAttr(root, "rope_theta", *header.ropeTheta);
   if (header.ropeDim) h5::writeAttr(root, "rope_dim", int64_t{*header.ropeDim});
+  if (header.ropeLayout) h5::writeAttr(root, "rope_layout", *header.ropeLayout);
+  if (header.attentionScale) h5::writeAttr(root, "attention_scale", *header.attentionScale);
   if (!header.source.empty()) h5::writeAttr(root, "source", header.source);
+  if (!header.ropeInvFreq.empty()) {
+    impl.writeVector("rope_inv_freq", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, header.ropeInvFreq.data(),
+                     header.ropeInvFreq.size());
+  }
+  if (!header.queryPositions.empty()) {
+    impl.writeVector("query_positions", H5T_STD_I64LE, H5T_NATIVE_INT64, header.queryPositions.data(),
+                     header.queryPositions.size());
+  }
 
   impl.layers = h5::Group(H5Gcreate2(root, "layers", H5P_DEFAULT, impl.groupCreation(), H5P_DEFAULT));
   if (!impl.layers) impl.fail("/layers", "cannot create the group: " + h5::lastErrorText());
   return writer;
 }
 
-void DumpWriter::Impl::checkSlab(const Slab& slab, int heads, const std::string& where) const {
+void DumpWriter::Impl::checkSlab(const Slab& slab, int heads, int64_t rows, const std::string& where) const {
   const DumpHeader& h = header;
-  if (slab.tokens != h.tokens || slab.heads != heads || slab.dim != h.headDim ||
+  if (slab.tokens != rows || slab.heads != heads || slab.dim != h.headDim ||
       slab.data.size() !=
-          static_cast<size_t>(h.tokens) * static_cast<size_t>(heads) * static_cast<size_t>(h.headDim)) {
+          static_cast<size_t>(rows) * static_cast<size_t>(heads) * static_cast<size_t>(h.headDim)) {
     misuse(where, "slab shape [" + std::to_string(slab.tokens) + ", " + std::to_string(slab.heads) + ", " +
                       std::to_string(slab.dim) + "] (" + std::to_string(slab.data.size()) +
-                      " values) does not match [" + std::to_string(h.tokens) + ", " + std::to_string(heads) +
+                      " values) does not match [" + std::to_string(rows) + ", " + std::to_string(heads) +
                       ", " + std::to_string(h.headDim) + "]");
   }
 }
 
 // Writes one [T, heads, D] dataset in chunk-sized token blocks, converting each
 // block to the storage type (bounded extra memory).
-void DumpWriter::Impl::writeSlab(hid_t group, const char* name, const Slab& slab, int heads,
+void DumpWriter::Impl::writeSlab(hid_t group, const char* name, const Slab& slab, int heads, int64_t rows,
                                  const std::string& where) const {
   const DumpHeader& h = header;
-  checkSlab(slab, heads, where);
+  checkSlab(slab, heads, rows, where);
   const size_t perToken = static_cast<size_t>(heads) * static_cast<size_t>(h.headDim);
   // HDF5 chunks must stay under 4 GiB; 1024 tokens unless a token is huge.
   const auto maxChunkTokens = static_cast<int64_t>(std::max<size_t>(1, (size_t{1} << 30) / (perToken * 4)));
-  const int64_t chunkTokens = std::min<int64_t>({h.tokens, 1024, maxChunkTokens});
+  const int64_t chunkTokens = std::min<int64_t>({rows, 1024, maxChunkTokens});
 
   h5::Datatype fileType;
   h5::Datatype memType;
@@ -143,7 +177,7 @@ void DumpWriter::Impl::writeSlab(hid_t group, const char* name, const Slab& slab
     fileType = h5::Datatype(H5Tcopy(H5T_IEEE_F32LE));
     memType = h5::Datatype(H5Tcopy(H5T_NATIVE_FLOAT));
   }
-  const hsize_t dims[3] = {static_cast<hsize_t>(h.tokens), static_cast<hsize_t>(heads),
+  const hsize_t dims[3] = {static_cast<hsize_t>(rows), static_cast<hsize_t>(heads),
                            static_cast<hsize_t>(h.headDim)};
   const hsize_t chunk[3] = {static_cast<hsize_t>(chunkTokens), dims[1], dims[2]};
   h5::Dataspace space(H5Screate_simple(3, dims, nullptr));
@@ -161,8 +195,8 @@ void DumpWriter::Impl::writeSlab(hid_t group, const char* name, const Slab& slab
   if (h.dtype == DType::BFloat16) h5::writeAttr(ds.get(), "dtype", "bfloat16");
 
   std::vector<uint16_t> narrow;
-  for (int64_t t = 0; t < h.tokens; t += chunkTokens) {
-    const int64_t n = std::min(chunkTokens, h.tokens - t);
+  for (int64_t t = 0; t < rows; t += chunkTokens) {
+    const int64_t n = std::min(chunkTokens, rows - t);
     const float* src = slab.data.data() + static_cast<size_t>(t) * perToken;
     const size_t count = static_cast<size_t>(n) * perToken;
     const void* buffer = src;
@@ -198,16 +232,18 @@ void DumpWriter::writeLayer(int layer, const Slab& keys, const Slab& values, con
   if (queries != nullptr && impl.header.numQHeads == 0)
     impl.misuse(where, "queries given but numQHeads is 0");
   // Check every slab before creating anything, so a refused call leaves no trace.
-  impl.checkSlab(keys, impl.header.numKvHeads, where + "/keys");
-  impl.checkSlab(values, impl.header.numKvHeads, where + "/values");
-  if (queries != nullptr) impl.checkSlab(*queries, impl.header.numQHeads, where + "/queries");
+  const int64_t T = impl.rowsFor(false), Tq = impl.rowsFor(true);
+  impl.checkSlab(keys, impl.header.numKvHeads, T, where + "/keys");
+  impl.checkSlab(values, impl.header.numKvHeads, T, where + "/values");
+  if (queries != nullptr) impl.checkSlab(*queries, impl.header.numQHeads, Tq, where + "/queries");
   h5::Group group(H5Gcreate2(impl.layers.get(), std::to_string(layer).c_str(), H5P_DEFAULT,
                              impl.groupCreation(), H5P_DEFAULT));
   if (!group) impl.fail(where, "cannot create the group: " + h5::lastErrorText());
-  impl.writeSlab(group.get(), "keys", keys, impl.header.numKvHeads, where + "/keys");
-  impl.writeSlab(group.get(), "values", values, impl.header.numKvHeads, where + "/values");
+  impl.writeSlab(group.get(), "keys", keys, impl.header.numKvHeads, T, where + "/keys");
+  impl.writeSlab(group.get(), "values", values, impl.header.numKvHeads, T, where + "/values");
   if (queries != nullptr)
-    impl.writeSlab(group.get(), "queries", *queries, impl.header.numQHeads, where + "/queries");
+    impl.writeSlab(group.get(), "queries", *queries, impl.header.numQHeads, Tq, where + "/queries");
+  impl.queriesWritten = impl.queriesWritten || queries != nullptr;
   impl.written.insert(layer);
 }
 
@@ -264,6 +300,8 @@ void DumpWriter::commit() {
   Impl& impl = *m_impl;
   impl.requireOpen("commit");
   if (impl.written.empty()) impl.misuse("commit", "no layer was written (a dump needs at least one)");
+  if (!impl.header.queryPositions.empty() && !impl.queriesWritten)
+    impl.misuse("commit", "queryPositions were given but no layer holds queries");
   const bool groupClosed = impl.layers.reset();
   if (H5Fflush(impl.file.get(), H5F_SCOPE_GLOBAL) < 0 || !impl.file.reset() || !groupClosed) {
     impl.fail("commit", "cannot finish the HDF5 file: " + h5::lastErrorText());

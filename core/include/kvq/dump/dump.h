@@ -26,11 +26,16 @@ struct DumpInfo {
   std::string keyRope;  // "pre" or "post"
   std::optional<double> ropeTheta;
   std::optional<int> ropeDim;
+  std::string ropeLayout = "half";       // "half" (channel i pairs with i + rope_dim/2) or "interleaved"
+  std::vector<double> ropeInvFreq;       // [rope_dim/2] from /rope_inv_freq; empty when absent
+  std::optional<double> attentionScale;  // softmax scale when it is not 1/sqrt(D)
   std::string source;
-  int64_t tokens = 0;       // T, the same for every layer and kind
+  int64_t tokens = 0;       // T, the same for every layer, keys and values
   std::vector<int> layers;  // layer indices present, ascending
   DType dtype = DType::Float32;
   bool hasQueries = false;              // every present layer has /queries
+  int64_t queryTokens = 0;              // rows of every queries dataset: T, or |queryPositions|
+  std::vector<int64_t> queryPositions;  // /query_positions: token of each query row; empty: row t = token t
   bool hasTokenIds = false;             // /tokens present
   std::vector<int64_t> sequenceStarts;  // empty when absent
 };

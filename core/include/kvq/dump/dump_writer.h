@@ -24,6 +24,13 @@ struct DumpHeader {
   std::string keyRope = "pre";
   std::optional<double> ropeTheta;
   std::optional<int> ropeDim;
+  std::optional<std::string>
+      ropeLayout;                   // "half" or "interleaved"; absent: not written (readers assume "half")
+  std::vector<double> ropeInvFreq;  // [rope_dim/2] written as /rope_inv_freq when not empty
+  std::optional<double> attentionScale;  // softmax scale when it is not 1/sqrt(D)
+  // Tokens whose queries are stored (ascending, < tokens), written as /query_positions;
+  // empty: queries hold every token.
+  std::vector<int64_t> queryPositions;
   std::string source;
   DType dtype = DType::Float16;  // storage type on disk
   int64_t tokens = 0;
@@ -38,7 +45,8 @@ class DumpWriter {
   DumpWriter(const DumpWriter&) = delete;
   DumpWriter& operator=(const DumpWriter&) = delete;
 
-  // keys/values: [tokens, numKvHeads, headDim]; queries: [tokens, numQHeads, headDim]
+  // keys/values: [tokens, numKvHeads, headDim]; queries: [Tq, numQHeads, headDim] with
+  // Tq = tokens, or queryPositions.size() when the header names query positions
   // (pass nullptr to omit). float32 in memory, converted to header.dtype on disk.
   void writeLayer(int layer, const Slab& keys, const Slab& values, const Slab* queries = nullptr);
   void writeTokenIds(const std::vector<int32_t>& ids);           // [tokens]
