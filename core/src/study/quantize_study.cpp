@@ -63,6 +63,21 @@ void validateOptions(const DumpInfo& info, const StudyOptions& options) {
     validateScalarBaseline(b, info.headDim);
   }
   if (options.chunkTokens < 1) throwBadInput("", "--chunk-tokens", "must be at least 1");
+  if (options.attention.enabled) validateAttentionOptions(options.attention);
+}
+
+// Attention metrics of the study's layers under its quantizers, when asked for;
+// the jobs' progress took [0, jobsSpan) of the control.
+void addAttention(const DumpReader& reader, const StudyOptions& options, Backend& backend, double jobsSpan,
+                  const TaskControl* control, StudyResult& result) {
+  if (!options.attention.enabled) return;
+  std::vector<int> layers;
+  for (const LayerKindResult& job : result.jobs) {
+    if (std::find(layers.begin(), layers.end(), job.layer) == layers.end()) layers.push_back(job.layer);
+  }
+  const TaskControl ctl = subControl(control, jobsSpan, 1.0 - jobsSpan, "");
+  result.attention =
+      measureAttention(reader, layers, quantizerSets(result), options, options.attention, backend, &ctl);
 }
 
 // Evaluation chunks: each held-out range in blocks of a multiple of n_t tokens,
@@ -353,16 +368,19 @@ StudyResult runStudy(const DumpReader& reader, const StudyOptions& options, Back
   const auto start = Clock::now();
   validateOptions(reader.info(), options);
   const std::vector<int> layers = resolveLayers(reader.info(), options.layers);
+  if (options.attention.enabled) checkAttentionInputs(reader, layers);  // before any training
   StudyResult result = studyShell(reader, options, backend);
   const double jobs = static_cast<double>(layers.size() * options.kinds.size());
+  const double span = options.attention.enabled ? 0.8 : 1.0;
   size_t index = 0;
   for (int layer : layers) {
     for (Kind kind : options.kinds) {
-      const TaskControl ctl = subControl(control, static_cast<double>(index) / jobs, 1.0 / jobs, "");
+      const TaskControl ctl = subControl(control, span * static_cast<double>(index) / jobs, span / jobs, "");
       result.jobs.push_back(runJob(reader, options, result.split, layer, kind, nullptr, backend, &ctl));
       ++index;
     }
   }
+  addAttention(reader, options, backend, span, control, result);
   reportProgress(control, 1.0, "done");
   result.totalSeconds = secondsSince(start);
   return result;
@@ -401,12 +419,19 @@ StudyResult evaluateCodebooks(const DumpReader& reader, const std::vector<Quanti
     throwBadInput("", "--layers", "no stored quantizer matches the selected layers and kinds");
   StudyResult result = studyShell(reader, options, backend);
   result.codebooksPath = codebooksPath;
+  const double span = options.attention.enabled ? 0.5 : 1.0;
+  if (options.attention.enabled) {
+    std::vector<int> layers;
+    for (const QuantizerSet* set : selected) layers.push_back(set->layer);
+    checkAttentionInputs(reader, layers);
+  }
   for (size_t i = 0; i < selected.size(); ++i) {
     const double n = static_cast<double>(selected.size());
-    const TaskControl ctl = subControl(control, static_cast<double>(i) / n, 1.0 / n, "");
+    const TaskControl ctl = subControl(control, span * static_cast<double>(i) / n, span / n, "");
     result.jobs.push_back(runJob(reader, options, result.split, selected[i]->layer, selected[i]->kind,
                                  selected[i], backend, &ctl));
   }
+  addAttention(reader, options, backend, span, control, result);
   reportProgress(control, 1.0, "done");
   result.totalSeconds = secondsSince(start);
   return result;

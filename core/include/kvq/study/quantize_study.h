@@ -18,6 +18,7 @@
 #include "kvq/rvq/codebooks.h"
 #include "kvq/rvq/rvq_config.h"
 #include "kvq/rvq/trainer.h"
+#include "kvq/study/attention_study.h"
 #include "kvq/study/metrics.h"
 #include "kvq/study/scalar_baseline.h"
 
@@ -55,6 +56,7 @@ struct StudyOptions {
   int baselineTokenGroup = 32;                // n_t (keys)
   int baselineChannelGroup = 32;              // n_c (values)
   int64_t chunkTokens = 1024;                 // evaluation block; rounded up to a multiple of n_t
+  AttentionOptions attention;                 // attention metrics after the jobs (attention.enabled)
 };
 
 // One trained quantizer (shared by the heads of a layer x kind, or one head's).
@@ -110,6 +112,7 @@ struct StudyResult {
   std::vector<LayerKindResult> jobs;  // layer-major, kinds in StudyOptions order
   std::string backendName;
   std::string codebooksPath;  // set by evaluateCodebooks; "" when trained here
+  AttentionResult attention;  // empty layers unless StudyOptions::attention.enabled
   double totalSeconds = 0;
 
   // Sums over every job of one kind (or all kinds with kind = nullptr) at depth k.
