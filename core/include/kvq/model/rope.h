@@ -1,0 +1,37 @@
+// Rotary position embedding (RoPE) in the Hugging Face channel layout ("rotate_half"): within
+// each head, channel i (< dim/2) pairs with channel i + dim/2, and pair i turns by
+// position * invFreq[i]. Channels dim..D-1 (partial rotary embeddings) pass through unchanged.
+// Shared by the model pass and anything else that rotates pre-RoPE keys or queries.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kvq {
+
+struct RopeConfig {
+  double theta = 10000.0;  // base of the frequencies
+  int dim = 0;             // rotated channels per head (even, <= head_dim)
+  // Scaling: "none", or "linear" (positions divided by factor, i.e. every frequency divided by
+  // it). Llama-3-style per-frequency factors (GGUF tensor rope_freqs.weight) divide invFreq[i]
+  // by freqFactors[i].
+  std::string scaling = "none";
+  double factor = 1.0;
+  std::vector<float> freqFactors;  // [] or [dim/2]
+};
+
+// invFreq[i] = theta^(-2i/dim) / factor / freqFactors[i], i < dim/2, in double.
+std::vector<double> ropeInverseFrequencies(const RopeConfig& rope);
+
+// Rotates x in place.
+//   x:        [tokens, heads, rowStride/..] row-major float32; token t's head h starts at
+//             x + t * rowStride + h * headDim
+//   invFreq:  [dim/2] from ropeInverseFrequencies (dim = 2 * invFreq.size() <= headDim)
+//   position of token t = firstPosition + t
+// cos/sin of position * invFreq[i] are computed in double and rounded to float; the rotation
+// itself is float32: (x1 cos - x2 sin, x2 cos + x1 sin).
+void applyRope(float* x, int64_t tokens, int heads, int headDim, int64_t rowStride, int64_t firstPosition,
+               const std::vector<double>& invFreq);
+
+}  // namespace kvq

@@ -1,0 +1,103 @@
+#include "model/gemm.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+extern "C" void openblas_set_num_threads(int num_threads);  // OpenBLAS extension (cblas.h may lack it)
+
+namespace kvq::model {
+
+namespace {
+
+using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Map = Eigen::Map<RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>;
+using ConstMap = Eigen::Map<const RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+// OpenBLAS runs single-threaded inside our OpenMP pieces (set once, before the first product).
+void singleThreadedBlas() {
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+}
+
+// Splits the n output columns over the OpenMP threads (multiples of 16 columns) and runs
+// piece(n0, n1) for each; runs it whole when already inside a parallel region or n is small.
+template <typename Piece>
+void splitColumns(int64_t m, int64_t n, int64_t k, Piece piece) {
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  // Below about a million multiply-adds a split costs more than it saves.
+  if (threads <= 1 || m * n * k < (int64_t{1} << 20) || n < 32) {
+    piece(0, n);
+    return;
+  }
+  const int64_t step = ((n + threads - 1) / threads + 15) / 16 * 16;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int t = 0; t < threads; ++t) {
+    const int64_t n0 = std::min(n, t * step), n1 = std::min(n, n0 + step);
+    if (n1 > n0) piece(n0, n1);
+  }
+}
+
+}  // namespace
+
+GemmEngine defaultGemmEngine() {
+  const char* env = std::getenv("KVQ_GEMM");
+  return env != nullptr && std::strcmp(env, "eigen") == 0 ? GemmEngine::Eigen : GemmEngine::OpenBlas;
+}
+
+const char* gemmEngineName(GemmEngine engine) {
+  return engine == GemmEngine::Eigen ? "eigen" : "openblas";
+}
+
+void gemmABt(GemmEngine engine, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+             int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (engine == GemmEngine::OpenBlas) singleThreadedBlas();
+  splitColumns(m, n, k, [&](int64_t n0, int64_t n1) {
+    if (engine == GemmEngine::OpenBlas) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n1 - n0),
+                  static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b + n0 * ldb, static_cast<int>(ldb), beta,
+                  c + n0, static_cast<int>(ldc));
+    } else {
+      ConstMap am(a, m, k, Eigen::OuterStride<>(lda));
+      ConstMap bm(b + n0 * ldb, n1 - n0, k, Eigen::OuterStride<>(ldb));
+      Map cm(c + n0, m, n1 - n0, Eigen::OuterStride<>(ldc));
+      if (beta == 0.0f) {
+        cm.noalias() = am * bm.transpose();
+      } else {
+        cm *= beta;
+        cm.noalias() += am * bm.transpose();
+      }
+    }
+  });
+}
+
+void gemmAB(GemmEngine engine, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+            int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (engine == GemmEngine::OpenBlas) singleThreadedBlas();
+  splitColumns(m, n, k, [&](int64_t n0, int64_t n1) {
+    if (engine == GemmEngine::OpenBlas) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n1 - n0),
+                  static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b + n0, static_cast<int>(ldb), beta, c + n0,
+                  static_cast<int>(ldc));
+    } else {
+      ConstMap am(a, m, k, Eigen::OuterStride<>(lda));
+      ConstMap bm(b + n0, k, n1 - n0, Eigen::OuterStride<>(ldb));
+      Map cm(c + n0, m, n1 - n0, Eigen::OuterStride<>(ldc));
+      if (beta == 0.0f) {
+        cm.noalias() = am * bm;
+      } else {
+        cm *= beta;
+        cm.noalias() += am * bm;
+      }
+    }
+  });
+}
+
+}  // namespace kvq::model

@@ -1,0 +1,46 @@
+#include "kvq/model/rope.h"
+
+#include <cmath>
+
+#include "kvq/base/error.h"
+
+namespace kvq {
+
+std::vector<double> ropeInverseFrequencies(const RopeConfig& rope) {
+  if (rope.dim <= 0 || rope.dim % 2 != 0) throwInternal("ropeInverseFrequencies", "rope dim must be even and > 0");
+  const int half = rope.dim / 2;
+  std::vector<double> inv(static_cast<size_t>(half));
+  for (int i = 0; i < half; ++i) {
+    double f = std::pow(rope.theta, -2.0 * i / rope.dim);
+    if (rope.scaling == "linear") f /= rope.factor;
+    if (!rope.freqFactors.empty()) f /= static_cast<double>(rope.freqFactors[static_cast<size_t>(i)]);
+    inv[static_cast<size_t>(i)] = f;
+  }
+  return inv;
+}
+
+void applyRope(float* x, int64_t tokens, int heads, int headDim, int64_t rowStride, int64_t firstPosition,
+               const std::vector<double>& invFreq) {
+  const auto half = static_cast<int>(invFreq.size());
+  if (2 * half > headDim) throwInternal("applyRope", "rope dim exceeds head_dim");
+  std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+  for (int64_t t = 0; t < tokens; ++t) {
+    const auto pos = static_cast<double>(firstPosition + t);
+    for (int i = 0; i < half; ++i) {
+      const double angle = pos * invFreq[static_cast<size_t>(i)];
+      cs[static_cast<size_t>(i)] = static_cast<float>(std::cos(angle));
+      sn[static_cast<size_t>(i)] = static_cast<float>(std::sin(angle));
+    }
+    for (int h = 0; h < heads; ++h) {
+      float* v = x + t * rowStride + static_cast<int64_t>(h) * headDim;
+      for (int i = 0; i < half; ++i) {
+        const float x1 = v[i], x2 = v[i + half];
+        const float c = cs[static_cast<size_t>(i)], s = sn[static_cast<size_t>(i)];
+        v[i] = x1 * c - x2 * s;
+        v[i + half] = x2 * c + x1 * s;
+      }
+    }
+  }
+}
+
+}  // namespace kvq
