@@ -18,5 +18,6 @@ void registerTrain(CLI::App& root);
 void registerEval(CLI::App& root);
 void registerSweep(CLI::App& root);
 void registerEncode(CLI::App& root);
+void registerPpl(CLI::App& root);
 
 }  // namespace kvq::cli

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   kvq::cli::registerEval(app);
   kvq::cli::registerSweep(app);
   kvq::cli::registerEncode(app);
+  kvq::cli::registerPpl(app);
 
   try {
     app.parse(argc, argv);

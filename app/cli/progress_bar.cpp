@@ -2,14 +2,32 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 namespace kvq::cli {
 
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void onInterrupt(int /*signal*/) {
+  if (g_interrupted.exchange(true)) {  // the second Ctrl-C: do not wait for the next check
+    std::signal(SIGINT, SIG_DFL);
+    std::raise(SIGINT);
+  }
+}
+
+}  // namespace
+
 ProgressBar::ProgressBar(bool force)
     : m_enabled(force || isatty(STDERR_FILENO) != 0), m_start(std::chrono::steady_clock::now()) {
+  m_control.cancel = &g_interrupted;
+  std::signal(SIGINT, onInterrupt);
   if (m_enabled) {
     m_control.onProgress = [this](double fraction, const std::string& stage) { draw(fraction, stage); };
   }
@@ -17,6 +35,7 @@ ProgressBar::ProgressBar(bool force)
 
 ProgressBar::~ProgressBar() {
   finish();
+  std::signal(SIGINT, SIG_DFL);
 }
 
 void ProgressBar::draw(double fraction, const std::string& stage) {

@@ -1,5 +1,7 @@
 // A one-line progress bar on stderr for long CLI work. Silent when stderr is not
-// a terminal (scripts, tests) unless forced.
+// a terminal (scripts, tests) unless forced. While one exists, Ctrl-C (SIGINT) requests
+// cancellation through its TaskControl (the work stops at its next check and the command
+// exits 130); a second Ctrl-C ends the process at once.
 #pragma once
 
 #include <chrono>

@@ -1,0 +1,152 @@
+#include "kvq/model/cache_quantizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kvq/base/error.h"
+#include "kvq/rvq/encoder.h"
+#include "kvq/rvq/preprocess.h"
+
+namespace kvq {
+
+std::string CacheVariantSpec::label() const {
+  switch (kind) {
+    case CacheVariantKind::Identity: return "identity";
+    case CacheVariantKind::Rvq: return "rvq-" + std::to_string(depth);
+    case CacheVariantKind::Kivi:
+      return "kivi-" + std::to_string(bits) + (window > 0 ? "-r" + std::to_string(window) : std::string());
+  }
+  return "?";
+}
+
+double cacheBitsPerChannel(const CacheVariantSpec& spec, const CodebookFile* codebooks, int headDim, int64_t tokens) {
+  switch (spec.kind) {
+    case CacheVariantKind::Identity: return 16.0;
+    case CacheVariantKind::Rvq:
+      return rvqBitsPerChannel(codebooks->config.codebookSize, spec.depth, codebooks->config.groupSize, headDim);
+    case CacheVariantKind::Kivi: break;
+  }
+  const double keyBits = scalarBitsPerChannel(spec.bits, spec.tokenGroup);
+  const double valueBits = scalarBitsPerChannel(spec.bits, spec.channelGroup);
+  if (spec.window <= 0 || tokens <= 0) return 0.5 * (keyBits + valueBits);
+  const auto t = static_cast<double>(tokens);
+  const double keyFull = static_cast<double>(tokens - tokens / spec.window * spec.window);
+  const double valueFull = static_cast<double>(std::min<int64_t>(spec.window, tokens));
+  const double keys = ((t - keyFull) * keyBits + keyFull * 16.0) / t;
+  const double values = ((t - valueFull) * valueBits + valueFull * 16.0) / t;
+  return 0.5 * (keys + values);
+}
+
+void validateCacheVariant(const CacheVariantSpec& spec, const CodebookFile* codebooks, int headDim) {
+  if (spec.kind == CacheVariantKind::Rvq) {
+    if (codebooks == nullptr) throwBadInput("", "--depths", "RVQ variants need --codebooks");
+    if (spec.depth < 1 || spec.depth > codebooks->config.depth) {
+      throwBadInput("", "--depths",
+                    "depth " + std::to_string(spec.depth) + " outside 1.." + std::to_string(codebooks->config.depth) +
+                        " (the stages of the codebook file)");
+    }
+    return;
+  }
+  if (spec.kind != CacheVariantKind::Kivi) return;
+  if (spec.bits < 1 || spec.bits > 8) throwBadInput("", "--kivi", "bits must be in 1..8");
+  validateScalarBaseline({spec.bits, spec.tokenGroup, spec.channelGroup}, headDim);
+  if (spec.window < 0 || (spec.window > 0 && spec.window % spec.tokenGroup != 0)) {
+    throwBadInput("", "--kivi-window",
+                  "the recent window must be a multiple of the token group " + std::to_string(spec.tokenGroup) +
+                      " (KIVI quantizes keys a whole group at a time)");
+  }
+}
+
+CacheQuantizer::CacheQuantizer(const CacheVariantSpec& spec, const std::set<int>& layers, int kvHeads, int headDim,
+                               const CodebookFile* codebooks, const std::string& codebookPath, Backend* backend)
+    : m_spec(spec), m_layers(layers), m_kvHeads(kvHeads), m_headDim(headDim), m_codebooks(codebooks),
+      m_backend(backend) {
+  if (spec.kind != CacheVariantKind::Rvq) return;
+  for (int layer : layers) {
+    for (Kind kind : {Kind::Keys, Kind::Values}) {
+      const bool found = std::any_of(codebooks->sets.begin(), codebooks->sets.end(),
+                                     [&](const QuantizerSet& s) { return s.layer == layer && s.kind == kind; });
+      if (!found) {
+        throwBadInput(codebookPath, "/layers/" + std::to_string(layer) + "/" + kindName(kind),
+                      "no quantizer for this layer (choose --layers among the codebook file's layers)");
+      }
+    }
+  }
+  for (const QuantizerSet& s : codebooks->sets) {  // the first `depth` stages of every quantizer
+    m_truncatedBegin.push_back(m_truncated.size());
+    for (const Codebooks& full : s.codebooks) {
+      Codebooks cut(spec.depth, full.size, full.dim);
+      std::memcpy(cut.data.data(), full.data.data(), cut.data.size() * sizeof(float));
+      m_truncated.push_back(std::move(cut));
+    }
+  }
+}
+
+int CacheQuantizer::recentWindow(int layer) const {
+  return m_spec.kind == CacheVariantKind::Kivi && m_layers.count(layer) != 0 ? m_spec.window : 0;
+}
+
+const QuantizerSet& CacheQuantizer::set(int layer, Kind kind) const {
+  for (const QuantizerSet& s : m_codebooks->sets) {
+    if (s.layer == layer && s.kind == kind) return s;
+  }
+  throwInternal("CacheQuantizer", "no quantizer for layer " + std::to_string(layer));
+}
+
+void CacheQuantizer::rvqVectors(const QuantizerSet& s, const Codebooks& books, float* x, int64_t n) {
+  const int d = static_cast<int>(s.channelOrder.size());
+  const int g = books.dim;
+  const int64_t groups = n * (d / g);
+  std::vector<float> grouped(static_cast<size_t>(groups * g)), scales(static_cast<size_t>(n));
+  std::vector<int32_t> codes(static_cast<size_t>(groups * books.depth));
+  scaleAndGroup(x, n, d, s.channelOrder, g, grouped.data(), scales.data());
+  encodeRvq(grouped.data(), groups, books, m_codebooks->config, *m_backend, codes.data(), nullptr);
+  decodeRvq(codes.data(), groups, books, books.depth, grouped.data());
+  ungroupAndUnscale(grouped.data(), scales.data(), n, d, s.channelOrder, g, x);
+}
+
+void CacheQuantizer::applyRvq(const QuantizerSet& s, int64_t tokens, float* x) {
+  const size_t index = static_cast<size_t>(&s - m_codebooks->sets.data());
+  const Codebooks* books = &m_truncated[m_truncatedBegin[index]];
+  const int d = m_headDim;
+  const int heads = m_kvHeads;
+  if (s.codebooks.size() == 1) {  // one quantizer shared by every head
+    rvqVectors(s, books[0], x, tokens * heads);
+    return;
+  }
+  std::vector<float> head(static_cast<size_t>(tokens * d));  // per-head quantizers
+  for (int h = 0; h < heads; ++h) {
+    for (int64_t t = 0; t < tokens; ++t) {
+      std::memcpy(head.data() + t * d, x + (t * heads + h) * d, static_cast<size_t>(d) * sizeof(float));
+    }
+    rvqVectors(s, books[h], head.data(), tokens);
+    for (int64_t t = 0; t < tokens; ++t) {
+      std::memcpy(x + (t * heads + h) * d, head.data() + t * d, static_cast<size_t>(d) * sizeof(float));
+    }
+  }
+}
+
+void CacheQuantizer::apply(int layer, int64_t tokens, float* keys, float* values) {
+  if (m_layers.count(layer) == 0 || m_spec.kind == CacheVariantKind::Identity) return;
+  if (m_spec.kind == CacheVariantKind::Rvq) {
+    applyRvq(set(layer, Kind::Keys), tokens, keys);
+    applyRvq(set(layer, Kind::Values), tokens, values);
+    return;
+  }
+  // KIVI on the whole sequence: key groups of n_t tokens start at token 0, so with a window
+  // (a multiple of n_t) the groups attention reads quantized are exactly KIVI's.
+  const ScalarBaselineConfig config{m_spec.bits, m_spec.tokenGroup, m_spec.channelGroup};
+  for (auto [kind, data] : {std::pair{Kind::Keys, keys}, std::pair{Kind::Values, values}}) {
+    Slab in;
+    in.tokens = tokens;
+    in.heads = m_kvHeads;
+    in.dim = m_headDim;
+    in.data.assign(data, data + tokens * in.heads * in.dim);
+    Slab out;
+    kiviQuantize(in, kind, config, out);
+    std::memcpy(data, out.data.data(), out.data.size() * sizeof(float));
+  }
+}
+
+}  // namespace kvq
