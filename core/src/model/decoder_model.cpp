@@ -110,15 +110,15 @@ std::string shapeText(const std::vector<uint64_t>& dims) {
 const GgufTensorInfo& expectTensor(const GgufFile& file, const std::string& name, const std::vector<uint64_t>& dims) {
   const GgufTensorInfo* t = file.header().findTensor(name);
   if (t == nullptr) throwBadInput(file.path(), "tensor '" + name + "'", "is missing");
-  if (t->dims != dims) {
-    throwBadInput(file.path(), "tensor '" + name + "'",
-                  "has shape " + shapeText(t->dims) + " but the metadata implies " + shapeText(dims));
-  }
   const GgmlTypeInfo* info = ggmlTypeInfo(t->type);
   if (info == nullptr || !info->dequantizable) {
     throwBadInput(file.path(), "tensor '" + name + "'",
                   "tensor type " + ggmlTypeName(t->type) +
                       " is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K are)");
+  }
+  if (t->dims != dims) {
+    throwBadInput(file.path(), "tensor '" + name + "'",
+                  "has shape " + shapeText(t->dims) + " but the metadata implies " + shapeText(dims));
   }
   return *t;
 }

@@ -1,0 +1,236 @@
+// The model pass (kvq/model/decoder_pass.h), its attention kernel against a brute-force
+// reference (KIVI's window rule included), RoPE by hand, and the perplexity evaluation: an
+// untouched cache gives KL exactly 0 and the reference perplexity.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "kvq/base/error.h"
+#include "kvq/dump/dump_reader.h"
+#include "kvq/dump/dump_writer.h"
+#include "kvq/model/decoder_pass.h"
+#include "kvq/model/perplexity.h"
+#include "kvq/model/rope.h"
+#include "model/attention.h"
+#include "model/gemm.h"
+#include "test_util.h"
+
+namespace kvq {
+namespace {
+
+const std::string kTiny = std::string(KVQ_TEST_DATA_DIR) + "/gguf/tiny_llama.gguf";
+
+std::vector<float> randomVector(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist;
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+TEST(Rope, RotatesHalfPairsByPositionTimesFrequency) {
+  // D = 4, theta = 100: pair (0, 2) turns 1 rad per position, pair (1, 3) 0.1 rad.
+  RopeConfig rope;
+  rope.theta = 100.0;
+  rope.dim = 4;
+  const auto inv = ropeInverseFrequencies(rope);
+  ASSERT_EQ(inv.size(), 2u);
+  EXPECT_DOUBLE_EQ(inv[1], 0.1);
+  std::vector<float> x = {1, 2, 0, 0, 1, 2, 0, 0};  // two tokens, one head
+  applyRope(x.data(), 2, 1, 4, 4, 2, inv);          // positions 2 and 3
+  for (int t = 0; t < 2; ++t) {
+    const double a = 2 + t, b = 0.1 * (2 + t);
+    EXPECT_NEAR(x[t * 4 + 0], std::cos(a), 1e-6);
+    EXPECT_NEAR(x[t * 4 + 1], 2 * std::cos(b), 1e-6);
+    EXPECT_NEAR(x[t * 4 + 2], std::sin(a), 1e-6);
+    EXPECT_NEAR(x[t * 4 + 3], 2 * std::sin(b), 1e-6);
+  }
+  rope.scaling = "linear";
+  rope.factor = 4.0;
+  EXPECT_DOUBLE_EQ(ropeInverseFrequencies(rope)[0], 0.25);
+}
+
+TEST(Gemm, OpenBlasAndEigenAgreeWithALoop) {
+  const int64_t m = 37, n = 70, k = 19;
+  const auto a = randomVector(static_cast<size_t>(m * k), 1), b = randomVector(static_cast<size_t>(n * k), 2);
+  for (auto engine : {model::GemmEngine::OpenBlas, model::GemmEngine::Eigen}) {
+    std::vector<float> c(static_cast<size_t>(m * n), 1.0f), cb(static_cast<size_t>(m * n));
+    model::gemmABt(engine, m, n, k, a.data(), k, b.data(), k, 1.0f, c.data(), n);  // C = A B^T + C
+    model::gemmAB(engine, m, n, k, a.data(), k, b.data(), n, 0.0f, cb.data(), n);  // B read as [k, n]
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        double abt = 1.0, ab = 0.0;
+        for (int64_t p = 0; p < k; ++p) {
+          abt += static_cast<double>(a[i * k + p]) * b[j * k + p];
+          ab += static_cast<double>(a[i * k + p]) * b[p * n + j];
+        }
+        EXPECT_NEAR(c[i * n + j], abt, 1e-4) << model::gemmEngineName(engine);
+        EXPECT_NEAR(cb[i * n + j], ab, 1e-4) << model::gemmEngineName(engine);
+      }
+    }
+  }
+}
+
+// Brute force: query t of head h attends keys/values 0..t of head h / group; with a window R,
+// key j is full precision iff j >= floor((t+1)/R)*R and value j iff t - j < R.
+std::vector<float> bruteAttention(const model::AttentionInput& in) {
+  const int d = in.headDim, group = in.qHeads / in.kvHeads;
+  const int64_t kvs = static_cast<int64_t>(in.kvHeads) * d;
+  std::vector<float> out(static_cast<size_t>(in.tokens * in.qHeads * d));
+  for (int64_t t = 0; t < in.tokens; ++t) {
+    for (int h = 0; h < in.qHeads; ++h) {
+      const int kv = h / group;
+      std::vector<double> s(static_cast<size_t>(t + 1));
+      double mx = -1e300;
+      for (int64_t j = 0; j <= t; ++j) {
+        const bool fullKey = in.window > 0 && j >= (t + 1) / in.window * in.window;
+        const float* k = (fullKey ? in.kRecent : in.k) + j * kvs + kv * d;
+        double dot = 0;
+        for (int c = 0; c < d; ++c) dot += static_cast<double>(in.q[t * in.qStride + h * d + c]) * k[c];
+        s[static_cast<size_t>(j)] = dot / std::sqrt(static_cast<double>(d));
+        mx = std::max(mx, s[static_cast<size_t>(j)]);
+      }
+      double sum = 0;
+      for (double& x : s) sum += (x = std::exp(x - mx));
+      for (int c = 0; c < d; ++c) {
+        double o = 0;
+        for (int64_t j = 0; j <= t; ++j) {
+          const bool fullValue = in.window > 0 && t - j < in.window;
+          o += s[static_cast<size_t>(j)] / sum * (fullValue ? in.vRecent : in.v)[j * kvs + kv * d + c];
+        }
+        out[static_cast<size_t>((t * in.qHeads + h) * d + c)] = static_cast<float>(o);
+      }
+    }
+  }
+  return out;
+}
+
+TEST(Attention, BlockedCausalGqaMatchesBruteForceWithAndWithoutWindow) {
+  const int64_t tokens = 150;  // three query blocks of 64, the last partial
+  const int hq = 4, hkv = 2, d = 8;
+  const auto q = randomVector(static_cast<size_t>(tokens * hq * d), 3);
+  const auto k = randomVector(static_cast<size_t>(tokens * hkv * d), 4);
+  const auto v = randomVector(static_cast<size_t>(tokens * hkv * d), 5);
+  const auto kr = randomVector(k.size(), 6), vr = randomVector(v.size(), 7);
+  for (int window : {0, 32}) {
+    model::AttentionInput in;
+    in.tokens = tokens;
+    in.qHeads = hq;
+    in.kvHeads = hkv;
+    in.headDim = d;
+    in.q = q.data();
+    in.qStride = hq * d;
+    in.k = k.data();
+    in.v = v.data();
+    if (window > 0) {
+      in.kRecent = kr.data();
+      in.vRecent = vr.data();
+      in.window = window;
+    }
+    std::vector<float> got(static_cast<size_t>(tokens * hq * d));
+    model::causalAttention(model::GemmEngine::OpenBlas, in, got.data());
+    const auto want = bruteAttention(in);
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-5) << "window " << window << " at " << i;
+  }
+}
+
+// A dump matching tiny_llama.gguf (1 layer, 1 kv head, head_dim 4, vocab 16): two sequences.
+std::string writeTinyDump(const std::filesystem::path& dir, const DecoderModel& model) {
+  const int64_t tokens = 70;
+  std::vector<int32_t> ids(static_cast<size_t>(tokens));
+  std::mt19937 rng(9);
+  for (auto& id : ids) id = static_cast<int32_t>(rng() % 16);
+  DumpHeader h;
+  h.model = "tiny";
+  h.numLayers = 1;
+  h.numKvHeads = 1;
+  h.headDim = 4;
+  h.tokens = tokens;
+  h.dtype = DType::Float32;
+  const std::string path = (dir / "tiny.h5").string();
+  auto w = DumpWriter::create(path, h);
+  // Store the model's own pre-RoPE keys/values of each sequence, as a dumper would.
+  struct Capture : KvCacheHook {
+    std::vector<float> k, v;
+    void apply(int, int64_t n, float* keys, float* values) override {
+      k.insert(k.end(), keys, keys + n * 4);
+      v.insert(v.end(), values, values + n * 4);
+    }
+  } capture;
+  DecoderPass pass(model);
+  for (auto [b, e] : {std::pair<int64_t, int64_t>{0, 40}, {40, 70}}) {
+    std::vector<float> x(static_cast<size_t>((e - b) * 8));
+    pass.embed(ids.data() + b, e - b, x.data());
+    pass.runLayers(x.data(), e - b, 0, 1, &capture, nullptr);
+  }
+  w->writeLayer(0, test::slabOf(tokens, 1, 4, capture.k), test::slabOf(tokens, 1, 4, capture.v));
+  w->writeTokenIds(ids);
+  w->writeSequenceStarts({0, 40});
+  w->commit();
+  return path;
+}
+
+TEST(Perplexity, UntouchedCacheGivesKlExactlyZeroAndTheReferencePerplexity) {
+  const auto model = loadDecoderModel(kTiny);
+  const auto dump = DumpReader::open(writeTinyDump(test::freshTempDir(), *model));
+  PplOptions options;
+  options.variants.push_back({});  // identity
+  CacheVariantSpec kivi;
+  kivi.kind = CacheVariantKind::Kivi;
+  kivi.bits = 2;
+  kivi.tokenGroup = 4;
+  kivi.channelGroup = 4;
+  options.variants.push_back(kivi);
+  kivi.window = 128;  // longer than either sequence: nothing leaves the window
+  options.variants.push_back(kivi);
+  const PplReport r = evaluatePerplexity(*model, *dump, options);
+  ASSERT_EQ(r.variants.size(), 3u);
+  EXPECT_EQ(r.reference.tokens, 39 + 29);
+  for (size_t v : {size_t{0}, size_t{2}}) {
+    EXPECT_EQ(r.variants[v].overall.kl, 0.0) << r.variants[v].label;
+    EXPECT_EQ(r.variants[v].overall.nll, r.reference.nll) << r.variants[v].label;
+    EXPECT_EQ(r.variants[v].overall.top1, r.variants[v].overall.tokens);
+  }
+  EXPECT_GT(r.variants[1].overall.kl, 1e-4);  // 2-bit keys and values do change the model
+  EXPECT_DOUBLE_EQ(r.variants[1].bitsPerChannel, 2 + 32.0 / 4);
+  EXPECT_DOUBLE_EQ(r.variants[2].bitsPerChannel, 16.0);  // every token inside the window
+  // The reference pass reproduces the stored keys/values (written in float32 above) exactly.
+  ASSERT_EQ(r.agreement.size(), 2u);
+  EXPECT_EQ(r.agreement[0].relativeError, 0.0);
+  // Reference perplexity by hand from the logits of the first sequence.
+  const auto ids = dump->tokenIds();
+  const std::vector<int32_t> first(ids.begin(), ids.begin() + 40);
+  const auto logits = sequenceLogits(*model, first);
+  double nll = 0;
+  for (int t = 0; t < 39; ++t) {
+    const float* l = logits.data() + t * 16;
+    double z = 0;
+    for (int i = 0; i < 16; ++i) z += std::exp(static_cast<double>(l[i]));
+    nll += std::log(z) - l[first[static_cast<size_t>(t + 1)]];
+  }
+  EXPECT_NEAR(r.referenceSequences[0].nll, nll, 1e-5 * nll);
+}
+
+TEST(Perplexity, PassIsCausal) {
+  const auto model = loadDecoderModel(kTiny);
+  const std::vector<int32_t> ids = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3};
+  const auto full = sequenceLogits(*model, ids);
+  const auto prefix = sequenceLogits(*model, {ids.begin(), ids.begin() + 4});
+  for (size_t i = 0; i < prefix.size(); ++i) EXPECT_NEAR(full[i], prefix[i], 1e-5);
+}
+
+TEST(Perplexity, RefusesADumpOfAnotherShape) {
+  const auto model = loadDecoderModel(kTiny);
+  const auto dump = DumpReader::open(KVQ_SAMPLE_DUMP, {.scanValues = false});
+  try {
+    evaluatePerplexity(*model, *dump, {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e.what()).find("num_layers"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace kvq
