@@ -1,4 +1,5 @@
-"""A numpy forward pass of Llama-architecture GGUF models, capturing K/V activations.
+"""A numpy forward pass of Llama-architecture GGUF models ("llama", and "qwen2" with its q/k/v
+biases), capturing K/V activations.
 
 This is how the bundled sample was made without PyTorch: the `gguf` package reads the tensors
 (and dequantizes Q4_1/Q8_0/... weights), the `tokenizers` package rebuilds the byte-level BPE
@@ -9,7 +10,11 @@ Channel layout. llama.cpp's converter permutes the rows of attn_q/attn_k of ever
 its rotary embedding can rotate adjacent channel pairs (2i, 2i+1): Hugging Face row
 h*D + s*D/2 + i (s in {0,1}, i < D/2) is stored as row h*D + 2i + s. We undo that permutation on
 load, so the captured pre-RoPE keys/queries have the Hugging Face layout (rotate_half pairs
-channel i with i + D/2), exactly as `k_proj` of the original model produces them.
+channel i with i + D/2), exactly as `k_proj` of the original model produces them. "qwen2" files
+are not permuted (llama.cpp rotates them NeoX-style, which is the Hugging Face layout already).
+
+It is also the reference the C++ model pass (core/src/model/) is tested against
+(tests/python/test_model_pass.py).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class UnsupportedModelError(ValueError):
 @dataclasses.dataclass
 class LlamaConfig:
     name: str
+    arch: str
     num_layers: int
     hidden: int
     num_q_heads: int
@@ -53,6 +59,7 @@ class ForwardResult:
     captures: dict
     nll: Optional[np.ndarray]
     last_logits: Optional[np.ndarray]
+    logits: Optional[np.ndarray] = None  # [T, vocab] float32 when asked for
 
 
 def _field(reader, key: str, default=None):
@@ -113,35 +120,37 @@ class GgufLlama:
             raise UnsupportedModelError(f"{path}: not a readable GGUF file: {exc}") from exc
         self._gguf = gguf
         arch = _field(self._reader, "general.architecture")
-        if arch != "llama":
-            raise UnsupportedModelError(f"{path}: architecture {arch!r} is not supported (only 'llama'; "
-                                        f"use the Hugging Face dumper for other models)")
+        if arch not in ("llama", "qwen2"):
+            raise UnsupportedModelError(f"{path}: architecture {arch!r} is not supported (only 'llama' and "
+                                        f"'qwen2'; use the Hugging Face dumper for other models)")
+        self._arch = arch
         self.config = self._read_config()
         self._tensors = {t.name: t for t in self._reader.tensors}
         self._cache: dict[str, np.ndarray] = {}  # dequantized tensors by GGUF name
         self._qk_hf: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per layer: (wq, wk) in HF row order
 
     def _read_config(self) -> LlamaConfig:
-        r = self._reader
-        hidden = int(_field(r, "llama.embedding_length"))
-        heads = int(_field(r, "llama.attention.head_count"))
+        r, a = self._reader, self._arch
+        hidden = int(_field(r, f"{a}.embedding_length"))
+        heads = int(_field(r, f"{a}.attention.head_count"))
         head_dim = hidden // heads
         tokens = _field(r, "tokenizer.ggml.tokens") or []
-        if _field(r, "llama.rope.scaling.type") not in (None, "none"):
+        if _field(r, f"{a}.rope.scaling.type") not in (None, "none"):
             raise UnsupportedModelError(f"{self.path}: scaled RoPE is not supported")
         bos = _field(r, "tokenizer.ggml.bos_token_id")
         return LlamaConfig(
             name=str(_field(r, "general.name", os.path.basename(self.path))),
-            num_layers=int(_field(r, "llama.block_count")),
+            arch=a,
+            num_layers=int(_field(r, f"{a}.block_count")),
             hidden=hidden,
             num_q_heads=heads,
-            num_kv_heads=int(_field(r, "llama.attention.head_count_kv", heads)),
+            num_kv_heads=int(_field(r, f"{a}.attention.head_count_kv", heads)),
             head_dim=head_dim,
-            ffn=int(_field(r, "llama.feed_forward_length")),
-            rope_theta=float(_field(r, "llama.rope.freq_base", 10000.0)),
-            rope_dim=int(_field(r, "llama.rope.dimension_count", head_dim)),
-            rms_eps=float(_field(r, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
-            vocab_size=int(_field(r, "llama.vocab_size", len(tokens))),
+            ffn=int(_field(r, f"{a}.feed_forward_length")),
+            rope_theta=float(_field(r, f"{a}.rope.freq_base", 10000.0)),
+            rope_dim=int(_field(r, f"{a}.rope.dimension_count", head_dim)),
+            rms_eps=float(_field(r, f"{a}.attention.layer_norm_rms_epsilon", 1e-5)),
+            vocab_size=int(_field(r, f"{a}.vocab_size", len(tokens))),
             bos_id=None if bos is None else int(bos),
             add_bos=bool(_field(r, "tokenizer.ggml.add_bos_token", False)),
         )
@@ -164,14 +173,25 @@ class GgufLlama:
         """(wq [H_q*D, hidden], wk [H_kv*D, hidden], wv, wo) with q/k rows in Hugging Face order."""
         c = self.config
         if layer not in self._qk_hf:
-            wq = unpermute_rows(self.weight(f"blk.{layer}.attn_q.weight"), c.num_q_heads)
-            wk = unpermute_rows(self.weight(f"blk.{layer}.attn_k.weight"), c.num_kv_heads)
+            wq, wk = self.weight(f"blk.{layer}.attn_q.weight"), self.weight(f"blk.{layer}.attn_k.weight")
+            if c.arch == "llama":  # qwen2 files keep the Hugging Face row order
+                wq, wk = unpermute_rows(wq, c.num_q_heads), unpermute_rows(wk, c.num_kv_heads)
             # Keep only the Hugging Face order; the llama.cpp-order copies are not used again.
             self._cache.pop(f"blk.{layer}.attn_q.weight")
             self._cache.pop(f"blk.{layer}.attn_k.weight")
             self._qk_hf[layer] = (np.ascontiguousarray(wq), np.ascontiguousarray(wk))
         wq, wk = self._qk_hf[layer]
         return wq, wk, self.weight(f"blk.{layer}.attn_v.weight"), self.weight(f"blk.{layer}.attn_output.weight")
+
+    def _bias(self, layer: int, kind: str) -> np.ndarray | float:
+        """The q/k/v bias of a layer in Hugging Face order, or 0.0 when the file has none."""
+        name = f"blk.{layer}.attn_{kind}.bias"
+        if name not in self._tensors:
+            return 0.0
+        b = self.weight(name)
+        if self.config.arch == "llama" and kind in ("q", "k"):
+            b = unpermute_rows(b, self.config.num_q_heads if kind == "q" else self.config.num_kv_heads)
+        return b
 
     def tokenizer(self):
         """A `tokenizers.Tokenizer` rebuilt from the GGUF vocabulary (byte-level BPE only)."""
@@ -220,7 +240,7 @@ class GgufLlama:
 
     def forward(self, tokens: np.ndarray, capture_layers: Iterable[int] = (), capture_queries: bool = False,
                 key_rope: str = "pre", want_nll: bool = False, want_last_logits: bool = False,
-                logits_chunk: int = 512) -> ForwardResult:
+                logits_chunk: int = 512, want_logits: bool = False) -> ForwardResult:
         """tokens: [T] ids of one sequence (positions 0..T-1) -> captured activations per layer.
 
         key_rope "pre": keys/queries as projected (Hugging Face layout); "post": after the rotary
@@ -241,9 +261,9 @@ class GgufLlama:
         for layer in range(c.num_layers):
             wq, wk, wv, wo = self._attn_weights(layer)
             h = rms_norm(x, self.weight(f"blk.{layer}.attn_norm.weight"), c.rms_eps)
-            q = (h @ wq.T).reshape(t, c.num_q_heads, c.head_dim)
-            k = (h @ wk.T).reshape(t, c.num_kv_heads, c.head_dim)
-            v = (h @ wv.T).reshape(t, c.num_kv_heads, c.head_dim)
+            q = (h @ wq.T + self._bias(layer, "q")).reshape(t, c.num_q_heads, c.head_dim)
+            k = (h @ wk.T + self._bias(layer, "k")).reshape(t, c.num_kv_heads, c.head_dim)
+            v = (h @ wv.T + self._bias(layer, "v")).reshape(t, c.num_kv_heads, c.head_dim)
             q_rot = apply_rope(q, positions, c.rope_theta, c.rope_dim)
             k_rot = apply_rope(k, positions, c.rope_theta, c.rope_dim)
             if layer in capture:
@@ -256,14 +276,18 @@ class GgufLlama:
             gate = h @ self.weight(f"blk.{layer}.ffn_gate.weight").T
             up = h @ self.weight(f"blk.{layer}.ffn_up.weight").T
             x = x + (silu(gate) * up) @ self.weight(f"blk.{layer}.ffn_down.weight").T
-        if not (want_nll or want_last_logits):
+        if not (want_nll or want_last_logits or want_logits):
             return ForwardResult(captures, None, None)
         h = rms_norm(x, self.weight("output_norm.weight"), c.rms_eps)
         head = self.weight("output.weight") if "output.weight" in self._tensors else embed  # tied
         nll = np.empty(t - 1, dtype=np.float64)
         last_logits = None
+        all_logits = np.empty((t, c.vocab_size), dtype=np.float32) if want_logits else None
         for begin in range(0, t, logits_chunk):
-            logits = (h[begin:begin + logits_chunk] @ head.T).astype(np.float64)
+            logits32 = h[begin:begin + logits_chunk] @ head.T
+            if all_logits is not None:
+                all_logits[begin:begin + logits_chunk] = logits32
+            logits = logits32.astype(np.float64)
             m = logits.max(axis=1, keepdims=True)
             logz = (m + np.log(np.exp(logits - m).sum(axis=1, keepdims=True)))[:, 0]
             rows = np.arange(logits.shape[0])
@@ -272,4 +296,4 @@ class GgufLlama:
             nll[targets[ok] - 1] = logz[ok] - logits[rows[ok], tokens[targets[ok]]]
             if begin + logits_chunk >= t:
                 last_logits = logits[-1].astype(np.float32)
-        return ForwardResult(captures, nll if want_nll else None, last_logits)
+        return ForwardResult(captures, nll if want_nll else None, last_logits, all_logits)
