@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The main job: set up, build, and start KVQ Studio on the bundled real sample.
 # Without a display it runs the command-line equivalent on the same sample instead.
+# Either way it first fetches the sample's model (SmolLM2-135M, ~100 MB, once into a per-user
+# cache; scripts/fetch_model.sh) for the model-in-the-loop perplexity (`kvq ppl`).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup.sh"
 bash "$ROOT/scripts/build.sh"
 BIN="$ROOT/build/app"
 SAMPLE="$ROOT/resources/samples/smollm2-135m-kv.h5"
+MODEL="$(bash "$ROOT/scripts/fetch_model.sh")" || { echo "run: could not fetch the model; kvq ppl is skipped" >&2; MODEL=""; }
 
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ -x "$BIN/kvq-studio" ]; then
   exec "$BIN/kvq-studio" "$SAMPLE"
@@ -19,3 +22,10 @@ mkdir -p "$ROOT/out"
 "$BIN/kvq" train "$SAMPLE" --preset paper --layers 0,12,24 \
   --out "$ROOT/out/codebooks.h5" --npz "$ROOT/out/codebooks.npz" --report "$ROOT/out/report.json"
 echo "Codebooks, npz and report written to $ROOT/out/"
+if [ -n "$MODEL" ]; then
+  # What the model loses with those codebooks (layers 0, 12, 24) against KIVI at the same layers.
+  "$BIN/kvq" ppl "$SAMPLE" --model "$MODEL" --codebooks "$ROOT/out/codebooks.h5" --depths 4,8 --kivi 2,4 \
+    --csv > "$ROOT/out/ppl.csv"
+  cat "$ROOT/out/ppl.csv"
+  echo "Perplexity and KL per variant written to $ROOT/out/ppl.csv"
+fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: format check, warnings-as-errors build (core, CUDA
 # compile for sm_80/sm_90 when nvcc exists, GUI), all CTest suites (core, GPU parity
-# — skipped without a device —, GUI offscreen, Python file checks), an
+# — skipped without a device —, GUI offscreen, Python file checks, the model pass on
+# the sample's real model, fetched once into a per-user cache), an
 # ASan+UBSan build of the core tests, a short libFuzzer run of the file readers
 # (clang-14), and clang-tidy on the sources.
 set -euo pipefail
@@ -15,6 +16,10 @@ git ls-files -- '*.h' '*.cpp' '*.cu' '*.cuh' | xargs clang-format --dry-run --We
 
 echo "== build (Release, warnings are errors)"
 KVQ_BUILD_DIR="$ROOT/build" bash scripts/build.sh -DKVQ_WERROR=ON -DKVQ_BUILD_BENCH=ON
+
+echo "== model of the bundled sample (cached per user; the model_fidelity test needs it)"
+KVQ_SMOLLM2_GGUF="$(bash scripts/fetch_model.sh)"
+export KVQ_SMOLLM2_GGUF KVQ_REQUIRE_MODEL=1
 
 echo "== tests"
 export QT_QPA_PLATFORM=offscreen
