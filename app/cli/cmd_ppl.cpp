@@ -1,8 +1,8 @@
 // kvq ppl DUMP --model FILE.gguf [--codebooks cb.h5] [--depths 1-8] [--kivi 2,3,4] [--layers ...]
 // [--json|--csv]: perplexity and KL divergence of the model with a quantized key/value cache,
 // on the dump's own tokens (docs/model.md).
-#include <CLI/CLI.hpp>
 #include <omp.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <iostream>
@@ -64,7 +64,8 @@ std::vector<CacheVariantSpec> buildVariants(const PplArgs& a, const std::optiona
 
 void runPpl(const PplArgs& a) {
   if (a.json && a.csv) throwBadInput("", "--json, --csv", "choose one output format");
-  if (!(a.memoryBudgetGiB > 0) || a.memoryBudgetGiB > 1 << 20) throwBadInput("", "--memory-budget", "must be > 0 GiB");
+  if (!(a.memoryBudgetGiB > 0) || a.memoryBudgetGiB > 1 << 20)
+    throwBadInput("", "--memory-budget", "must be > 0 GiB");
   if (a.maxTokens < 0 || a.maxTokens == 1) throwBadInput("", "--max-tokens", "must be 0 (all) or at least 2");
   if (a.threads > 0) omp_set_num_threads(a.threads);
   std::optional<CodebookFile> codebooks;
@@ -86,8 +87,10 @@ void runPpl(const PplArgs& a) {
   load.memoryBudget = static_cast<uint64_t>(a.memoryBudgetGiB * static_cast<double>(uint64_t{1} << 30));
   load.control = bar.control();
   const auto model = loadDecoderModel(a.model, load);
-  if (codebooks && (codebooks->headDim != model->config.headDim || codebooks->numKvHeads != model->config.numKvHeads)) {
-    throwBadInput(a.codebooks, "/ head_dim, num_kv_heads", "the codebooks were trained for another head shape");
+  if (codebooks &&
+      (codebooks->headDim != model->config.headDim || codebooks->numKvHeads != model->config.numKvHeads)) {
+    throwBadInput(a.codebooks, "/ head_dim, num_kv_heads",
+                  "the codebooks were trained for another head shape");
   }
   const PplReport report = evaluatePerplexity(*model, *dump, options, bar.control());
   bar.finish();
@@ -97,7 +100,8 @@ void runPpl(const PplArgs& a) {
     std::cout << pplReportCsv(report);
   } else {
     std::printf("model %s (%s), %zu sequences, %zu quantized layers, %.1f s\n", model->config.name.c_str(),
-                model->config.architecture.c_str(), report.sequenceTokens.size(), report.layers.size(), report.seconds);
+                model->config.architecture.c_str(), report.sequenceTokens.size(), report.layers.size(),
+                report.seconds);
     std::cout << pplReportTable(report);
   }
 }
@@ -109,16 +113,22 @@ void registerPpl(CLI::App& root) {
   CLI::App* cmd = root.add_subcommand(
       "ppl", "Perplexity and KL divergence of the model with a quantized KV cache, on the dump's tokens");
   cmd->add_option("dump", a->dump, "KV dump with /tokens (default: the bundled sample)");
-  cmd->add_option("--model", a->model, "The model the dump was made with (GGUF v2/v3, llama or qwen2)")->required();
+  cmd->add_option("--model", a->model, "The model the dump was made with (GGUF v2/v3, llama or qwen2)")
+      ->required();
   cmd->add_option("--codebooks", a->codebooks, "Codebook file (kvq train): RVQ variants at its layers");
   cmd->add_option("--depths", a->depths, "RVQ depths k to evaluate, e.g. 1-8 or 4,6,8 (default: 1..K)");
   cmd->add_option("--kivi", a->kivi, "KIVI bit widths to evaluate, e.g. 2,3,4");
-  cmd->add_option("--kivi-window", a->kiviWindow, "KIVI's full-precision recent window R in tokens (0 = none)");
+  cmd->add_option("--kivi-window", a->kiviWindow,
+                  "KIVI's full-precision recent window R in tokens (0 = none)");
   cmd->add_option("--kivi-token-group", a->kiviTokenGroup, "KIVI key group n_t (tokens per channel group)");
-  cmd->add_option("--kivi-channel-group", a->kiviChannelGroup, "KIVI value group n_c (channels per token group)");
-  cmd->add_flag("--identity", a->identity, "Also run an untouched cache through the variant path (KL must be 0)");
-  cmd->add_option("--layers", a->layers, "Quantized layers, e.g. 0-29 (default: the codebooks' layers, else all)");
-  cmd->add_option("--max-tokens", a->maxTokens, "Evaluate only the first N tokens of each sequence (0 = all)");
+  cmd->add_option("--kivi-channel-group", a->kiviChannelGroup,
+                  "KIVI value group n_c (channels per token group)");
+  cmd->add_flag("--identity", a->identity,
+                "Also run an untouched cache through the variant path (KL must be 0)");
+  cmd->add_option("--layers", a->layers,
+                  "Quantized layers, e.g. 0-29 (default: the codebooks' layers, else all)");
+  cmd->add_option("--max-tokens", a->maxTokens,
+                  "Evaluate only the first N tokens of each sequence (0 = all)");
   cmd->add_option("--memory-budget", a->memoryBudgetGiB, "Largest float32 model accepted, GiB (default 8)");
   cmd->add_flag("--no-check-dump", a->noCheckDump, "Skip comparing the reference keys/values with the dump");
   cmd->add_option("--backend", a->backend, "RVQ encoding backend: cpu, cuda or auto");

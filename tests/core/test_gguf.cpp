@@ -49,9 +49,9 @@ TEST(GgufDequantize, Q8_0IsCodeTimesScale) {
 
 TEST(GgufDequantize, Q4_0LowNibblesFirstOffsetEight) {
   std::vector<uint8_t> b(18, 0x88);  // every nibble 8 -> 0
-  putHalf(b, 0, 0x4000);            // d = 2
-  b[2] = 0x9F;                      // element 0: 15 - 8 = 7 -> 14; element 16: 9 - 8 = 1 -> 2
-  b[3] = 0x08;                      // element 1: 0; element 17: 0 - 8 -> -16
+  putHalf(b, 0, 0x4000);             // d = 2
+  b[2] = 0x9F;                       // element 0: 15 - 8 = 7 -> 14; element 16: 9 - 8 = 1 -> 2
+  b[3] = 0x08;                       // element 1: 0; element 17: 0 - 8 -> -16
   const auto y = dequant(GgmlType::Q4_0, b, 32);
   EXPECT_EQ(y[0], 14.0f);
   EXPECT_EQ(y[16], 2.0f);
@@ -103,28 +103,28 @@ TEST(GgufDequantize, Q5_KAddsTheFifthBitFromQh) {
   b[48] = 0x72;       // qs[0]
   b[48 + 64] = 0x03;  // qs[64]
   const auto y = dequant(GgmlType::Q5_K, b, 256);
-  EXPECT_EQ(y[0], 53.0f);    // 3 * (2 + 16) - 1
-  EXPECT_EQ(y[32], 113.0f);  // 5 * (7 + 16) - 2
+  EXPECT_EQ(y[0], 53.0f);     // 3 * (2 + 16) - 1
+  EXPECT_EQ(y[32], 113.0f);   // 5 * (7 + 16) - 2
   EXPECT_EQ(y[128], 322.0f);  // 17 * (3 + 16) - 1
   EXPECT_EQ(y[1], -1.0f);
 }
 
 TEST(GgufDequantize, Q6_KCombinesLowAndHighBitsMinus32) {
   std::vector<uint8_t> b(210, 0);
-  b[0] = 0x21;    // ql[0]: element 0 low 1, element 64 low 2
-  b[32] = 0x05;   // ql[32]: element 32 low 5, element 96 low 0
-  b[128] = 0xE4;  // qh[0] = 11 10 01 00: high bits of elements 96, 64, 32, 0
+  b[0] = 0x21;                        // ql[0]: element 0 low 1, element 64 low 2
+  b[32] = 0x05;                       // ql[32]: element 32 low 5, element 96 low 0
+  b[128] = 0xE4;                      // qh[0] = 11 10 01 00: high bits of elements 96, 64, 32, 0
   b[192] = static_cast<uint8_t>(-2);  // scale of elements 0..15
   b[194] = 3;                         // 32..47
   b[196] = 1;                         // 64..79
   b[198] = static_cast<uint8_t>(-1);  // 96..111
   putHalf(b, 208, 0x3800);            // d = 0.5
   const auto y = dequant(GgmlType::Q6_K, b, 256);
-  EXPECT_EQ(y[0], 31.0f);     // 0.5 * -2 * (1 - 32)
-  EXPECT_EQ(y[32], -16.5f);   // 0.5 * 3 * (5 + 16 - 32)
-  EXPECT_EQ(y[64], 1.0f);     // 0.5 * 1 * (2 + 32 - 32)
-  EXPECT_EQ(y[96], -8.0f);    // 0.5 * -1 * (0 + 48 - 32)
-  EXPECT_EQ(y[200], 0.0f);    // scale 0
+  EXPECT_EQ(y[0], 31.0f);    // 0.5 * -2 * (1 - 32)
+  EXPECT_EQ(y[32], -16.5f);  // 0.5 * 3 * (5 + 16 - 32)
+  EXPECT_EQ(y[64], 1.0f);    // 0.5 * 1 * (2 + 32 - 32)
+  EXPECT_EQ(y[96], -8.0f);   // 0.5 * -1 * (0 + 48 - 32)
+  EXPECT_EQ(y[200], 0.0f);   // scale 0
 }
 
 TEST(GgufDequantize, HalfAndBfloat16) {

@@ -131,7 +131,8 @@ TEST(Attention, BlockedCausalGqaMatchesBruteForceWithAndWithoutWindow) {
     std::vector<float> got(static_cast<size_t>(tokens * hq * d));
     model::causalAttention(model::GemmEngine::OpenBlas, in, got.data());
     const auto want = bruteAttention(in);
-    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-5) << "window " << window << " at " << i;
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], 2e-5) << "window " << window << " at " << i;
   }
 }
 

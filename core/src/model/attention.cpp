@@ -30,7 +30,8 @@ struct Scratch {
 };
 
 // One (head, block) task: rows [i0, i1) of query head h.
-void attendBlock(GemmEngine engine, const AttentionInput& in, int h, int64_t i0, int64_t i1, Scratch& w, float* out) {
+void attendBlock(GemmEngine engine, const AttentionInput& in, int h, int64_t i0, int64_t i1, Scratch& w,
+                 float* out) {
   const int d = in.headDim;
   const int kv = h / (in.qHeads / in.kvHeads);
   const int64_t kvStride = static_cast<int64_t>(in.kvHeads) * d;
@@ -77,8 +78,8 @@ void attendBlock(GemmEngine engine, const AttentionInput& in, int h, int64_t i0,
     }
   }
   gemmAB(engine, rows, d, cols, w.s.data(), cols, v, kvStride, 0.0f, o, ldo);
-  gemmAB(engine, rows, d, cols, w.sRecent.data(), cols, in.vRecent + static_cast<int64_t>(kv) * d, kvStride, 1.0f, o,
-         ldo);
+  gemmAB(engine, rows, d, cols, w.sRecent.data(), cols, in.vRecent + static_cast<int64_t>(kv) * d, kvStride,
+         1.0f, o, ldo);
 }
 
 }  // namespace

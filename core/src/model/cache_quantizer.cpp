@@ -12,20 +12,26 @@ namespace kvq {
 
 std::string CacheVariantSpec::label() const {
   switch (kind) {
-    case CacheVariantKind::Identity: return "identity";
-    case CacheVariantKind::Rvq: return "rvq-" + std::to_string(depth);
+    case CacheVariantKind::Identity:
+      return "identity";
+    case CacheVariantKind::Rvq:
+      return "rvq-" + std::to_string(depth);
     case CacheVariantKind::Kivi:
       return "kivi-" + std::to_string(bits) + (window > 0 ? "-r" + std::to_string(window) : std::string());
   }
   return "?";
 }
 
-double cacheBitsPerChannel(const CacheVariantSpec& spec, const CodebookFile* codebooks, int headDim, int64_t tokens) {
+double cacheBitsPerChannel(const CacheVariantSpec& spec, const CodebookFile* codebooks, int headDim,
+                           int64_t tokens) {
   switch (spec.kind) {
-    case CacheVariantKind::Identity: return 16.0;
+    case CacheVariantKind::Identity:
+      return 16.0;
     case CacheVariantKind::Rvq:
-      return rvqBitsPerChannel(codebooks->config.codebookSize, spec.depth, codebooks->config.groupSize, headDim);
-    case CacheVariantKind::Kivi: break;
+      return rvqBitsPerChannel(codebooks->config.codebookSize, spec.depth, codebooks->config.groupSize,
+                               headDim);
+    case CacheVariantKind::Kivi:
+      break;
   }
   const double keyBits = scalarBitsPerChannel(spec.bits, spec.tokenGroup);
   const double valueBits = scalarBitsPerChannel(spec.bits, spec.channelGroup);
@@ -43,8 +49,8 @@ void validateCacheVariant(const CacheVariantSpec& spec, const CodebookFile* code
     if (codebooks == nullptr) throwBadInput("", "--depths", "RVQ variants need --codebooks");
     if (spec.depth < 1 || spec.depth > codebooks->config.depth) {
       throwBadInput("", "--depths",
-                    "depth " + std::to_string(spec.depth) + " outside 1.." + std::to_string(codebooks->config.depth) +
-                        " (the stages of the codebook file)");
+                    "depth " + std::to_string(spec.depth) + " outside 1.." +
+                        std::to_string(codebooks->config.depth) + " (the stages of the codebook file)");
     }
     return;
   }
@@ -53,20 +59,26 @@ void validateCacheVariant(const CacheVariantSpec& spec, const CodebookFile* code
   validateScalarBaseline({spec.bits, spec.tokenGroup, spec.channelGroup}, headDim);
   if (spec.window < 0 || (spec.window > 0 && spec.window % spec.tokenGroup != 0)) {
     throwBadInput("", "--kivi-window",
-                  "the recent window must be a multiple of the token group " + std::to_string(spec.tokenGroup) +
-                      " (KIVI quantizes keys a whole group at a time)");
+                  "the recent window must be a multiple of the token group " +
+                      std::to_string(spec.tokenGroup) + " (KIVI quantizes keys a whole group at a time)");
   }
 }
 
-CacheQuantizer::CacheQuantizer(const CacheVariantSpec& spec, const std::set<int>& layers, int kvHeads, int headDim,
-                               const CodebookFile* codebooks, const std::string& codebookPath, Backend* backend)
-    : m_spec(spec), m_layers(layers), m_kvHeads(kvHeads), m_headDim(headDim), m_codebooks(codebooks),
+CacheQuantizer::CacheQuantizer(const CacheVariantSpec& spec, const std::set<int>& layers, int kvHeads,
+                               int headDim, const CodebookFile* codebooks, const std::string& codebookPath,
+                               Backend* backend)
+    : m_spec(spec),
+      m_layers(layers),
+      m_kvHeads(kvHeads),
+      m_headDim(headDim),
+      m_codebooks(codebooks),
       m_backend(backend) {
   if (spec.kind != CacheVariantKind::Rvq) return;
   for (int layer : layers) {
     for (Kind kind : {Kind::Keys, Kind::Values}) {
-      const bool found = std::any_of(codebooks->sets.begin(), codebooks->sets.end(),
-                                     [&](const QuantizerSet& s) { return s.layer == layer && s.kind == kind; });
+      const bool found =
+          std::any_of(codebooks->sets.begin(), codebooks->sets.end(),
+                      [&](const QuantizerSet& s) { return s.layer == layer && s.kind == kind; });
       if (!found) {
         throwBadInput(codebookPath, "/layers/" + std::to_string(layer) + "/" + kindName(kind),
                       "no quantizer for this layer (choose --layers among the codebook file's layers)");

@@ -30,7 +30,8 @@ class Metadata {
     const auto i = v->asInteger();
     if (!i) fail(suffix, "must be an integer (per-layer arrays are not supported)");
     if (*i < lo || *i > hi) {
-      fail(suffix, "value " + std::to_string(*i) + " is outside " + std::to_string(lo) + ".." + std::to_string(hi));
+      fail(suffix,
+           "value " + std::to_string(*i) + " is outside " + std::to_string(lo) + ".." + std::to_string(hi));
     }
     return static_cast<int>(*i);
   }
@@ -39,7 +40,8 @@ class Metadata {
     const GgufValue* v = find(suffix);
     if (v == nullptr) return fallback;
     const auto d = v->asNumber();
-    if (!d || !(*d >= lo && *d <= hi)) fail(suffix, "must be a number in " + std::to_string(lo) + ".." + std::to_string(hi));
+    if (!d || !(*d >= lo && *d <= hi))
+      fail(suffix, "must be a number in " + std::to_string(lo) + ".." + std::to_string(hi));
     return *d;
   }
 
@@ -107,7 +109,8 @@ std::string shapeText(const std::vector<uint64_t>& dims) {
 }
 
 // The tensor, checked against the shape the metadata implies (GGUF order: dims[0] fastest).
-const GgufTensorInfo& expectTensor(const GgufFile& file, const std::string& name, const std::vector<uint64_t>& dims) {
+const GgufTensorInfo& expectTensor(const GgufFile& file, const std::string& name,
+                                   const std::vector<uint64_t>& dims) {
   const GgufTensorInfo* t = file.header().findTensor(name);
   if (t == nullptr) throwBadInput(file.path(), "tensor '" + name + "'", "is missing");
   const GgmlTypeInfo* info = ggmlTypeInfo(t->type);
@@ -134,8 +137,9 @@ ModelConfig readModelConfig(const GgufFile& file) {
   c.architecture = architectureOf(file);
   const Metadata meta(file, c.architecture);
   const GgufValue* name = file.header().find("general.name");
-  c.name = name != nullptr && name->asString() != nullptr ? *name->asString()
-                                                          : std::filesystem::path(file.path()).filename().string();
+  c.name = name != nullptr && name->asString() != nullptr
+               ? *name->asString()
+               : std::filesystem::path(file.path()).filename().string();
   c.numLayers = meta.integer("block_count", 1, 4096);
   c.hidden = meta.integer("embedding_length", 1, 1 << 16);
   c.numQHeads = meta.integer("attention.head_count", 1, 1024);
@@ -157,7 +161,8 @@ ModelConfig readModelConfig(const GgufFile& file) {
   if (embed == nullptr || embed->dims.size() != 2) {
     throwBadInput(file.path(), "tensor 'token_embd.weight'", "is missing or not a matrix");
   }
-  c.vocab = meta.integer("vocab_size", 1, 1 << 22, static_cast<int64_t>(std::min<uint64_t>(embed->dims[1], 1 << 23)));
+  c.vocab = meta.integer("vocab_size", 1, 1 << 22,
+                         static_cast<int64_t>(std::min<uint64_t>(embed->dims[1], 1 << 23)));
   readRope(meta, file, c);
   c.tiedOutput = !hasTensor(file, "output.weight");
   c.qkvBias = hasTensor(file, "blk.0.attn_q.bias");
@@ -174,7 +179,8 @@ uint64_t modelWeightBytes(const ModelConfig& c) {
   const auto qkv = static_cast<uint64_t>(c.qkvRows());
   const auto qd = static_cast<uint64_t>(c.numQHeads) * static_cast<uint64_t>(c.headDim);
   const auto f = static_cast<uint64_t>(c.ffn);
-  const uint64_t perLayer = 2 * h + qkv * h + (c.qkvBias ? qkv : 0) + h * qd + (c.outputBias ? h : 0) + 3 * f * h;
+  const uint64_t perLayer =
+      2 * h + qkv * h + (c.qkvBias ? qkv : 0) + h * qd + (c.outputBias ? h : 0) + 3 * f * h;
   const uint64_t total = v * h * (c.tiedOutput ? 1 : 2) + h + static_cast<uint64_t>(c.numLayers) * perLayer;
   return total * sizeof(float);
 }
@@ -187,7 +193,8 @@ void unpermuteRopeRows(float* rows, int heads, int headDim, int64_t cols) {
     std::memcpy(head.data(), base, head.size() * sizeof(float));
     for (int i = 0; i < half; ++i) {
       for (int s = 0; s < 2; ++s) {  // stored row 2i + s -> HF row s*half + i
-        std::memcpy(base + static_cast<int64_t>(s * half + i) * cols, head.data() + static_cast<int64_t>(2 * i + s) * cols,
+        std::memcpy(base + static_cast<int64_t>(s * half + i) * cols,
+                    head.data() + static_cast<int64_t>(2 * i + s) * cols,
                     static_cast<size_t>(cols) * sizeof(float));
       }
     }
@@ -267,8 +274,10 @@ std::unique_ptr<DecoderModel> loadDecoderModel(const std::string& path, const Mo
   const uint64_t bytes = modelWeightBytes(c);
   if (bytes > options.memoryBudget) {
     throwBadInput(path, "tensor 'token_embd.weight' and " + std::to_string(c.numLayers) + " blocks",
-                  "the model needs " + std::to_string(bytes >> 20) + " MiB of float32 weights, more than the memory "
-                      "budget of " + std::to_string(options.memoryBudget >> 20) + " MiB");
+                  "the model needs " + std::to_string(bytes >> 20) +
+                      " MiB of float32 weights, more than the memory "
+                      "budget of " +
+                      std::to_string(options.memoryBudget >> 20) + " MiB");
   }
   Loader loader(*file, c, options.control);
   const auto h = static_cast<uint64_t>(c.hidden), v = static_cast<uint64_t>(c.vocab);

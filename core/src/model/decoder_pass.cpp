@@ -97,7 +97,8 @@ void DecoderPass::attentionBlock(int layer, float* x, int64_t tokens, KvCacheHoo
   }
   m_attn.resize(static_cast<size_t>(tokens * qWidth));
   model::causalAttention(engine(), in, m_attn.data());
-  model::gemmABt(engine(), tokens, c.hidden, qWidth, m_attn.data(), qWidth, w.wo.data(), qWidth, 1.0f, x, c.hidden);
+  model::gemmABt(engine(), tokens, c.hidden, qWidth, m_attn.data(), qWidth, w.wo.data(), qWidth, 1.0f, x,
+                 c.hidden);
   addBias(x, tokens, c.hidden, w.bo);
 }
 
@@ -137,7 +138,8 @@ void DecoderPass::finalNorm(float* x, int64_t n) const {
 
 void DecoderPass::logits(const float* h, int64_t rows, float* out) const {
   const ModelConfig& c = m_model.config;
-  model::gemmABt(engine(), rows, c.vocab, c.hidden, h, c.hidden, m_model.head().data(), c.hidden, 0.0f, out, c.vocab);
+  model::gemmABt(engine(), rows, c.vocab, c.hidden, h, c.hidden, m_model.head().data(), c.hidden, 0.0f, out,
+                 c.vocab);
 }
 
 std::vector<float> sequenceLogits(const DecoderModel& model, const std::vector<int32_t>& tokens) {

@@ -15,8 +15,8 @@ constexpr float kLn2Hi = 0.693359375f;
 constexpr float kLn2Lo = -2.12194440e-4f;
 constexpr float kMinArg = -87.0f;
 constexpr float kMaxArg = 88.0f;  // exp(88) = 1.65e38 is still finite
-constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.3334519073e-3f, kP3 = 4.1665795894e-2f,
-                kP4 = 1.6666665459e-1f, kP5 = 5.0000001201e-1f;
+constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.3334519073e-3f,
+                kP3 = 4.1665795894e-2f, kP4 = 1.6666665459e-1f, kP5 = 5.0000001201e-1f;
 
 #define KVQ_AVX512 __attribute__((target("avx512f,fma")))
 
@@ -70,9 +70,11 @@ __attribute__((target("avx2,fma"))) double expSumAvx2(const float* x, int64_t n,
   __m256 acc = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    __m256 v = _mm256_min_ps(_mm256_max_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vshift), _mm256_set1_ps(kMinArg)),
-                             _mm256_set1_ps(kMaxArg));
-    const __m256 fn = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 v =
+        _mm256_min_ps(_mm256_max_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vshift), _mm256_set1_ps(kMinArg)),
+                      _mm256_set1_ps(kMaxArg));
+    const __m256 fn = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(kLog2e)),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(kLn2Hi), v);
     r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(kLn2Lo), r);
     __m256 p = _mm256_set1_ps(kP0);
@@ -127,17 +129,23 @@ ExpIsa detect() {
 
 double expShiftedSum(const float* x, int64_t n, float shift, float* out) {
   switch (detect()) {
-    case ExpIsa::Avx512: return expSumAvx512(x, n, shift, out);
-    case ExpIsa::Avx2: return expSumAvx2(x, n, shift, out);
-    default: return expSumScalar(x, n, shift, out);
+    case ExpIsa::Avx512:
+      return expSumAvx512(x, n, shift, out);
+    case ExpIsa::Avx2:
+      return expSumAvx2(x, n, shift, out);
+    default:
+      return expSumScalar(x, n, shift, out);
   }
 }
 
 const char* fastExpIsa() {
   switch (detect()) {
-    case ExpIsa::Avx512: return "avx512";
-    case ExpIsa::Avx2: return "avx2";
-    default: return "scalar";
+    case ExpIsa::Avx512:
+      return "avx512";
+    case ExpIsa::Avx2:
+      return "avx2";
+    default:
+      return "scalar";
   }
 }
 

@@ -4,7 +4,8 @@
 // The vector paths use the Cephes single-precision scheme: x = n ln2 + r with |r| <= ln2/2
 // (ln2 split in two constants), exp(r) by a degree-6 polynomial, times 2^n built from the
 // exponent bits; arguments are clamped to [-87, 88] (below, exp < 1.7e-38 is negligible next to a
-// softmax maximum's exp(0) = 1; above, the result would overflow). Relative error within 2 float ulps of std::exp.
+// softmax maximum's exp(0) = 1; above, the result would overflow). Relative error within 2 float ulps of
+// std::exp.
 #pragma once
 
 #include <cstdint>

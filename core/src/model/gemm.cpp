@@ -61,8 +61,8 @@ void gemmABt(GemmEngine engine, int64_t m, int64_t n, int64_t k, const float* a,
   splitColumns(m, n, k, [&](int64_t n0, int64_t n1) {
     if (engine == GemmEngine::OpenBlas) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n1 - n0),
-                  static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b + n0 * ldb, static_cast<int>(ldb), beta,
-                  c + n0, static_cast<int>(ldc));
+                  static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b + n0 * ldb, static_cast<int>(ldb),
+                  beta, c + n0, static_cast<int>(ldc));
     } else {
       ConstMap am(a, m, k, Eigen::OuterStride<>(lda));
       ConstMap bm(b + n0 * ldb, n1 - n0, k, Eigen::OuterStride<>(ldb));
@@ -84,8 +84,8 @@ void gemmAB(GemmEngine engine, int64_t m, int64_t n, int64_t k, const float* a, 
   splitColumns(m, n, k, [&](int64_t n0, int64_t n1) {
     if (engine == GemmEngine::OpenBlas) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n1 - n0),
-                  static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b + n0, static_cast<int>(ldb), beta, c + n0,
-                  static_cast<int>(ldc));
+                  static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b + n0, static_cast<int>(ldb), beta,
+                  c + n0, static_cast<int>(ldc));
     } else {
       ConstMap am(a, m, k, Eigen::OuterStride<>(lda));
       ConstMap bm(b + n0, k, n1 - n0, Eigen::OuterStride<>(ldb));

@@ -141,14 +141,27 @@ void dequantizeGgml(GgmlType type, const uint8_t* src, int64_t n, float* out) {
         out[i] = bfloat16ToFloat(b);
       }
       return;
-    case GgmlType::Q8_0: forBlocks(src, n, 32, 34, out, dequantQ8_0); return;
-    case GgmlType::Q4_0: forBlocks(src, n, 32, 18, out, dequantQ4_0); return;
-    case GgmlType::Q4_1: forBlocks(src, n, 32, 20, out, dequantQ4_1); return;
-    case GgmlType::Q4_K: forBlocks(src, n, 256, 144, out, dequantQ4_K); return;
-    case GgmlType::Q5_K: forBlocks(src, n, 256, 176, out, dequantQ5_K); return;
-    case GgmlType::Q6_K: forBlocks(src, n, 256, 210, out, dequantQ6_K); return;
+    case GgmlType::Q8_0:
+      forBlocks(src, n, 32, 34, out, dequantQ8_0);
+      return;
+    case GgmlType::Q4_0:
+      forBlocks(src, n, 32, 18, out, dequantQ4_0);
+      return;
+    case GgmlType::Q4_1:
+      forBlocks(src, n, 32, 20, out, dequantQ4_1);
+      return;
+    case GgmlType::Q4_K:
+      forBlocks(src, n, 256, 144, out, dequantQ4_K);
+      return;
+    case GgmlType::Q5_K:
+      forBlocks(src, n, 256, 176, out, dequantQ5_K);
+      return;
+    case GgmlType::Q6_K:
+      forBlocks(src, n, 256, 210, out, dequantQ6_K);
+      return;
     default:
-      throwInternal("dequantizeGgml", "type " + ggmlTypeName(static_cast<uint32_t>(type)) + " is not dequantizable");
+      throwInternal("dequantizeGgml",
+                    "type " + ggmlTypeName(static_cast<uint32_t>(type)) + " is not dequantizable");
   }
 }
 

@@ -19,29 +19,29 @@ namespace kvq {
 
 namespace {
 
-constexpr int kMaxDims = 4;          // GGML_MAX_DIMS
+constexpr int kMaxDims = 4;           // GGML_MAX_DIMS
 constexpr size_t kMaxNameBytes = 64;  // GGML_MAX_NAME: tensor names are at most 64 bytes
-constexpr int kMaxArrayDepth = 4;    // arrays of arrays of ... (the spec allows nesting)
+constexpr int kMaxArrayDepth = 4;     // arrays of arrays of ... (the spec allows nesting)
 // Largest header GgufFile::open reads into memory (tokenizer vocabularies are a few MB).
 constexpr uint64_t kMaxHeaderBytes = uint64_t{1} << 30;
 
 // Sizes of every ggml type number (ggml.h); unsupported ones are known so a file parses.
 const GgmlTypeInfo* typeTable(uint32_t type) {
   static const std::array<GgmlTypeInfo, 42> kTable = {{
-      {"F32", 1, 4, true},       {"F16", 1, 2, true},       {"Q4_0", 32, 18, true},
-      {"Q4_1", 32, 20, true},    {nullptr, 0, 0, false},    {nullptr, 0, 0, false},
-      {"Q5_0", 32, 22, false},   {"Q5_1", 32, 24, false},   {"Q8_0", 32, 34, true},
-      {"Q8_1", 32, 36, false},   {"Q2_K", 256, 84, false},  {"Q3_K", 256, 110, false},
-      {"Q4_K", 256, 144, true},  {"Q5_K", 256, 176, true},  {"Q6_K", 256, 210, true},
-      {"Q8_K", 256, 292, false}, {"IQ2_XXS", 256, 66, false}, {"IQ2_XS", 256, 74, false},
-      {"IQ3_XXS", 256, 98, false}, {"IQ1_S", 256, 50, false}, {"IQ4_NL", 32, 18, false},
-      {"IQ3_S", 256, 110, false}, {"IQ2_S", 256, 82, false}, {"IQ4_XS", 256, 136, false},
-      {"I8", 1, 1, false},       {"I16", 1, 2, false},      {"I32", 1, 4, false},
-      {"I64", 1, 8, false},      {"F64", 1, 8, false},      {"IQ1_M", 256, 56, false},
-      {"BF16", 1, 2, true},      {nullptr, 0, 0, false},    {nullptr, 0, 0, false},
-      {nullptr, 0, 0, false},    {"TQ1_0", 256, 54, false}, {"TQ2_0", 256, 66, false},
-      {nullptr, 0, 0, false},    {nullptr, 0, 0, false},    {nullptr, 0, 0, false},
-      {"MXFP4", 32, 17, false},  {nullptr, 0, 0, false},    {nullptr, 0, 0, false},
+      {"F32", 1, 4, true},         {"F16", 1, 2, true},         {"Q4_0", 32, 18, true},
+      {"Q4_1", 32, 20, true},      {nullptr, 0, 0, false},      {nullptr, 0, 0, false},
+      {"Q5_0", 32, 22, false},     {"Q5_1", 32, 24, false},     {"Q8_0", 32, 34, true},
+      {"Q8_1", 32, 36, false},     {"Q2_K", 256, 84, false},    {"Q3_K", 256, 110, false},
+      {"Q4_K", 256, 144, true},    {"Q5_K", 256, 176, true},    {"Q6_K", 256, 210, true},
+      {"Q8_K", 256, 292, false},   {"IQ2_XXS", 256, 66, false}, {"IQ2_XS", 256, 74, false},
+      {"IQ3_XXS", 256, 98, false}, {"IQ1_S", 256, 50, false},   {"IQ4_NL", 32, 18, false},
+      {"IQ3_S", 256, 110, false},  {"IQ2_S", 256, 82, false},   {"IQ4_XS", 256, 136, false},
+      {"I8", 1, 1, false},         {"I16", 1, 2, false},        {"I32", 1, 4, false},
+      {"I64", 1, 8, false},        {"F64", 1, 8, false},        {"IQ1_M", 256, 56, false},
+      {"BF16", 1, 2, true},        {nullptr, 0, 0, false},      {nullptr, 0, 0, false},
+      {nullptr, 0, 0, false},      {"TQ1_0", 256, 54, false},   {"TQ2_0", 256, 66, false},
+      {nullptr, 0, 0, false},      {nullptr, 0, 0, false},      {nullptr, 0, 0, false},
+      {"MXFP4", 32, 17, false},    {nullptr, 0, 0, false},      {nullptr, 0, 0, false},
   }};
   if (type >= kTable.size() || kTable[type].name == nullptr) return nullptr;
   return &kTable[type];
@@ -152,24 +152,48 @@ GgufValue readValue(Cursor& c, GgufValueType type, const std::string& where, int
   GgufValue v;
   v.type = type;
   switch (type) {
-    case GgufValueType::UInt8: v.value = uint64_t{c.read<uint8_t>(where)}; break;
-    case GgufValueType::Int8: v.value = int64_t{c.read<int8_t>(where)}; break;
-    case GgufValueType::UInt16: v.value = uint64_t{c.read<uint16_t>(where)}; break;
-    case GgufValueType::Int16: v.value = int64_t{c.read<int16_t>(where)}; break;
-    case GgufValueType::UInt32: v.value = uint64_t{c.read<uint32_t>(where)}; break;
-    case GgufValueType::Int32: v.value = int64_t{c.read<int32_t>(where)}; break;
-    case GgufValueType::UInt64: v.value = c.read<uint64_t>(where); break;
-    case GgufValueType::Int64: v.value = c.read<int64_t>(where); break;
-    case GgufValueType::Float32: v.value = double{c.read<float>(where)}; break;
-    case GgufValueType::Float64: v.value = c.read<double>(where); break;
+    case GgufValueType::UInt8:
+      v.value = uint64_t{c.read<uint8_t>(where)};
+      break;
+    case GgufValueType::Int8:
+      v.value = int64_t{c.read<int8_t>(where)};
+      break;
+    case GgufValueType::UInt16:
+      v.value = uint64_t{c.read<uint16_t>(where)};
+      break;
+    case GgufValueType::Int16:
+      v.value = int64_t{c.read<int16_t>(where)};
+      break;
+    case GgufValueType::UInt32:
+      v.value = uint64_t{c.read<uint32_t>(where)};
+      break;
+    case GgufValueType::Int32:
+      v.value = int64_t{c.read<int32_t>(where)};
+      break;
+    case GgufValueType::UInt64:
+      v.value = c.read<uint64_t>(where);
+      break;
+    case GgufValueType::Int64:
+      v.value = c.read<int64_t>(where);
+      break;
+    case GgufValueType::Float32:
+      v.value = double{c.read<float>(where)};
+      break;
+    case GgufValueType::Float64:
+      v.value = c.read<double>(where);
+      break;
     case GgufValueType::Bool: {
       const auto b = c.read<uint8_t>(where);
       if (b > 1) c.fail(where, "bool value " + std::to_string(b) + " is neither 0 nor 1");
       v.value = b == 1;
       break;
     }
-    case GgufValueType::String: v.value = c.readString(where, c.remainingInFile()); break;
-    case GgufValueType::Array: v.value = readArray(c, where, depth); break;
+    case GgufValueType::String:
+      v.value = c.readString(where, c.remainingInFile());
+      break;
+    case GgufValueType::Array:
+      v.value = readArray(c, where, depth);
+      break;
   }
   return v;
 }
@@ -207,7 +231,8 @@ GgufTensorInfo readTensorInfo(Cursor& c, uint64_t index) {
   const std::string where = "tensor '" + t.name + "'";
   const auto nDims = c.read<uint32_t>(where + " dimension count");
   if (nDims < 1 || nDims > kMaxDims) {
-    c.fail(where, "has " + std::to_string(nDims) + " dimensions (1.." + std::to_string(kMaxDims) + " allowed)");
+    c.fail(where,
+           "has " + std::to_string(nDims) + " dimensions (1.." + std::to_string(kMaxDims) + " allowed)");
   }
   t.elements = 1;
   for (uint32_t d = 0; d < nDims; ++d) {
@@ -236,14 +261,16 @@ void checkTensorPlacement(const GgufHeader& h, uint64_t fileSize, const std::str
   for (const auto& t : h.tensors) {
     const std::string where = "tensor '" + t.name + "'";
     if (t.offset % h.alignment != 0) {
-      throwBadInput(file, where, "data offset " + std::to_string(t.offset) + " is not a multiple of the alignment " +
-                                     std::to_string(h.alignment));
+      throwBadInput(file, where,
+                    "data offset " + std::to_string(t.offset) + " is not a multiple of the alignment " +
+                        std::to_string(h.alignment));
     }
     const uint64_t room = fileSize - h.dataOffset;
     if (t.offset > room || t.bytes > room - t.offset) {
-      throwBadInput(file, where,
-                    "data [" + std::to_string(t.offset) + ", +" + std::to_string(t.bytes) +
-                        ") lies past the end of the file (truncated file, or a shape that disagrees with the data)");
+      throwBadInput(
+          file, where,
+          "data [" + std::to_string(t.offset) + ", +" + std::to_string(t.bytes) +
+              ") lies past the end of the file (truncated file, or a shape that disagrees with the data)");
     }
     byOffset.push_back(&t);
   }
@@ -420,9 +447,10 @@ void GgufFile::readFloat32(const GgufTensorInfo& tensor, float* out) const {
     dequantizeGgml(static_cast<GgmlType>(tensor.type), raw.data(), count, dst);
     for (int64_t i = 0; i < count; ++i) {
       if (!std::isfinite(dst[i])) {
-        throwBadInput(m_path, where,
-                      "value " + std::to_string(b * static_cast<uint64_t>(info->blockSize) + static_cast<uint64_t>(i)) +
-                          " is not finite");
+        throwBadInput(
+            m_path, where,
+            "value " + std::to_string(b * static_cast<uint64_t>(info->blockSize) + static_cast<uint64_t>(i)) +
+                " is not finite");
       }
     }
   }

@@ -43,7 +43,8 @@ void checkModelMatchesDump(const DecoderModel& model, const DumpReader& dump) {
   if (info.numKvHeads != c.numKvHeads) mismatch("num_kv_heads", info.numKvHeads, c.numKvHeads);
   if (info.headDim != c.headDim) mismatch("head_dim", info.headDim, c.headDim);
   if (!info.hasTokenIds) {
-    throwBadInput(info.path, "/tokens", "the dump holds no token ids, so the model cannot be run on its text");
+    throwBadInput(info.path, "/tokens",
+                  "the dump holds no token ids, so the model cannot be run on its text");
   }
 }
 
@@ -63,7 +64,9 @@ std::vector<int> quantizedLayers(const PplOptions& options, int numLayers) {
   }
   for (int l : layers) {
     if (l < 0 || l >= numLayers) {
-      throwBadInput("", "--layers", "layer " + std::to_string(l) + " outside the model's 0.." + std::to_string(numLayers - 1));
+      throwBadInput(
+          "", "--layers",
+          "layer " + std::to_string(l) + " outside the model's 0.." + std::to_string(numLayers - 1));
     }
   }
   return {layers.begin(), layers.end()};
@@ -87,8 +90,8 @@ class AgreementHook : public KvCacheHook {
     const float* k = keys;
     if (info.keyRope == "post") {  // the dump stores keys after RoPE: rotate a copy
       rotated.assign(keys, keys + tokens * info.numKvHeads * info.headDim);
-      applyRope(rotated.data(), tokens, info.numKvHeads, info.headDim, static_cast<int64_t>(info.numKvHeads) * info.headDim,
-                0, m_invFreq);
+      applyRope(rotated.data(), tokens, info.numKvHeads, info.headDim,
+                static_cast<int64_t>(info.numKvHeads) * info.headDim, 0, m_invFreq);
       k = rotated.data();
     }
     compare(layer, Kind::Keys, k, tokens);
@@ -141,8 +144,8 @@ class HeadScorer {
 
   // Scores predictions of rows [r0, r0 + rows): the reference, then each variant.
   //   hRef, hVar[v]: [n, hidden] final hidden states; tokens: [n]
-  void score(const float* hRef, const std::vector<std::vector<float>>& hVar, const int32_t* tokens, int64_t r0,
-             int64_t rows, TokenStats& ref, std::vector<TokenStats>& var) {
+  void score(const float* hRef, const std::vector<std::vector<float>>& hVar, const int32_t* tokens,
+             int64_t r0, int64_t rows, TokenStats& ref, std::vector<TokenStats>& var) {
     const int64_t vocab = m_pass.model().config.vocab, hidden = m_pass.model().config.hidden;
     m_pass.logits(hRef + r0 * hidden, rows, m_ref.data());
     std::vector<RowRef> rowRef(static_cast<size_t>(rows));
@@ -160,12 +163,13 @@ class HeadScorer {
     }
     ref.tokens += rows;
     ref.nll += nll;
-    for (size_t v = 0; v < hVar.size(); ++v) scoreVariant(hVar[v].data() + r0 * hidden, tokens, r0, rows, rowRef, var[v]);
+    for (size_t v = 0; v < hVar.size(); ++v)
+      scoreVariant(hVar[v].data() + r0 * hidden, tokens, r0, rows, rowRef, var[v]);
   }
 
  private:
-  void scoreVariant(const float* h, const int32_t* tokens, int64_t r0, int64_t rows, const std::vector<RowRef>& rowRef,
-                    TokenStats& out) {
+  void scoreVariant(const float* h, const int32_t* tokens, int64_t r0, int64_t rows,
+                    const std::vector<RowRef>& rowRef, TokenStats& out) {
     const int64_t vocab = m_pass.model().config.vocab;
     m_pass.logits(h, rows, m_var.data());
     double nll = 0, kl = 0;
@@ -283,7 +287,8 @@ PplReport evaluatePerplexity(const DecoderModel& model, const DumpReader& dump, 
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= c.vocab) {
       throwBadInput(dump.info().path, "/tokens[" + std::to_string(i) + "]",
-                    "token id " + std::to_string(ids[i]) + " outside the model's vocabulary 0.." + std::to_string(c.vocab - 1));
+                    "token id " + std::to_string(ids[i]) + " outside the model's vocabulary 0.." +
+                        std::to_string(c.vocab - 1));
     }
   }
   std::vector<int64_t> starts = dump.info().sequenceStarts;
@@ -294,19 +299,21 @@ PplReport evaluatePerplexity(const DecoderModel& model, const DumpReader& dump, 
     validateCacheVariant(spec, options.codebooks, c.headDim);
     if (spec.kind == CacheVariantKind::Rvq && !backend) {
       if (dump.info().keyRope == "post") {
-        throwBadInput(dump.info().path, "/ key_rope",
-                      "RVQ variants quantize pre-RoPE keys; codebooks trained on this post-RoPE dump do not apply");
+        throwBadInput(
+            dump.info().path, "/ key_rope",
+            "RVQ variants quantize pre-RoPE keys; codebooks trained on this post-RoPE dump do not apply");
       }
       std::string note;
       backend = makeBackend(options.backend, options.threads, &note);
       report.backend = backend->name();
     }
-    st.quantizers.push_back(std::make_unique<CacheQuantizer>(spec, layerSet, c.numKvHeads, c.headDim, options.codebooks,
-                                                             options.codebookPath, backend.get()));
+    st.quantizers.push_back(std::make_unique<CacheQuantizer>(
+        spec, layerSet, c.numKvHeads, c.headDim, options.codebooks, options.codebookPath, backend.get()));
     report.variants.push_back({spec, spec.label(), 0.0, {}, {}});
   }
   const int firstQ = st.layers.empty() ? c.numLayers : st.layers.front();
-  const int64_t perSequence = c.numLayers + static_cast<int64_t>(st.quantizers.size()) * (c.numLayers - firstQ) + 1;
+  const int64_t perSequence =
+      c.numLayers + static_cast<int64_t>(st.quantizers.size()) * (c.numLayers - firstQ) + 1;
   st.unitsTotal = perSequence * static_cast<int64_t>(starts.size());
   DecoderPass pass(model);
   std::vector<double> bitsWeighted(st.quantizers.size(), 0.0);
@@ -318,14 +325,17 @@ PplReport evaluatePerplexity(const DecoderModel& model, const DumpReader& dump, 
     report.sequenceTokens.push_back(n);
     evaluateSequence(st, pass, ids.data() + starts[s], n, starts[s], report);
     for (size_t v = 0; v < st.quantizers.size(); ++v) {
-      bitsWeighted[v] += cacheBitsPerChannel(options.variants[v], options.codebooks, c.headDim, n) * static_cast<double>(n);
+      bitsWeighted[v] +=
+          cacheBitsPerChannel(options.variants[v], options.codebooks, c.headDim, n) * static_cast<double>(n);
     }
   }
   int64_t total = 0;
   for (int64_t n : report.sequenceTokens) total += n;
-  for (size_t v = 0; v < st.quantizers.size(); ++v) report.variants[v].bitsPerChannel = bitsWeighted[v] / static_cast<double>(total);
+  for (size_t v = 0; v < st.quantizers.size(); ++v)
+    report.variants[v].bitsPerChannel = bitsWeighted[v] / static_cast<double>(total);
   for (const auto& [key, s] : st.agreement) {
-    report.agreement.push_back({key.first, key.second, s[1] > 0 ? std::sqrt(s[0] / s[1]) : std::sqrt(s[0]), s[2]});
+    report.agreement.push_back(
+        {key.first, key.second, s[1] > 0 ? std::sqrt(s[0] / s[1]) : std::sqrt(s[0]), s[2]});
   }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;

@@ -16,7 +16,9 @@ json finite(double v) {
 }
 
 json statsJson(const TokenStats& s, bool withKl) {
-  json j = {{"tokens", s.tokens}, {"perplexity", finite(s.perplexity())}, {"mean_nll", finite(s.tokens ? s.nll / s.tokens : 0.0)}};
+  json j = {{"tokens", s.tokens},
+            {"perplexity", finite(s.perplexity())},
+            {"mean_nll", finite(s.tokens ? s.nll / s.tokens : 0.0)}};
   if (withKl) {
     j["mean_kl"] = finite(s.meanKl());
     j["top1_agreement"] = finite(s.top1Rate());
@@ -68,7 +70,9 @@ std::string pplReportJson(const PplReport& r) {
   j["variants"] = variants;
   json agreement = json::array();
   for (const DumpAgreement& a : r.agreement) {
-    agreement.push_back({{"layer", a.layer}, {"kind", kindName(a.kind)}, {"relative_error", finite(a.relativeError)},
+    agreement.push_back({{"layer", a.layer},
+                         {"kind", kindName(a.kind)},
+                         {"relative_error", finite(a.relativeError)},
                          {"max_abs_error", finite(a.maxAbsError)}});
   }
   j["dump_agreement"] = agreement;
@@ -84,7 +88,8 @@ std::string pplReportCsv(const PplReport& r) {
   }
   out += csvRow("reference", "all", r.reference, 16.0, false);
   for (const VariantReport& v : r.variants) {
-    for (size_t s = 0; s < v.sequences.size(); ++s) out += csvRow(v.label, std::to_string(s), v.sequences[s], v.bitsPerChannel, true);
+    for (size_t s = 0; s < v.sequences.size(); ++s)
+      out += csvRow(v.label, std::to_string(s), v.sequences[s], v.bitsPerChannel, true);
     out += csvRow(v.label, "all", v.overall, v.bitsPerChannel, true);
   }
   return out;
@@ -93,9 +98,11 @@ std::string pplReportCsv(const PplReport& r) {
 std::string pplReportTable(const PplReport& r) {
   std::ostringstream out;
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%-14s %8s %12s %12s %10s\n", "variant", "bits/ch", "perplexity", "mean KL", "top-1");
+  std::snprintf(buf, sizeof buf, "%-14s %8s %12s %12s %10s\n", "variant", "bits/ch", "perplexity", "mean KL",
+                "top-1");
   out << buf;
-  std::snprintf(buf, sizeof buf, "%-14s %8.3f %12.4f %12s %10s\n", "reference", 16.0, r.reference.perplexity(), "-", "-");
+  std::snprintf(buf, sizeof buf, "%-14s %8.3f %12.4f %12s %10s\n", "reference", 16.0,
+                r.reference.perplexity(), "-", "-");
   out << buf;
   for (const VariantReport& v : r.variants) {
     std::snprintf(buf, sizeof buf, "%-14s %8.3f %12.4f %12.6f %9.2f%%\n", v.label.c_str(), v.bitsPerChannel,
@@ -105,7 +112,8 @@ std::string pplReportTable(const PplReport& r) {
   if (!r.agreement.empty()) {
     double worst = 0;
     for (const DumpAgreement& a : r.agreement) worst = std::max(worst, a.relativeError);
-    std::snprintf(buf, sizeof buf, "reference vs the dump's %zu stored layer/kind sets: worst relative error %.3g\n",
+    std::snprintf(buf, sizeof buf,
+                  "reference vs the dump's %zu stored layer/kind sets: worst relative error %.3g\n",
                   r.agreement.size(), worst);
     out << buf;
   }

@@ -7,7 +7,8 @@
 namespace kvq {
 
 std::vector<double> ropeInverseFrequencies(const RopeConfig& rope) {
-  if (rope.dim <= 0 || rope.dim % 2 != 0) throwInternal("ropeInverseFrequencies", "rope dim must be even and > 0");
+  if (rope.dim <= 0 || rope.dim % 2 != 0)
+    throwInternal("ropeInverseFrequencies", "rope dim must be even and > 0");
   const int half = rope.dim / 2;
   std::vector<double> inv(static_cast<size_t>(half));
   for (int i = 0; i < half; ++i) {

@@ -38,7 +38,8 @@ struct CacheVariantSpec {
 //         held at full precision: keys F = tokens - floor(tokens/R) R, values F = min(R, tokens)
 //         (F = 0 without a window)
 //   Identity 16 (the fp16 cache every ratio compares with)
-double cacheBitsPerChannel(const CacheVariantSpec& spec, const CodebookFile* codebooks, int headDim, int64_t tokens);
+double cacheBitsPerChannel(const CacheVariantSpec& spec, const CodebookFile* codebooks, int headDim,
+                           int64_t tokens);
 
 // Throws Error(BadInput) naming the option for a variant that cannot run: a depth outside 1..K,
 // KIVI bits outside 2..8, groups that do not divide head_dim, a window not a multiple of n_t.
@@ -65,7 +66,7 @@ class CacheQuantizer : public KvCacheHook {
   int m_kvHeads, m_headDim;
   const CodebookFile* m_codebooks;
   Backend* m_backend;
-  std::vector<Codebooks> m_truncated;  // per codebook set x head: the first `depth` stages
+  std::vector<Codebooks> m_truncated;    // per codebook set x head: the first `depth` stages
   std::vector<size_t> m_truncatedBegin;  // per set: its first entry in m_truncated
 };
 

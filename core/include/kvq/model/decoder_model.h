@@ -54,7 +54,7 @@ struct LayerWeights {
 struct DecoderModel {
   std::string path;
   ModelConfig config;
-  std::vector<float> embedding;   // [vocab, hidden]
+  std::vector<float> embedding;  // [vocab, hidden]
   std::vector<LayerWeights> layers;
   std::vector<float> outputNorm;  // [hidden]
   std::vector<float> output;      // [vocab, hidden], empty when tied to the embedding

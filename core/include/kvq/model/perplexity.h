@@ -22,13 +22,13 @@ namespace kvq {
 
 struct PplOptions {
   std::vector<CacheVariantSpec> variants;
-  std::vector<int> layers;                // quantized layers; empty = the codebook file's, else all
+  std::vector<int> layers;                  // quantized layers; empty = the codebook file's, else all
   const CodebookFile* codebooks = nullptr;  // needed by Rvq variants
   std::string codebookPath;
   std::string backend = "auto";  // RVQ encoding backend: cpu | cuda | auto
   int threads = 0;
-  int64_t maxTokens = 0;     // per sequence (its first tokens); 0 = all
-  bool checkDump = true;     // compare the reference keys/values with the dump's stored layers
+  int64_t maxTokens = 0;  // per sequence (its first tokens); 0 = all
+  bool checkDump = true;  // compare the reference keys/values with the dump's stored layers
 };
 
 // Sums over predicted tokens. KL is KL(p_ref || p_q) in nats; top-1 agreement counts tokens
@@ -64,7 +64,7 @@ struct DumpAgreement {
 
 struct PplReport {
   std::string dumpPath, modelPath, modelName, codebookPath;
-  std::vector<int> layers;  // the quantized layers
+  std::vector<int> layers;                              // the quantized layers
   std::vector<int64_t> sequenceStarts, sequenceTokens;  // evaluated tokens per sequence
   TokenStats reference;
   std::vector<TokenStats> referenceSequences;
