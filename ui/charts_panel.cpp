@@ -7,6 +7,8 @@
 #include "codebook_usage_chart.h"
 #include "depth_error_chart.h"
 #include "layer_error_chart.h"
+#include "model_impact_chart.h"
+#include "model_impact_view.h"
 #include "rate_distortion_chart.h"
 
 namespace kvq::ui {
@@ -17,19 +19,22 @@ ChartsPanel::ChartsPanel(QWidget* parent)
       m_depth(new DepthErrorChart(this)),
       m_layers(new LayerErrorChart(this)),
       m_usage(new CodebookUsageChart(this)),
-      m_channels(new ChannelChart(this)) {
+      m_channels(new ChannelChart(this)),
+      m_model(new ModelImpactView(this)) {
   setDocumentMode(true);
   addTab(m_rd, tr("Rate–distortion"));
   addTab(m_depth, tr("Error by depth"));
   addTab(m_layers, tr("Error by layer"));
   addTab(m_usage, tr("Codebook usage"));
   addTab(m_channels, tr("Channels"));
+  addTab(m_model, tr("Model impact"));
   setTabToolTip(0,
                 tr("Bits per channel vs relative error: RVQ at every depth and the KIVI scalar baselines"));
   setTabToolTip(1, tr("Error of the selected layer after each residual stage"));
   setTabToolTip(2, tr("Relative error of keys and values in every trained layer"));
   setTabToolTip(3, tr("How evenly each stage's codebook entries are used on held-out tokens"));
   setTabToolTip(4, tr("Mean and max |x| per channel with the channel groups marked"));
+  setTabToolTip(5, tr("Perplexity and KL of the model with the quantized cache, against bits per channel"));
 }
 
 void ChartsPanel::setStudy(const std::shared_ptr<const kvq::StudyResult>& study, int depth, int layer,
@@ -56,10 +61,11 @@ void ChartsPanel::setChannels(const ChannelData& values, int groupSize, kvq::Gro
 }
 
 QList<ChartWidget*> ChartsPanel::charts() const {
-  return {m_rd, m_depth, m_layers, m_usage, m_channels};
+  return {m_rd, m_depth, m_layers, m_usage, m_channels, m_model->chart()};
 }
 
 ChartWidget* ChartsPanel::currentChart() const {
+  if (currentWidget() == m_model) return m_model->chart();
   return qobject_cast<ChartWidget*>(currentWidget());
 }
 

@@ -16,6 +16,7 @@ class ChannelChart;
 class CodebookUsageChart;
 class DepthErrorChart;
 class LayerErrorChart;
+class ModelImpactView;
 class RateDistortionChart;
 
 class ChartsPanel : public QTabWidget {
@@ -37,6 +38,7 @@ class ChartsPanel : public QTabWidget {
   LayerErrorChart* layerError() const { return m_layers; }
   CodebookUsageChart* codebookUsage() const { return m_usage; }
   ChannelChart* channels() const { return m_channels; }
+  ModelImpactView* modelImpact() const { return m_model; }
 
   // Writes every chart as <dir>/<stem>.<suffix>; returns the paths. Throws kvq::Error.
   QStringList exportAll(const QString& dir, const QString& suffix) const;
@@ -47,6 +49,7 @@ class ChartsPanel : public QTabWidget {
   LayerErrorChart* m_layers;
   CodebookUsageChart* m_usage;
   ChannelChart* m_channels;
+  ModelImpactView* m_model;
 };
 
 }  // namespace kvq::ui

@@ -11,6 +11,7 @@ inline const QString kOpen = QStringLiteral("open");          // open a dump + s
 inline const QString kTrain = QStringLiteral("train");        // train and evaluate a study
 inline const QString kChannels = QStringLiteral("channels");  // one head's channel magnitudes
 inline const QString kBackend = QStringLiteral("backend");    // start a compute backend
+inline const QString kModel = QStringLiteral("model");        // perplexity/KL with a quantized cache
 
 // Each export has a tag of its own (a counter and the target path): one export must
 // never replace or cancel another.

@@ -23,6 +23,7 @@
 #include "job_queue.h"
 #include "job_tags.h"
 #include "message_presenter.h"
+#include "model_impact_view.h"
 #include "recent_files.h"
 #include "settings_panel.h"
 #include "task_progress_widget.h"
@@ -83,6 +84,7 @@ MainWindow::MainWindow(std::shared_ptr<MessagePresenter> presenter, QWidget* par
   });
   connect(m_settings, &SettingsPanel::depthChanged, this, &MainWindow::refreshStudyCharts);
   connect(m_settings, &SettingsPanel::trainRequested, this, &MainWindow::train);
+  connect(m_charts->modelImpact(), &ModelImpactView::runRequested, this, &MainWindow::runModelImpact);
   connect(m_settings, &SettingsPanel::backendChoiceChanged, m_study, &StudyController::setBackendChoice);
   connect(m_study, &StudyController::backendChanged, this, [this](const QString& name) {
     m_settings->setBackendName(name);
@@ -251,7 +253,9 @@ void MainWindow::updateActions() {
   const bool open = m_session != nullptr;
   m_trainAction->setEnabled(open);
   m_settings->trainButton()->setEnabled(open);
-  m_cancelAction->setEnabled(m_jobs->isPending(job_tag::kOpen) || m_jobs->isPending(job_tag::kTrain));
+  m_cancelAction->setEnabled(m_jobs->isPending(job_tag::kOpen) || m_jobs->isPending(job_tag::kTrain) ||
+                             m_jobs->isPending(job_tag::kModel));
+  m_charts->modelImpact()->runButton()->setEnabled(open && !m_jobs->isPending(job_tag::kModel));
   m_exportCodebooksAction->setEnabled(m_shown != nullptr);
   m_exportMetricsAction->setEnabled(m_shown != nullptr);
   m_exportChartAction->setEnabled(open);

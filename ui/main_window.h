@@ -53,6 +53,9 @@ class MainWindow : public QMainWindow {
 
   // Trains the current settings (or shows the cached study that answers them).
   void train();
+  // The Model impact tab's run (main_window_model.cpp): the chosen GGUF model over the open
+  // dump's tokens with the shown study's codebooks and KIVI-2/3/4; the chart follows.
+  void runModelImpact();
   // Exports; failures go to the presenter and return false. Codebooks are written
   // on the job queue: exportFinished follows.
   bool exportCurrentChart(const QString& path);

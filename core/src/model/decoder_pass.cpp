@@ -12,8 +12,7 @@ namespace kvq {
 namespace {
 
 model::GemmEngine engine() {
-  static const model::GemmEngine e = model::defaultGemmEngine();
-  return e;
+  return model::currentGemmEngine();
 }
 
 // Copies columns [col, col + width) of src [rows, stride] into dst [rows, width].

@@ -5,6 +5,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -45,9 +46,24 @@ void splitColumns(int64_t m, int64_t n, int64_t k, Piece piece) {
 
 }  // namespace
 
-GemmEngine defaultGemmEngine() {
-  const char* env = std::getenv("KVQ_GEMM");
-  return env != nullptr && std::strcmp(env, "eigen") == 0 ? GemmEngine::Eigen : GemmEngine::OpenBlas;
+namespace {
+
+std::atomic<GemmEngine>& engineSetting() {
+  static std::atomic<GemmEngine> engine{[] {
+    const char* env = std::getenv("KVQ_GEMM");
+    return env != nullptr && std::strcmp(env, "eigen") == 0 ? GemmEngine::Eigen : GemmEngine::OpenBlas;
+  }()};
+  return engine;
+}
+
+}  // namespace
+
+GemmEngine currentGemmEngine() {
+  return engineSetting().load(std::memory_order_relaxed);
+}
+
+void setGemmEngine(GemmEngine engine) {
+  engineSetting().store(engine, std::memory_order_relaxed);
 }
 
 const char* gemmEngineName(GemmEngine engine) {

@@ -15,8 +15,10 @@ namespace kvq::model {
 
 enum class GemmEngine { OpenBlas, Eigen };
 
-// The engine KVQ_GEMM=openblas|eigen names (default OpenBLAS); for benchmarks and tests.
-GemmEngine defaultGemmEngine();
+// The engine the model pass uses: OpenBLAS unless KVQ_GEMM=eigen, or what setGemmEngine chose
+// last (the benchmark compares both in one process).
+GemmEngine currentGemmEngine();
+void setGemmEngine(GemmEngine engine);
 const char* gemmEngineName(GemmEngine engine);
 
 // C = A B^T + beta C, all row-major float32.

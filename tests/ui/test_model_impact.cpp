@@ -1,0 +1,139 @@
+// The Model impact tab: the model path is remembered; Run evaluates the chosen GGUF model over
+// the open dump's tokens on the job queue and fills the chart (perplexity and KL against bits per
+// channel); a model that cannot run shows the reader's message and keeps the earlier chart; the
+// chart exports like every chart.
+#include <QFileInfo>
+#include <QLineSeries>
+#include <QPushButton>
+#include <QStandardPaths>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <memory>
+#include <random>
+
+#include "charts_panel.h"
+#include "job_queue.h"
+#include "job_tags.h"
+#include "kvq/dump/dump_writer.h"
+#include "main_window.h"
+#include "message_presenter.h"
+#include "model_impact_chart.h"
+#include "model_impact_view.h"
+#include "ui_test_util.h"
+
+using namespace kvq::ui;
+using kvq::ui::test::waitForSignal;
+using kvq::ui::test::waitUntil;
+
+namespace {
+
+const QString kData = QStringLiteral(KVQ_TEST_DATA_DIR);
+
+// A dump shaped like tests/data/gguf/tiny_llama.gguf (1 layer, 1 kv head, head_dim 4, vocab 16).
+void writeTinyDump(const QString& path) {
+  const int64_t tokens = 64;
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal;
+  kvq::Slab keys, values;
+  for (kvq::Slab* s : {&keys, &values}) {
+    s->tokens = tokens;
+    s->heads = 1;
+    s->dim = 4;
+    s->data.resize(tokens * 4);
+    for (float& x : s->data) x = normal(rng);
+  }
+  std::vector<int32_t> ids(tokens);
+  for (auto& id : ids) id = static_cast<int32_t>(rng() % 16);
+  kvq::DumpHeader h;
+  h.model = "tiny";
+  h.numLayers = 1;
+  h.numKvHeads = 1;
+  h.headDim = 4;
+  h.tokens = tokens;
+  auto w = kvq::DumpWriter::create(path.toStdString(), h);
+  w->writeLayer(0, keys, values);
+  w->writeTokenIds(ids);
+  w->writeSequenceStarts({0, 32});
+  w->commit();
+}
+
+QLineSeries* lineNamed(ChartWidget* chart, const QString& name) {
+  for (QAbstractSeries* s : chart->series()) {
+    if (s->name() == name) return qobject_cast<QLineSeries*>(s);
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+class ModelImpactTest : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void initTestCase() {
+    QStandardPaths::setTestModeEnabled(true);
+    QCoreApplication::setOrganizationName(QStringLiteral("kvq-tests"));
+    QCoreApplication::setApplicationName(QStringLiteral("test_model_impact"));
+    QVERIFY(m_dir.isValid());
+    m_dump = m_dir.filePath(QStringLiteral("tiny.h5"));
+    writeTinyDump(m_dump);
+    m_presenter = std::make_shared<RecordingPresenter>();
+    m_window = std::make_unique<MainWindow>(m_presenter);
+    m_window->resize(1280, 800);
+  }
+
+  void cleanupTestCase() { m_window.reset(); }
+
+  void modelPathIsRemembered() {
+    ModelImpactView* view = m_window->chartsPanel()->modelImpact();
+    view->setModelPath(kData + QStringLiteral("/gguf/tiny_llama.gguf"));
+    ModelImpactView other;
+    QCOMPARE(other.modelPath(), kData + QStringLiteral("/gguf/tiny_llama.gguf"));
+  }
+
+  void runFillsTheChart() {
+    m_window->openFile(m_dump);
+    QVERIFY(waitForSignal(m_window.get(), &MainWindow::sessionChanged));
+    ModelImpactView* view = m_window->chartsPanel()->modelImpact();
+    QVERIFY(view->chart()->isPlaceholder());
+    QVERIFY(view->runButton()->isEnabled());
+    view->runButton()->click();
+    QVERIFY(waitUntil([&] { return !view->chart()->isPlaceholder(); }));
+    QVERIFY2(m_presenter->errors.isEmpty(), qPrintable(m_presenter->errors.join('\n')));
+    // No study trained: KIVI-2/3/4 at every layer, bits b + 16/n_t + 16/n_c = b + 4 + 4 (n = 4).
+    QLineSeries* ppl = lineNamed(view->chart(), QStringLiteral("KIVI perplexity"));
+    QLineSeries* kl = lineNamed(view->chart(), QStringLiteral("KIVI KL"));
+    QVERIFY(ppl != nullptr && kl != nullptr);
+    QCOMPARE(ppl->count(), 3);
+    QCOMPARE(ppl->at(0).x(), 2.0 + 16.0 / 32 + 16.0 / 4);  // keys n_t = 32, values n_c = head_dim 4
+    QVERIFY(kl->at(0).y() > kl->at(2).y());                // 2 bits lose more than 4 bits
+    QVERIFY(view->chart()->readout().contains(QStringLiteral("reference perplexity")));
+    QVERIFY(!QTest::qWaitFor([&] { return m_window->jobs()->isPending(job_tag::kModel); }, 50));
+  }
+
+  void failedRunKeepsTheChart() {
+    ModelImpactView* view = m_window->chartsPanel()->modelImpact();
+    const int before = lineNamed(view->chart(), QStringLiteral("KIVI perplexity"))->count();
+    view->setModelPath(kData + QStringLiteral("/gguf/malformed/unknown_tensor_type.gguf"));
+    view->runButton()->click();
+    QVERIFY(waitUntil([&] { return !m_presenter->errors.isEmpty(); }));
+    QVERIFY(m_presenter->errors.join('\n').contains(QStringLiteral("unknown tensor type 99")));
+    QCOMPARE(lineNamed(view->chart(), QStringLiteral("KIVI perplexity"))->count(), before);
+    view->setModelPath(kData + QStringLiteral("/gguf/tiny_llama.gguf"));
+  }
+
+  void exportsLikeEveryChart() {
+    QVERIFY(m_window->exportAllCharts(m_dir.path()));
+    QVERIFY(QFileInfo(m_dir.filePath(QStringLiteral("model_impact.png"))).size() > 1000);
+  }
+
+ private:
+  QTemporaryDir m_dir;
+  QString m_dump;
+  std::shared_ptr<RecordingPresenter> m_presenter;
+  std::unique_ptr<MainWindow> m_window;
+};
+
+QTEST_MAIN(ModelImpactTest)
+#include "test_model_impact.moc"
