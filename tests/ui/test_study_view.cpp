@@ -306,7 +306,9 @@ void StudyViewTest::exportsEveryFormat() {
     for (const char* suffix : {"png", "svg", "pdf"}) {
       QVERIFY(QFileInfo(QDir(folder).filePath(chart->fileStem() + "." + suffix)).size() > 0);
     }
-    // Charts of tabs never shown are drawn too: the image has more than a background.
+    // Charts of tabs never shown are drawn too: the image has more than a background (the
+    // Model impact chart stays a placeholder until a model runs: test_model_impact covers it).
+    if (chart->isPlaceholder()) continue;
     const QImage image(QDir(folder).filePath(chart->fileStem() + ".png"));
     QCOMPARE(image.size(), QSize(2000, 1240));
     int inked = 0;
