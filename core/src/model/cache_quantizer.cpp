@@ -37,7 +37,8 @@ double cacheBitsPerChannel(const CacheVariantSpec& spec, const CodebookFile* cod
   const double valueBits = scalarBitsPerChannel(spec.bits, spec.channelGroup);
   if (spec.window <= 0 || tokens <= 0) return 0.5 * (keyBits + valueBits);
   const auto t = static_cast<double>(tokens);
-  const double keyFull = static_cast<double>(tokens - tokens / spec.window * spec.window);
+  const int64_t keyFullTokens = tokens % spec.window;  // tokens past the last whole group of R
+  const auto keyFull = static_cast<double>(keyFullTokens);
   const double valueFull = static_cast<double>(std::min<int64_t>(spec.window, tokens));
   const double keys = ((t - keyFull) * keyBits + keyFull * 16.0) / t;
   const double values = ((t - valueFull) * valueBits + valueFull * 16.0) / t;

@@ -67,7 +67,7 @@ std::string architectureOf(const GgufFile& file) {
   if (v == nullptr || v->asString() == nullptr) {
     throwBadInput(file.path(), "metadata 'general.architecture'", "is missing or not a string");
   }
-  const std::string arch = *v->asString();
+  std::string arch = *v->asString();
   if (arch != "llama" && arch != "qwen2") {
     throwBadInput(file.path(), "metadata 'general.architecture'",
                   "architecture '" + arch + "' is not supported (only 'llama' and 'qwen2')");
