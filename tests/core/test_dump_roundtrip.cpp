@@ -358,7 +358,8 @@ TEST(DumpAttentionFields, DefaultsWhenAbsentAndWriterChecks) {
   const Slab kv = makeSlab(10, 2, 4, 1);
   writer->writeLayer(0, kv, kv);
   writer->commit();
-  const DumpInfo& info = DumpReader::open(path)->info();
+  const auto reader = DumpReader::open(path);
+  const DumpInfo& info = reader->info();
   EXPECT_EQ(info.ropeLayout, "half");
   EXPECT_TRUE(info.ropeInvFreq.empty());
   EXPECT_FALSE(info.attentionScale.has_value());
