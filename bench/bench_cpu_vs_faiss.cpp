@@ -19,9 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "kvq/base/error.h"
 #include "kvq/rvq/backend.h"
 #include "kvq/rvq/cpu_backend.h"
 #include "kvq/rvq/encoder.h"
+#include "kvq/rvq/rvq_config.h"
 #include "kvq/rvq/trainer.h"
 
 namespace {
@@ -105,6 +107,12 @@ Options parse(int argc, char** argv) {
       o.deadThreshold = std::atof(next());
     } else if (a == "--init") {
       o.init = next();
+      try {
+        kvq::parseKMeansInit(o.init);  // the engine's parser: the same names as kvq --init
+      } catch (const kvq::Error& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        std::exit(2);
+      }
     } else {
       usage();
       std::exit(a == "--help" || a == "-h" ? 0 : 2);
@@ -182,9 +190,7 @@ int main(int argc, char** argv) {
   config.depth = M;
   config.groupSize = d;
   config.trainSample = o.train;
-  config.init = o.init == "kmeans++"      ? kvq::KMeansInit::PlusPlus
-                : o.init == "progressive" ? kvq::KMeansInit::Progressive
-                                          : kvq::KMeansInit::RandomPoints;
+  config.init = kvq::parseKMeansInit(o.init);
   config.kmeansIterations = o.kmeansIterations;
   config.emaSteps = o.emaSteps;
   config.batchSize = o.batchSize;

@@ -14,6 +14,7 @@
 #include <QSpinBox>
 #include <QVBoxLayout>
 
+#include "config_settings.h"
 #include "kvq/rvq/backend_registry.h"
 
 #include <algorithm>
@@ -27,6 +28,7 @@ constexpr int kMaxCodebookExponent = 14;  // C = 16384
 constexpr int kMaxDepth = 16;
 constexpr int kMaxBeamWidth = 64;             // validateConfig's limit
 constexpr double kMaxHeldOutFraction = 0.95;  // validateConfig allows [0, 1); keep some training tokens
+const QString kSettingsGroup = QStringLiteral("study");
 
 QComboBox* groupingCombo(QWidget* parent) {
   auto* combo = new QComboBox(parent);
@@ -166,24 +168,24 @@ SettingsPanel::SettingsPanel(QWidget* parent)
 
   auto* quantizer = new QGroupBox(tr("Quantizer"), this);
   auto* qForm = new QFormLayout(quantizer);
-  qForm->addRow(tr("Preset"), m_preset);
-  qForm->addRow(tr("Codebook size"), codebookRow);
-  qForm->addRow(tr("Depth"), depthRow);
-  qForm->addRow(tr("Group size"), m_groupSize);
-  qForm->addRow(tr("Key grouping"), m_keyGrouping);
-  qForm->addRow(tr("Value grouping"), m_valueGrouping);
+  qForm->addRow(settingLabel(QStringLiteral("preset")), m_preset);
+  qForm->addRow(settingLabel(QStringLiteral("codebook_size")), codebookRow);
+  qForm->addRow(settingLabel(QStringLiteral("depth")), depthRow);
+  qForm->addRow(settingLabel(QStringLiteral("group_size")), m_groupSize);
+  qForm->addRow(settingLabel(QStringLiteral("key_grouping")), m_keyGrouping);
+  qForm->addRow(settingLabel(QStringLiteral("value_grouping")), m_valueGrouping);
   qForm->addRow(m_readout);
 
   auto* training = new QGroupBox(tr("Training"), this);
   auto* tForm = new QFormLayout(training);
-  tForm->addRow(tr("Sample size"), m_trainSample);
-  tForm->addRow(tr("k-means iterations"), m_kmeansIterations);
-  tForm->addRow(tr("EMA steps"), m_emaSteps);
-  tForm->addRow(tr("Beam width"), m_beamWidth);
-  tForm->addRow(tr("Held-out fraction"), m_heldOut);
-  tForm->addRow(tr("Seed"), m_seed);
-  tForm->addRow(tr("Layers"), m_layers);
-  tForm->addRow(tr("Backend"), m_backendChoice);
+  tForm->addRow(settingLabel(QStringLiteral("train_sample")), m_trainSample);
+  tForm->addRow(settingLabel(QStringLiteral("kmeans_iterations")), m_kmeansIterations);
+  tForm->addRow(settingLabel(QStringLiteral("ema_steps")), m_emaSteps);
+  tForm->addRow(settingLabel(QStringLiteral("beam_width")), m_beamWidth);
+  tForm->addRow(settingLabel(QStringLiteral("held_out_fraction")), m_heldOut);
+  tForm->addRow(settingLabel(QStringLiteral("seed")), m_seed);
+  tForm->addRow(settingLabel(QStringLiteral("layers")), m_layers);
+  tForm->addRow(settingLabel(QStringLiteral("backend")), m_backendChoice);
   tForm->addRow(QString(), m_backend);
 
   auto* layout = new QVBoxLayout(this);
@@ -354,21 +356,9 @@ QList<int> SettingsPanel::layers(const QList<int>& present) const {
 }
 
 void SettingsPanel::saveSettings() const {
-  const kvq::RvqConfig c = config();
   QSettings settings;
-  settings.beginGroup(QStringLiteral("study"));
-  settings.setValue(QStringLiteral("preset"), QString::fromStdString(c.preset));
-  settings.setValue(QStringLiteral("codebookSize"), c.codebookSize);
-  settings.setValue(QStringLiteral("depth"), c.depth);
-  settings.setValue(QStringLiteral("groupSize"), c.groupSize);
-  settings.setValue(QStringLiteral("keyGrouping"), QString::fromLatin1(kvq::groupingName(c.keyGrouping)));
-  settings.setValue(QStringLiteral("valueGrouping"), QString::fromLatin1(kvq::groupingName(c.valueGrouping)));
-  settings.setValue(QStringLiteral("trainSample"), static_cast<qlonglong>(c.trainSample));
-  settings.setValue(QStringLiteral("kmeansIterations"), c.kmeansIterations);
-  settings.setValue(QStringLiteral("emaSteps"), c.emaSteps);
-  settings.setValue(QStringLiteral("beamWidth"), c.beamWidth);
-  settings.setValue(QStringLiteral("heldOutFraction"), c.heldOutFraction);
-  settings.setValue(QStringLiteral("seed"), static_cast<qulonglong>(c.seed));
+  settings.beginGroup(kSettingsGroup);
+  saveConfig(settings, kvq::rvqConfigTable(), config());  // every field, under its own name
   settings.setValue(QStringLiteral("layers"), m_layers->text());
   settings.setValue(QStringLiteral("backend"), backendChoice());
   settings.endGroup();
@@ -376,31 +366,14 @@ void SettingsPanel::saveSettings() const {
 
 void SettingsPanel::restoreSettings() {
   QSettings settings;
-  settings.beginGroup(QStringLiteral("study"));
+  settings.beginGroup(kSettingsGroup);
   if (!settings.contains(QStringLiteral("preset"))) return;
   const std::vector<std::string> presets = kvq::presetNames();
   const std::string preset = settings.value(QStringLiteral("preset")).toString().toStdString();
   const bool known = std::find(presets.begin(), presets.end(), preset) != presets.end();
-  kvq::RvqConfig c = kvq::presetConfig(known ? preset : "paper");
+  // The stored fields over the preset's: a field this version added keeps the preset's value.
+  kvq::RvqConfig c = loadConfig(settings, kvq::rvqConfigTable(), kvq::presetConfig(known ? preset : "paper"));
   c.preset = known ? preset : "custom";
-  c.codebookSize = settings.value(QStringLiteral("codebookSize"), c.codebookSize).toInt();
-  c.depth = settings.value(QStringLiteral("depth"), c.depth).toInt();
-  c.groupSize = settings.value(QStringLiteral("groupSize"), c.groupSize).toInt();
-  try {
-    c.keyGrouping =
-        kvq::parseGrouping(settings.value(QStringLiteral("keyGrouping")).toString().toStdString());
-    c.valueGrouping =
-        kvq::parseGrouping(settings.value(QStringLiteral("valueGrouping")).toString().toStdString());
-  } catch (const std::exception&) {
-    // A hand-edited settings file: keep the preset's grouping.
-  }
-  c.trainSample =
-      settings.value(QStringLiteral("trainSample"), static_cast<qlonglong>(c.trainSample)).toLongLong();
-  c.kmeansIterations = settings.value(QStringLiteral("kmeansIterations"), c.kmeansIterations).toInt();
-  c.emaSteps = settings.value(QStringLiteral("emaSteps"), c.emaSteps).toInt();
-  c.beamWidth = settings.value(QStringLiteral("beamWidth"), c.beamWidth).toInt();
-  c.heldOutFraction = settings.value(QStringLiteral("heldOutFraction"), c.heldOutFraction).toDouble();
-  c.seed = settings.value(QStringLiteral("seed"), static_cast<qulonglong>(c.seed)).toULongLong();
   m_layers->setText(settings.value(QStringLiteral("layers")).toString());
   setBackendChoice(settings.value(QStringLiteral("backend"), QStringLiteral("auto")).toString());
   settings.endGroup();

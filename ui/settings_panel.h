@@ -44,8 +44,9 @@ class SettingsPanel : public QWidget {
   QList<int> layers(const QList<int>& present) const;
   void setLayersText(const QString& text);
 
-  // Persist the visible settings (QSettings group "study"). Hidden settings follow
-  // the preset ("paper" for custom).
+  // Persist the settings (QSettings group "study": every RvqConfig field under its
+  // name, from rvqConfigFields; layers; backend). Restoring starts from the stored
+  // preset ("paper" for custom) and applies every stored field over it.
   void saveSettings() const;
   void restoreSettings();
 

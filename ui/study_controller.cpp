@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "config_settings.h"
 #include "job_queue.h"
 #include "job_tags.h"
 #include "kvq/io/codebook_file.h"
@@ -50,7 +51,7 @@ void StudyController::setBackendChoice(const QString& choice) {
         m_backendName = QString::fromStdString(m_backend->name());
         emit backendChanged(m_backendName);
       },
-      [this](const kvq::Error& error) { emit backendFailed(QString::fromStdString(error.what())); });
+      [this](const kvq::Error& error) { emit backendFailed(errorText(error)); });
 }
 
 bool StudyController::isTraining() const {
@@ -137,7 +138,7 @@ bool StudyController::train(const kvq::RvqConfig& config, const QList<int>& laye
         store(key, study);
         emit resultReady(study);
       },
-      [this](const kvq::Error& error) { emit trainingFailed(QString::fromStdString(error.what())); });
+      [this](const kvq::Error& error) { emit trainingFailed(errorText(error)); });
   return true;
 }
 

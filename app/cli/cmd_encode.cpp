@@ -10,6 +10,7 @@
 #include "kvq/dump/dump_reader.h"
 #include "kvq/io/codebook_file.h"
 #include "kvq/io/codes_file.h"
+#include "output_paths.h"
 #include "progress_bar.h"
 
 namespace kvq::cli {

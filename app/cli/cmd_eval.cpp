@@ -9,7 +9,9 @@
 #include "kvq/base/error.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/io/codebook_file.h"
+#include "output_paths.h"
 #include "progress_bar.h"
+#include "tables.h"
 
 namespace kvq::cli {
 

@@ -14,7 +14,9 @@
 #include "kvq/dump/dump_reader.h"
 #include "kvq/study/report.h"
 #include "kvq/study/sweep.h"
+#include "output_paths.h"
 #include "progress_bar.h"
+#include "tables.h"
 
 namespace kvq::cli {
 

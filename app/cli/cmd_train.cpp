@@ -12,7 +12,9 @@
 #include "kvq/dump/dump_reader.h"
 #include "kvq/io/codebook_file.h"
 #include "kvq/io/codebook_npz.h"
+#include "output_paths.h"
 #include "progress_bar.h"
+#include "tables.h"
 
 namespace kvq::cli {
 

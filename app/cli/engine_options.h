@@ -1,6 +1,8 @@
 // Options shared by the engine commands (train, eval, sweep, encode): the dump
-// argument, every RvqConfig setting, layer/kind selection, baselines and backend.
-// Settings start from --preset; options given explicitly override it.
+// argument, every RvqConfig setting (one flag per field of rvqConfigFields, through
+// ConfigFlags), layer/kind selection, baselines and backend. Settings start from
+// --preset; options given explicitly override it. Tables: tables.h; output files:
+// output_paths.h.
 #pragma once
 
 #include <cstdint>
@@ -8,31 +10,19 @@
 #include <string>
 #include <vector>
 
+#include "config_flags.h"
 #include "kvq/rvq/backend.h"
 #include "kvq/study/quantize_study.h"
-#include "kvq/study/sweep.h"
 
 namespace CLI {
 class App;
-class Option;
 }  // namespace CLI
 
 namespace kvq::cli {
 
 struct EngineOptions {
   std::string dump;
-  // RvqConfig settings (applied over the preset only when given).
-  std::string preset = "paper";
-  int codebookSize = 0, depth = 0, groupSize = 0, beam = 0, emaSteps = 0, kmeansIterations = 0;
-  std::string keyGrouping, valueGrouping;
-  uint64_t seed = 0;
-  bool perHead = false;
-  int64_t trainSample = 0, batchSize = 0;
-  int lloydIterations = 0;
-  double emaDecay = 0, emaEpsilon = 0, deadThreshold = 0;
-  std::string init;
-  double heldOut = 0;
-  std::vector<CLI::Option*> configOptions;  // to tell which were given
+  ConfigFlags config;  // RvqConfig settings, applied over the preset only when given
   // Selection and baselines.
   std::string layers, kinds = "keys,values", baselineBits = "2,3,4";
   int baselineTokenGroup = 32, baselineChannelGroup = 32;
@@ -46,9 +36,8 @@ struct EngineOptions {
 
 // DUMP positional argument (defaults to the bundled sample).
 void addDumpArgument(CLI::App* cmd, EngineOptions& o);
-// --preset, --codebook-size, --depth, --group-size, --key-grouping, --value-grouping,
-// --seed, --per-head, --beam, --train-sample, --ema-steps, --kmeans-iterations,
-// --batch-size, --held-out.
+// One flag per RvqConfig field (flagForField: --preset, --codebook-size, --depth, ...,
+// --beam, --held-out, --seed), with the field's doc and range as --help.
 void addConfigOptions(CLI::App* cmd, EngineOptions& o);
 // --held-out only (eval: the rest comes from the codebook file).
 void addHeldOutOption(CLI::App* cmd, EngineOptions& o);
@@ -67,22 +56,10 @@ StudyOptions buildStudyOptions(const EngineOptions& o, const RvqConfig& config);
 
 // "0,4,8", "1-8", "1-4,8": ascending, duplicates removed. Throws BadInput naming option.
 std::vector<int> parseIntList(const std::string& text, const std::string& option);
-std::vector<Kind> parseKinds(const std::string& text);
+std::vector<Kind> parseKinds(const std::string& text);  // "keys,values"; BadInput naming "kinds"
 
 // The DUMP argument, or the bundled sample; BadInput when neither exists.
 std::string resolveDump(const std::string& dump, const std::string& command);
 std::unique_ptr<Backend> makeEngineBackend(const EngineOptions& o);
-
-// Readable tables on stdout.
-void printStudyTable(const StudyResult& study);
-void printSweepTable(const SweepResult& sweep);
-// Writes --report / --csv when given; prints what was written.
-void writeStudyReports(const EngineOptions& o, const StudyResult& study);
-
-// Before any long work: throws BadInput(path, option, ...) (exit 2) when `path`'s
-// directory is missing or not writable, or `path` is a directory. "" (option not
-// given) passes. checkReportOutputs checks --report and --csv.
-void checkOutputPath(const std::string& option, const std::string& path);
-void checkReportOutputs(const EngineOptions& o);
 
 }  // namespace kvq::cli

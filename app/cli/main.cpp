@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "config_flags.h"
 #include "kvq/base/error.h"
 #include "kvq/base/hdf5_process.h"
 #ifdef KVQ_HAVE_CUDA
@@ -43,7 +44,10 @@ int main(int argc, char** argv) {
     app.exit(e);
     return 2;
   } catch (const kvq::Error& e) {
-    std::cerr << "kvq: error: " << e.what() << "\n";
+    // Core names settings by field ("group_size"); the user typed --group-size.
+    const auto parsed = app.get_subcommands();
+    std::cerr << "kvq: error: " << kvq::cli::presentError(e, parsed.empty() ? nullptr : parsed.front())
+              << "\n";
     switch (e.kind()) {
       case kvq::ErrorKind::BadInput:
         return 2;

@@ -138,6 +138,14 @@ void setRootDouble(const std::string& path, const char* name, double v) {
   setRootAttr(path, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
 
+void setRootString(const std::string& path, const char* name, const char* v) {
+  hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_cset(type, H5T_CSET_UTF8);
+  setRootAttr(path, name, type, type, &v);
+  H5Tclose(type);
+}
+
 // Reads the file expecting BadInput; returns the error's where() (file must be `path`).
 std::string refusalWhere(const std::string& path) {
   try {
@@ -174,9 +182,18 @@ TEST(CodebookIoRefusals, HostileAttributesNameFileAndAttribute) {
   EXPECT_EQ(beam.rfind("/ beam_width |", 0), 0u) << beam;
   EXPECT_NE(beam.find("8589934592"), std::string::npos) << beam;
 
-  path = freshSample("decay");  // validateConfig's "--ema-decay" becomes the attribute
+  path = freshSample("decay");  // validateConfig's field ema_decay is the attribute
   setRootDouble(path, "ema_decay", 1.5);
   EXPECT_EQ(refusalWhere(path), "/ ema_decay | must be in [0, 1)");
+
+  path = freshSample("grouping");  // an enum's name, parsed by its one parser
+  setRootString(path, "key_grouping", "diagonal");
+  EXPECT_EQ(refusalWhere(path),
+            "/ key_grouping | unknown key_grouping 'diagonal' (expected contiguous or strided)");
+
+  path = freshSample("init");
+  setRootString(path, "init", "random");
+  EXPECT_EQ(refusalWhere(path), "/ init | unknown init 'random' (expected points, kmeans++ or progressive)");
 
   path = freshSample("groups");
   setRootInt(path, "group_size", 3);  // does not divide head_dim 8

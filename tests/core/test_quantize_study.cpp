@@ -280,7 +280,7 @@ TEST_F(StudyTest, BadOptionsNameTheOption) {
     FAIL() << "expected BadInput";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::BadInput);
-    EXPECT_EQ(e.where(), "--group-size");
+    EXPECT_EQ(e.where(), "group_size");
   }
   o = smallOptions(16, 2);
   o.layers = {3};

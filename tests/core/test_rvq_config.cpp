@@ -1,7 +1,11 @@
 #include <gtest/gtest.h>
 
 #include "kvq/base/error.h"
+#include "kvq/io/codebook_file.h"
 #include "kvq/rvq/rvq_config.h"
+
+#include <cmath>
+#include <limits>
 
 namespace kvq {
 namespace {
@@ -54,39 +58,118 @@ TEST(RvqConfig, Presets) {
   for (const std::string& name : presetNames()) EXPECT_NO_THROW(validateConfig(presetConfig(name), 128));
 }
 
-TEST(RvqConfig, ValidationNamesTheOption) {
+TEST(RvqConfig, ValidationNamesTheField) {
   RvqConfig c;
   EXPECT_EQ(whereOf(c, 128), "");
   c.groupSize = 48;
-  EXPECT_EQ(whereOf(c, 128), "--group-size");
+  EXPECT_EQ(whereOf(c, 128), "group_size");
   c = RvqConfig{};
   c.codebookSize = 1;
-  EXPECT_EQ(whereOf(c, 128), "--codebook-size");
+  EXPECT_EQ(whereOf(c, 128), "codebook_size");
   c = RvqConfig{};
   c.depth = 0;
-  EXPECT_EQ(whereOf(c, 128), "--depth");
+  EXPECT_EQ(whereOf(c, 128), "depth");
   c = RvqConfig{};
   c.beamWidth = 0;
-  EXPECT_EQ(whereOf(c, 128), "--beam");
+  EXPECT_EQ(whereOf(c, 128), "beam_width");
   c = RvqConfig{};
   c.emaDecay = 1.0;
-  EXPECT_EQ(whereOf(c, 128), "--ema-decay");
+  EXPECT_EQ(whereOf(c, 128), "ema_decay");
   c = RvqConfig{};
   c.trainSample = 100;
-  EXPECT_EQ(whereOf(c, 128), "--train-sample");
+  EXPECT_EQ(whereOf(c, 128), "train_sample");
   c = RvqConfig{};
   c.heldOutFraction = 1.0;
-  EXPECT_EQ(whereOf(c, 128), "--held-out");
+  EXPECT_EQ(whereOf(c, 128), "held_out_fraction");
+}
+
+TEST(RvqConfig, ValidationMessagesComeFromTheRanges) {
+  auto problemOf = [](const RvqConfig& c) -> std::string {
+    try {
+      validateConfig(c, 128);
+    } catch (const Error& e) {
+      return e.where() + ": " + e.problem();
+    }
+    return "";
+  };
+  RvqConfig c;
+  c.codebookSize = 1 << 25;
+  EXPECT_EQ(problemOf(c), "codebook_size: must be in [2, 16777216]");
+  c = RvqConfig{};
+  c.heldOutFraction = -0.5;
+  EXPECT_EQ(problemOf(c), "held_out_fraction: must be in [0, 1)");
+  c = RvqConfig{};
+  c.emaEpsilon = 0.0;
+  EXPECT_EQ(problemOf(c), "ema_epsilon: must be greater than 0");
+  c.emaEpsilon = std::numeric_limits<double>::infinity();
+  EXPECT_EQ(problemOf(c), "ema_epsilon: must be a finite number");
+  c = RvqConfig{};
+  c.lloydIterations = -1;
+  EXPECT_EQ(problemOf(c), "lloyd_iterations: must be at least 0");
+  c = RvqConfig{};
+  c.deadThreshold = std::nan("");
+  EXPECT_EQ(problemOf(c), "dead_threshold: must be a finite number");
+}
+
+// The table is the struct: every field's value reads back through it, in the order
+// of the codebook file's attributes, and set() writes the member it reads.
+TEST(RvqConfig, FieldTableReadsAndWritesEveryMember) {
+  const FieldTable<RvqConfig>& table = rvqConfigTable();
+  std::vector<std::string> names;
+  for (const auto& f : table) names.push_back(f.spec.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"preset", "codebook_size", "depth", "group_size", "key_grouping",
+                                             "value_grouping", "per_head", "train_sample", "init",
+                                             "kmeans_iterations", "ema_decay", "ema_epsilon", "ema_steps",
+                                             "batch_size", "dead_threshold", "lloyd_iterations", "beam_width",
+                                             "held_out_fraction", "seed"}));
+  RvqConfig quality = presetConfig("quality");
+  quality.seed = ~uint64_t{0};  // the full unsigned range survives
+  quality.keyGrouping = Grouping::Contiguous;
+  RvqConfig copy;
+  std::vector<std::optional<FieldValue>> values;
+  for (const FieldValue& v : valuesOf(table, quality)) values.emplace_back(v);
+  assignValues(table, values, copy);
+  EXPECT_EQ(fieldsToJson(table, copy), fieldsToJson(table, quality));
+  EXPECT_EQ(copy.seed, quality.seed);
+  EXPECT_EQ(copy.init, KMeansInit::PlusPlus);
+  EXPECT_EQ(copy.keyGrouping, Grouping::Contiguous);
+  EXPECT_EQ(copy.deadThreshold, quality.deadThreshold);
+  EXPECT_EQ(copy.beamWidth, 4);
+  // JSON keeps each field's type: a flag is a boolean, the seed unsigned.
+  EXPECT_NE(configToJson(quality).find("\"per_head\":false"), std::string::npos) << configToJson(quality);
+  EXPECT_NE(configToJson(quality).find("\"seed\":18446744073709551615"), std::string::npos);
+  // An integer beyond 32 bits names its field instead of wrapping.
+  try {
+    table[2].set(copy, FieldValue(int64_t{1} << 33));
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.where(), "depth");
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+  }
 }
 
 TEST(RvqConfig, Names) {
   EXPECT_EQ(parseGrouping("strided"), Grouping::Strided);
+  EXPECT_EQ(parseGrouping("non-contiguous"), Grouping::Strided);  // the paper's word, an alias
   EXPECT_EQ(parseGrouping("contiguous"), Grouping::Contiguous);
   EXPECT_STREQ(groupingName(Grouping::Strided), "strided");
   EXPECT_STREQ(kmeansInitName(KMeansInit::RandomPoints), "points");
   EXPECT_STREQ(kmeansInitName(KMeansInit::PlusPlus), "kmeans++");
   EXPECT_STREQ(kmeansInitName(KMeansInit::Progressive), "progressive");
-  EXPECT_THROW(parseGrouping("diagonal"), Error);
+  EXPECT_EQ(parseKMeansInit("kmeans++"), KMeansInit::PlusPlus);
+  EXPECT_EQ(namesOf<Grouping>(), (std::vector<std::string>{"contiguous", "strided"}));
+  EXPECT_EQ(acceptedNamesOf<Grouping>(),
+            (std::vector<std::string>{"contiguous", "strided", "non-contiguous"}));
+  EXPECT_EQ(parseKind("values"), Kind::Values);
+  EXPECT_STREQ(kindName(Kind::Queries), "queries");
+  try {
+    parseGrouping("diagonal", "key_grouping");
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.where(), "key_grouping");
+    EXPECT_EQ(e.problem(), "unknown key_grouping 'diagonal' (expected contiguous or strided)");
+  }
+  EXPECT_THROW(parseKind("queries ", "kinds"), Error);
 }
 
 }  // namespace

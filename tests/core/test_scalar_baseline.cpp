@@ -87,7 +87,7 @@ TEST(ScalarBaseline, ValidationNamesTheOption) {
     FAIL() << "expected BadInput";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::BadInput);
-    EXPECT_EQ(e.where(), "--baseline-channel-group");
+    EXPECT_EQ(e.where(), "baseline_channel_group");
   }
   EXPECT_THROW(validateScalarBaseline({9, 32, 32}, 64), Error);
   EXPECT_NO_THROW(validateScalarBaseline({4, 128, 64}, 64));

@@ -235,7 +235,7 @@ TEST(Trainer, TooFewVectorsIsBadInput) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::BadInput);
-    EXPECT_EQ(e.where(), "--codebook-size");
+    EXPECT_EQ(e.where(), "codebook_size");
   }
 }
 

@@ -2,16 +2,19 @@
 
 namespace kvq {
 
+template <>
+const std::vector<EnumName<Kind>>& enumNames<Kind>() {
+  static const std::vector<EnumName<Kind>> names = {
+      {Kind::Keys, "keys"}, {Kind::Values, "values"}, {Kind::Queries, "queries"}};
+  return names;
+}
+
 const char* kindName(Kind kind) {
-  switch (kind) {
-    case Kind::Keys:
-      return "keys";
-    case Kind::Values:
-      return "values";
-    case Kind::Queries:
-      return "queries";
-  }
-  return "unknown";
+  return nameOf(kind);
+}
+
+Kind parseKind(const std::string& name, const std::string& field) {
+  return parseName<Kind>(name, field);
 }
 
 const char* dtypeName(DType dtype) {

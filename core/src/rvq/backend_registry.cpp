@@ -45,13 +45,13 @@ std::unique_ptr<Backend> makeBackend(const std::string& choice, int cpuThreads, 
     return cpu;
   }
   if (choice == "cuda") {
-    if (!factory) throw Error(ErrorKind::Resource, "", "--backend cuda", "this build has no CUDA backend");
+    if (!factory) throw Error(ErrorKind::Resource, "", "backend", "this build has no CUDA backend");
     auto gpu = factory();
     say("backend: " + gpu->name());
     return gpu;
   }
   if (choice != "auto") {
-    throw Error(ErrorKind::BadInput, "", "--backend",
+    throw Error(ErrorKind::BadInput, "", "backend",
                 "unknown backend '" + choice + "' (expected cpu, cuda or auto)");
   }
   std::string why = "this build has no CUDA backend";

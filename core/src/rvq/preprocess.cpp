@@ -12,7 +12,7 @@ namespace kvq {
 std::vector<int> channelOrder(int headDim, int groupSize, Grouping grouping) {
   if (groupSize < 1 || headDim < 1 || headDim % groupSize != 0) {
     throwBadInput(
-        "", "--group-size",
+        "", "group_size",
         "group size " + std::to_string(groupSize) + " does not divide head_dim " + std::to_string(headDim));
   }
   const int groups = headDim / groupSize;

@@ -6,26 +6,41 @@
 
 namespace kvq {
 
-const char* groupingName(Grouping grouping) {
-  return grouping == Grouping::Strided ? "strided" : "contiguous";
+template <>
+const std::vector<EnumName<Grouping>>& enumNames<Grouping>() {
+  static const std::vector<EnumName<Grouping>> names = {{Grouping::Contiguous, "contiguous"},
+                                                        {Grouping::Strided, "strided"},
+                                                        {Grouping::Strided, "non-contiguous"}};
+  return names;
 }
 
-Grouping parseGrouping(const std::string& name) {
-  if (name == "contiguous") return Grouping::Contiguous;
-  if (name == "strided" || name == "non-contiguous") return Grouping::Strided;
-  throwBadInput("", "--grouping", "unknown grouping '" + name + "' (expected contiguous or strided)");
+template <>
+const std::vector<EnumName<KMeansInit>>& enumNames<KMeansInit>() {
+  static const std::vector<EnumName<KMeansInit>> names = {{KMeansInit::RandomPoints, "points"},
+                                                          {KMeansInit::PlusPlus, "kmeans++"},
+                                                          {KMeansInit::Progressive, "progressive"}};
+  return names;
+}
+
+const char* groupingName(Grouping grouping) {
+  return nameOf(grouping);
+}
+
+Grouping parseGrouping(const std::string& name, const std::string& field) {
+  return parseName<Grouping>(name, field);
 }
 
 const char* kmeansInitName(KMeansInit init) {
-  switch (init) {
-    case KMeansInit::PlusPlus:
-      return "kmeans++";
-    case KMeansInit::Progressive:
-      return "progressive";
-    case KMeansInit::RandomPoints:
-      break;
-  }
-  return "points";
+  return nameOf(init);
+}
+
+KMeansInit parseKMeansInit(const std::string& name, const std::string& field) {
+  return parseName<KMeansInit>(name, field);
+}
+
+const FieldTable<RvqConfig>& rvqConfigTable() {
+  static const FieldTable<RvqConfig> table = rvqConfigFields<RvqConfig>();
+  return table;
 }
 
 std::vector<std::string> presetNames() {
@@ -66,36 +81,19 @@ RvqConfig presetConfig(const std::string& name) {
     config.beamWidth = 4;
     return config;
   }
-  throwBadInput("", "--preset", "unknown preset '" + name + "' (expected paper, fast or quality)");
+  throwUnknownName("preset", name, presetNames());
 }
 
 void validateConfig(const RvqConfig& config, int headDim) {
-  auto bad = [](const char* option, const std::string& problem) { throwBadInput("", option, problem); };
-  if (config.codebookSize < 2) bad("--codebook-size", "must be at least 2");
-  if (config.codebookSize > (1 << 24)) bad("--codebook-size", "must be at most 16777216");
-  if (config.depth < 1) bad("--depth", "must be at least 1");
-  if (config.depth > 64) bad("--depth", "must be at most 64");
-  if (config.groupSize < 1) bad("--group-size", "must be at least 1");
+  validateFields(rvqConfigTable(), config);
   if (headDim > 0 && headDim % config.groupSize != 0) {
-    bad("--group-size", "group size " + std::to_string(config.groupSize) + " does not divide head_dim " +
-                            std::to_string(headDim));
+    throwBadInput("", "group_size",
+                  "group size " + std::to_string(config.groupSize) + " does not divide head_dim " +
+                      std::to_string(headDim));
   }
   if (config.trainSample < config.codebookSize) {
-    bad("--train-sample", "must be at least the codebook size (" + std::to_string(config.codebookSize) + ")");
-  }
-  if (config.kmeansIterations < 0) bad("--kmeans-iterations", "must be >= 0");
-  if (!(config.emaDecay >= 0.0 && config.emaDecay < 1.0)) bad("--ema-decay", "must be in [0, 1)");
-  if (!(config.emaEpsilon > 0.0) || !std::isfinite(config.emaEpsilon)) bad("--ema-epsilon", "must be > 0");
-  if (config.emaSteps < 0) bad("--ema-steps", "must be >= 0");
-  if (config.batchSize < 1) bad("--batch-size", "must be at least 1");
-  if (!(config.deadThreshold >= 0.0) || !std::isfinite(config.deadThreshold)) {
-    bad("--dead-threshold", "must be >= 0");
-  }
-  if (config.lloydIterations < 0) bad("--lloyd-iterations", "must be >= 0");
-  if (config.beamWidth < 1) bad("--beam", "must be at least 1");
-  if (config.beamWidth > 64) bad("--beam", "must be at most 64");
-  if (!(config.heldOutFraction >= 0.0 && config.heldOutFraction < 1.0)) {
-    bad("--held-out", "must be in [0, 1)");
+    throwBadInput("", "train_sample",
+                  "must be at least the codebook size (" + std::to_string(config.codebookSize) + ")");
   }
 }
 

@@ -55,7 +55,7 @@ Codebooks trainRvq(const float* x, int64_t n, int g, const RvqConfig& config, Ba
   validateConfig(config, g);  // g is the group size of the vectors given
   if (config.groupSize != g) {
     throwBadInput(
-        "", "--group-size",
+        "", "group_size",
         "vectors have " + std::to_string(g) + " channels, config says " + std::to_string(config.groupSize));
   }
   const int C = config.codebookSize;
@@ -77,7 +77,7 @@ Codebooks trainRvq(const float* x, int64_t n, int g, const RvqConfig& config, Ba
   }
   const int64_t ns = static_cast<int64_t>(res.size()) / g;
   if (ns < C) {
-    throwBadInput("", "--codebook-size",
+    throwBadInput("", "codebook_size",
                   "the training data has " + std::to_string(ns) + " group vectors, fewer than the " +
                       std::to_string(C) + " entries of a codebook");
   }

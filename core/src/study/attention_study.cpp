@@ -200,7 +200,7 @@ std::vector<std::vector<float>> rvqHead(const HeadContext& c, const QuantizerSet
   std::vector<std::vector<float>> out;
   for (int depth : depths) {
     if (depth < 1 || depth > books.depth) {
-      throwBadInput("", "--attention-depths",
+      throwBadInput("", "attention_depths",
                     "depth " + std::to_string(depth) + " outside 1.." + std::to_string(books.depth));
     }
     decodeRvq(codes.data(), rows, books, depth, groups.data());
@@ -353,11 +353,11 @@ LayerAttentionResult measureLayer(const DumpReader& reader, const LayerPlan& pla
 }  // namespace
 
 void validateAttentionOptions(const AttentionOptions& o) {
-  if (o.queriesPerLayer < 0) throwBadInput("", "--attention-queries", "must be 0 (all) or positive");
-  if (o.topK < 1 || o.topK > 256) throwBadInput("", "--attention-top-k", "must be in 1..256");
-  if (o.recentWindow < 1) throwBadInput("", "--attention-window", "must be at least 1");
+  if (o.queriesPerLayer < 0) throwBadInput("", "attention_queries", "must be 0 (all) or positive");
+  if (o.topK < 1 || o.topK > 256) throwBadInput("", "attention_top_k", "must be in 1..256");
+  if (o.recentWindow < 1) throwBadInput("", "attention_window", "must be at least 1");
   for (int d : o.rvqDepths) {
-    if (d < 1) throwBadInput("", "--attention-depths", "depths start at 1");
+    if (d < 1) throwBadInput("", "attention_depths", "depths start at 1");
   }
 }
 
@@ -412,7 +412,7 @@ void checkAttentionInputs(const DumpReader& reader, const std::vector<int>& laye
   const bool any =
       std::any_of(layers.begin(), layers.end(), [&](int l) { return reader.has(l, Kind::Queries); });
   if (!any) {
-    throwBadInput(info.path, "--attention",
+    throwBadInput(info.path, "attention",
                   "no selected layer stores queries (dump them with the dumper's --queries)");
   }
   if (info.numQHeads % info.numKvHeads != 0) {

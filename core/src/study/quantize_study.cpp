@@ -46,7 +46,7 @@ std::vector<int> resolveLayers(const DumpInfo& info, const std::vector<int>& wan
   if (wanted.empty()) return info.layers;
   for (int layer : wanted) {
     if (std::find(info.layers.begin(), info.layers.end(), layer) == info.layers.end()) {
-      throwBadInput(info.path, "--layers", "layer " + std::to_string(layer) + " is not in the dump");
+      throwBadInput(info.path, "layers", "layer " + std::to_string(layer) + " is not in the dump");
     }
   }
   return wanted;
@@ -54,15 +54,15 @@ std::vector<int> resolveLayers(const DumpInfo& info, const std::vector<int>& wan
 
 void validateOptions(const DumpInfo& info, const StudyOptions& options) {
   validateConfig(options.config, info.headDim);
-  if (options.kinds.empty()) throwBadInput("", "--kinds", "no kind selected");
+  if (options.kinds.empty()) throwBadInput("", "kinds", "no kind selected");
   for (Kind kind : options.kinds) {
-    if (kind == Kind::Queries) throwBadInput("", "--kinds", "queries are not quantized (keys, values)");
+    if (kind == Kind::Queries) throwBadInput("", "kinds", "queries are not quantized (keys, values)");
   }
   for (int bits : options.baselineBits) {
     ScalarBaselineConfig b{bits, options.baselineTokenGroup, options.baselineChannelGroup};
     validateScalarBaseline(b, info.headDim);
   }
-  if (options.chunkTokens < 1) throwBadInput("", "--chunk-tokens", "must be at least 1");
+  if (options.chunkTokens < 1) throwBadInput("", "chunk_tokens", "must be at least 1");
   if (options.attention.enabled) validateAttentionOptions(options.attention);
 }
 
@@ -141,7 +141,7 @@ QuantizerResult trainQuantizer(const std::vector<float>& vectors, int headDim, c
                                const TaskControl* control) {
   const int g = config.groupSize;
   const int64_t n = static_cast<int64_t>(vectors.size()) / headDim;
-  if (n == 0) throwBadInput("", "--held-out", "no training vectors are left");
+  if (n == 0) throwBadInput("", "held_out_fraction", "no training vectors are left");
   std::vector<float> groups(static_cast<size_t>(n) * headDim);
   std::vector<float> scales(static_cast<size_t>(n));
   scaleAndGroup(vectors.data(), n, headDim, order, g, groups.data(), scales.data());
@@ -323,7 +323,7 @@ StudyResult studyShell(const DumpReader& reader, const StudyOptions& options, Ba
 
 TokenSplit splitTokens(int64_t tokens, const std::vector<int64_t>& sequenceStarts, double heldOutFraction) {
   if (!(heldOutFraction >= 0.0 && heldOutFraction < 1.0)) {
-    throwBadInput("", "--held-out", "must be in [0, 1)");
+    throwBadInput("", "held_out_fraction", "must be in [0, 1)");
   }
   TokenSplit split;
   split.heldOutFraction = heldOutFraction;
@@ -346,9 +346,9 @@ TokenSplit splitTokens(int64_t tokens, const std::vector<int64_t>& sequenceStart
   }
   for (const TokenRange& r : split.train) split.trainTokens += r.size();
   for (const TokenRange& r : split.heldOut) split.heldOutTokens += r.size();
-  if (split.trainTokens == 0) throwBadInput("", "--held-out", "no training tokens are left");
+  if (split.trainTokens == 0) throwBadInput("", "held_out_fraction", "no training tokens are left");
   if (split.heldOutTokens == 0) {
-    throwBadInput("", "--held-out",
+    throwBadInput("", "held_out_fraction",
                   "the fraction holds out no token (sequences too short); raise it or use 0");
   }
   return split;
@@ -416,7 +416,7 @@ StudyResult evaluateCodebooks(const DumpReader& reader, const std::vector<Quanti
     selected.push_back(&set);
   }
   if (selected.empty())
-    throwBadInput("", "--layers", "no stored quantizer matches the selected layers and kinds");
+    throwBadInput("", "layers", "no stored quantizer matches the selected layers and kinds");
   StudyResult result = studyShell(reader, options, backend);
   result.codebooksPath = codebooksPath;
   const double span = options.attention.enabled ? 0.5 : 1.0;

@@ -84,10 +84,10 @@ void kiviQuantize(const Slab& in, Kind kind, const ScalarBaselineConfig& config,
 }
 
 void validateScalarBaseline(const ScalarBaselineConfig& config, int headDim) {
-  if (config.bits < 1 || config.bits > 8) throwBadInput("", "--baseline-bits", "bits must be in 1..8");
-  if (config.tokenGroup < 1) throwBadInput("", "--baseline-token-group", "must be at least 1");
+  if (config.bits < 1 || config.bits > 8) throwBadInput("", "baseline_bits", "bits must be in 1..8");
+  if (config.tokenGroup < 1) throwBadInput("", "baseline_token_group", "must be at least 1");
   if (config.channelGroup < 1 || headDim % config.channelGroup != 0) {
-    throwBadInput("", "--baseline-channel-group",
+    throwBadInput("", "baseline_channel_group",
                   "must divide head_dim " + std::to_string(headDim) + " (got " +
                       std::to_string(config.channelGroup) + ")");
   }

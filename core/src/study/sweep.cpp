@@ -12,19 +12,19 @@ namespace kvq {
 SweepResult runSweep(const DumpReader& reader, const StudyOptions& options,
                      const std::vector<int>& codebookSizes, const std::vector<int>& depths, Backend& backend,
                      const TaskControl* control) {
-  if (codebookSizes.empty()) throwBadInput("", "--codebook-sizes", "no codebook size given");
-  if (depths.empty()) throwBadInput("", "--depths", "no depth given");
+  if (codebookSizes.empty()) throwBadInput("", "codebook_sizes", "no codebook size given");
+  if (depths.empty()) throwBadInput("", "depths", "no depth given");
   // Depth k is read from the first k codes of the K-stage encoding: the k-stage
   // optimum only for greedy encoding. A beam's K-stage path need not extend the best
   // k-stage path, so the curve would not be what a k-stage quantizer gives.
   if (options.config.beamWidth > 1) {
-    throwBadInput("", "--beam",
+    throwBadInput("", "beam_width",
                   "sweep reads every depth from one greedy encoding; beam width " +
                       std::to_string(options.config.beamWidth) +
-                      " (--beam, or a preset such as quality) is not supported: pass --beam 1");
+                      " (set, or from a preset such as quality) is not supported: set it to 1");
   }
   for (int d : depths) {
-    if (d < 1) throwBadInput("", "--depths", "depths must be at least 1");
+    if (d < 1) throwBadInput("", "depths", "depths must be at least 1");
   }
   SweepResult sweep;
   sweep.codebookSizes = codebookSizes;

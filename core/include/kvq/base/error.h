@@ -2,8 +2,10 @@
 //
 // Every failure that reaches a user (bad file, bad option, CUDA error, cancellation)
 // is a kvq::Error carrying *what kind* of failure, *which file*, *where* inside it
-// (an HDF5 path, a token/channel position, an option name) and *what* is wrong.
-// The CLI maps the kind to an exit code; the GUI shows the message in a dialog.
+// (an HDF5 path, a token/channel position, a setting's field name) and *what* is
+// wrong. Core names a setting by its field ("group_size", "layers"), never by a CLI
+// flag: the CLI presents it as its flag (--group-size), the GUI as its control's
+// label. The CLI maps the kind to an exit code; the GUI shows the message in a dialog.
 #pragma once
 
 #include <stdexcept>
@@ -21,7 +23,7 @@ enum class ErrorKind {
 class Error : public std::runtime_error {
  public:
   // file: the file concerned ("" if none); where: place inside it (HDF5 path,
-  // "layer 3 keys token 17 head 2 channel 5", an option name; "" if none);
+  // "layer 3 keys token 17 head 2 channel 5", a field name; "" if none);
   // problem: what is wrong, as a sentence fragment without trailing period.
   Error(ErrorKind kind, std::string file, std::string where, std::string problem);
 

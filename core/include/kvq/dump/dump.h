@@ -6,12 +6,17 @@
 #include <string>
 #include <vector>
 
+#include "kvq/base/enum_names.h"
+
 namespace kvq {
 
 enum class Kind { Keys, Values, Queries };
 enum class DType { Float16, BFloat16, Float32 };
 
-const char* kindName(Kind kind);     // "keys", "values", "queries"
+template <>
+const std::vector<EnumName<Kind>>& enumNames<Kind>();  // "keys", "values", "queries"
+const char* kindName(Kind kind);
+Kind parseKind(const std::string& name, const std::string& field = "kind");  // throws BadInput naming field
 const char* dtypeName(DType dtype);  // "float16", "bfloat16", "float32"
 
 // Everything the root attributes and dataset shapes of a validated dump say.

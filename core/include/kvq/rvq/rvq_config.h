@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kvq/base/field_table.h"
 #include "kvq/dump/dump.h"
 
 namespace kvq {
@@ -17,9 +18,19 @@ namespace kvq {
 enum class Grouping { Contiguous, Strided };
 enum class KMeansInit { RandomPoints, PlusPlus, Progressive };
 
-const char* groupingName(Grouping grouping);      // "contiguous", "strided"
-Grouping parseGrouping(const std::string& name);  // throws BadInput
-const char* kmeansInitName(KMeansInit init);      // "points", "kmeans++", "progressive"
+// "contiguous", "strided" (alias "non-contiguous", the paper's word).
+template <>
+const std::vector<EnumName<Grouping>>& enumNames<Grouping>();
+// "points" (the paper: random sample points), "kmeans++", "progressive".
+template <>
+const std::vector<EnumName<KMeansInit>>& enumNames<KMeansInit>();
+
+const char* groupingName(Grouping grouping);
+Grouping parseGrouping(const std::string& name,
+                       const std::string& field = "grouping");  // BadInput naming field
+const char* kmeansInitName(KMeansInit init);
+KMeansInit parseKMeansInit(const std::string& name,
+                           const std::string& field = "init");  // BadInput naming field
 
 struct RvqConfig {
   std::string preset = "paper";
@@ -56,14 +67,67 @@ struct RvqConfig {
   Grouping grouping(Kind kind) const { return kind == Kind::Keys ? keyGrouping : valueGrouping; }
 };
 
+// The fields of RvqConfig (or of a struct extending it) as one table, in the order
+// the codebook file writes them; everything that lists, stores, parses or checks
+// them derives from it (kvq/base/field_table.h). Cross-field rules (g divides D,
+// the sample holds at least C vectors) are validateConfig's.
+template <class Config = RvqConfig>
+FieldTable<Config> rvqConfigFields() {
+  using R = FieldRange;
+  return {
+      makeField<Config>("preset", &RvqConfig::preset, "Settings to start from: paper, fast or quality"),
+      makeField<Config>("codebook_size", &RvqConfig::codebookSize, "C: entries per codebook (paper: 2048)",
+                        R::closed(2, 1 << 24)),
+      makeField<Config>("depth", &RvqConfig::depth, "K: residual stages (paper: 8)", R::closed(1, 64)),
+      makeField<Config>("group_size", &RvqConfig::groupSize,
+                        "g: channels per group; must divide head_dim (paper: 32)", R::atLeast(1)),
+      makeField<Config>("key_grouping", &RvqConfig::keyGrouping,
+                        "Channel grouping of keys: strided (paper) or contiguous"),
+      makeField<Config>("value_grouping", &RvqConfig::valueGrouping,
+                        "Grouping of values: contiguous (paper) or strided"),
+      makeField<Config>("per_head", &RvqConfig::perHead,
+                        "One quantizer per head instead of one per layer and kind"),
+      makeField<Config>("train_sample", &RvqConfig::trainSample,
+                        "At most this many group vectors train each quantizer (at least C)"),
+      makeField<Config>("init", &RvqConfig::init,
+                        "k-means initialisation: points (paper), kmeans++ or progressive"),
+      makeField<Config>("kmeans_iterations", &RvqConfig::kmeansIterations,
+                        "k-means iterations of each stage's init", R::atLeast(0)),
+      makeField<Config>("ema_decay", &RvqConfig::emaDecay, "EMA decay lambda (paper: 0.99)",
+                        R::halfOpen(0, 1)),
+      makeField<Config>("ema_epsilon", &RvqConfig::emaEpsilon, "Laplace smoothing epsilon (paper: 1e-5)",
+                        R::above(0)),
+      makeField<Config>("ema_steps", &RvqConfig::emaSteps, "EMA mini-batch steps per stage", R::atLeast(0)),
+      makeField<Config>("batch_size", &RvqConfig::batchSize, "Vectors per EMA mini-batch", R::atLeast(1)),
+      makeField<Config>(
+          "dead_threshold", &RvqConfig::deadThreshold,
+          "Restart entries whose EMA count falls below this fraction of the mean count (0 = off, "
+          "the paper)",
+          R::atLeast(0)),
+      makeField<Config>("lloyd_iterations", &RvqConfig::lloydIterations,
+                        "Lloyd refinement iterations after EMA (0 = off, the paper)", R::atLeast(0)),
+      makeField<Config>("beam_width", &RvqConfig::beamWidth, "Encoding beam width (1 = greedy, the paper)",
+                        R::closed(1, 64)),
+      makeField<Config>("held_out_fraction", &RvqConfig::heldOutFraction,
+                        "Fraction of each sequence's tail kept out of training and evaluated (0 = no split)",
+                        R::halfOpen(0, 1)),
+      makeField<Config>("seed", &RvqConfig::seed, "Random seed of sampling and training"),
+  };
+}
+
+// The table of RvqConfig itself, built once.
+const FieldTable<RvqConfig>& rvqConfigTable();
+
 // Named presets: "paper" (the defaults above), "fast" (small sample, few steps:
 // interactive exploration), "quality" (dead-entry reseeding, Lloyd refinement,
 // beam 4). Throws Error(BadInput) on an unknown name.
 RvqConfig presetConfig(const std::string& name);
 std::vector<std::string> presetNames();
 
-// Throws Error(BadInput, "", "<option>", problem) when a setting is invalid for a
-// dump of head dimension headDim (g must divide headDim, C >= 2, K >= 1, ...).
+// Throws Error(BadInput, "", "<field>", problem) when a setting is invalid for a
+// dump of head dimension headDim: the ranges of rvqConfigFields, then g must divide
+// headDim (when > 0) and train_sample must be at least codebook_size. The field is
+// named as in the table ("group_size"); the CLI and GUI present it in their terms.
 void validateConfig(const RvqConfig& config, int headDim);
 
 // Bits per channel of the compressed cache, b = K*log2(C)/g + 16/D, and the

@@ -35,7 +35,7 @@ struct AttentionOptions {
   std::vector<int> rvqDepths;      // RVQ depths measured (1..K); empty: K only
 };
 
-// Throws Error(BadInput) naming the option ("--attention-queries", ...).
+// Throws Error(BadInput) naming the field ("attention_queries", ...; the CLI shows its flag).
 void validateAttentionOptions(const AttentionOptions& options);
 
 // One quantizer's attention error on one layer.

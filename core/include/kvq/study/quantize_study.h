@@ -45,7 +45,7 @@ struct TokenSplit {
   int64_t heldOutTokens = 0;
 };
 
-// Throws Error(BadInput, "--held-out") when a side would be empty.
+// Throws Error(BadInput, "held_out_fraction") when a side would be empty.
 TokenSplit splitTokens(int64_t tokens, const std::vector<int64_t>& sequenceStarts, double heldOutFraction);
 
 struct StudyOptions {
@@ -121,7 +121,7 @@ struct StudyResult {
 
 // Trains and evaluates every selected layer x kind. Progress is the fraction of
 // all jobs; cancellation throws Error(Cancelled). Bad options throw BadInput
-// naming the option.
+// naming the field ("layers", "group_size": StudyOptions and RvqConfig names).
 StudyResult runStudy(const DumpReader& reader, const StudyOptions& options, Backend& backend,
                      const TaskControl* control = nullptr);
 

@@ -37,7 +37,7 @@ void kiviQuantizeValues(const Slab& values, const ScalarBaselineConfig& config, 
 // Dispatches on kind (Keys -> per channel, otherwise per token).
 void kiviQuantize(const Slab& in, Kind kind, const ScalarBaselineConfig& config, Slab& out);
 
-// Throws Error(BadInput) naming the option ("--baseline-bits", ...) when invalid.
+// Throws Error(BadInput) naming the StudyOptions field ("baseline_bits", ...) when invalid.
 void validateScalarBaseline(const ScalarBaselineConfig& config, int headDim);
 
 }  // namespace kvq

@@ -32,7 +32,7 @@ struct SweepResult {
 // For each C: one training at the largest depth; every depth is read from its
 // error-by-depth curve (stages are trained in sequence, so the first k stages of a
 // K-stage quantizer are what a k-stage training yields, greedy encoding).
-// Throws BadInput ("--beam") when options.config.beamWidth > 1.
+// Throws BadInput ("beam_width") when options.config.beamWidth > 1.
 SweepResult runSweep(const DumpReader& reader, const StudyOptions& options,
                      const std::vector<int>& codebookSizes, const std::vector<int>& depths, Backend& backend,
                      const TaskControl* control = nullptr);
