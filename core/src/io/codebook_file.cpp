@@ -108,9 +108,10 @@ Codebooks readCodebooks(const h5::Reader& r, const std::string& dataset, const R
   books.depth = c.depth;
   books.size = c.codebookSize;
   books.dim = c.groupSize;
-  books.data = r.readFloat32(dataset, {static_cast<hsize_t>(c.depth), static_cast<hsize_t>(c.codebookSize),
-                                       static_cast<hsize_t>(c.groupSize)},
-                              "stages");
+  books.data = r.readFloat32(dataset,
+                             {static_cast<hsize_t>(c.depth), static_cast<hsize_t>(c.codebookSize),
+                              static_cast<hsize_t>(c.groupSize)},
+                             "stages");
   for (size_t i = 0; i < books.data.size(); ++i) {
     if (std::isfinite(books.data[i])) continue;
     const size_t perStage = static_cast<size_t>(c.codebookSize) * static_cast<size_t>(c.groupSize);
