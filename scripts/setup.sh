@@ -33,7 +33,7 @@ fi
 # Python packages for the file checks (numpy/h5py read what kvq writes) and pytest.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
-if ! "$PY" -c "import numpy, h5py, pytest, gguf, tokenizers" >/dev/null 2>&1; then
+if ! "$PY" -c "import numpy, h5py, pytest, gguf, tokenizers, lizard" >/dev/null 2>&1; then
   echo "setup: installing Python packages from tools/requirements-test.txt"
   "$PY" -m pip install --quiet --disable-pip-version-check -r "$ROOT/tools/requirements-test.txt" ||
     "$PY" -m pip install --quiet --disable-pip-version-check --break-system-packages -r "$ROOT/tools/requirements-test.txt"

@@ -14,6 +14,9 @@ bash scripts/setup.sh
 echo "== format check (clang-format)"
 git ls-files -- '*.h' '*.cpp' '*.cu' '*.cuh' | xargs clang-format --dry-run --Werror
 
+echo "== function length (lizard: no function over 80 lines in core, ui, app, gpu)"
+"${PYTHON:-python3}" -m lizard -L 80 -C 1000 -a 100 -w core ui app gpu
+
 echo "== build (Release, warnings are errors)"
 KVQ_BUILD_DIR="$ROOT/build" bash scripts/build.sh -DKVQ_WERROR=ON -DKVQ_BUILD_BENCH=ON
 

@@ -2,10 +2,13 @@
 // per channel, with the channel groups of the current grouping marked by colour.
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "chart_widget.h"
 #include "kvq/rvq/rvq_config.h"
+
+class QValueAxis;
 
 namespace kvq::ui {
 
@@ -27,6 +30,14 @@ class ChannelChart : public ChartWidget {
   void setData(const ChannelData& values, int groupSize, kvq::Grouping grouping);
 
   static constexpr int kMaxGroupSeries = 16;  // colours cycle beyond this many groups
+
+ private:
+  using HoverText = std::function<QString(int channel)>;
+  // The max and mean |x| curves over the channels.
+  void addMagnitudeCurves(const ChannelData& values, const HoverText& text, QValueAxis* x, QValueAxis* y);
+  // Markers on the mean curve coloured by group (group[c] of channel c, `colours` colours).
+  void addGroupMarkers(const ChannelData& values, const std::vector<int>& group, int colours,
+                       const QString& legend, const HoverText& text, QValueAxis* x, QValueAxis* y);
 };
 
 }  // namespace kvq::ui

@@ -82,6 +82,17 @@ SettingsPanel::SettingsPanel(QWidget* parent)
       m_readout(new QLabel(this)),
       m_status(new QLabel(this)),
       m_train(new QPushButton(tr("Train"), this)) {
+  setUpQuantizerControls();
+  setUpTrainingControls();
+  setUpOtherControls();
+  buildLayout();
+  setHeadDim(0);
+  setConfig(m_base);
+  connectControls();
+}
+
+// Preset, codebook size and depth: ranges and tooltips.
+void SettingsPanel::setUpQuantizerControls() {
   for (const std::string& name : kvq::presetNames()) m_preset->addItem(QString::fromStdString(name));
   m_preset->addItem(QStringLiteral("custom"));
   m_preset->setToolTip(
@@ -107,7 +118,10 @@ SettingsPanel::SettingsPanel(QWidget* parent)
          "so moving this below the trained depth updates the charts at once.");
   m_depth->setToolTip(depthTip);
   m_depthSpin->setToolTip(depthTip);
+}
 
+// Group size, groupings and the training settings: ranges and tooltips.
+void SettingsPanel::setUpTrainingControls() {
   m_groupSize->setToolTip(
       tr("Group size g: channels quantized together as one vector (divides head_dim).\n"
          "Larger groups: fewer bits per channel, higher error."));
@@ -142,6 +156,10 @@ SettingsPanel::SettingsPanel(QWidget* parent)
          "0 = train and evaluate on all tokens (optimistic errors)."));
   m_seed->setRange(0, std::numeric_limits<int>::max());
   m_seed->setToolTip(tr("Random seed: the same seed and settings train the same codebooks"));
+}
+
+// Layers, backend, read-out, status and the Train button.
+void SettingsPanel::setUpOtherControls() {
   m_layers->setPlaceholderText(tr("all"));
   m_layers->setToolTip(tr("Layers to train: empty for all, or a list such as 0-3, 7"));
   m_backendChoice->addItem(tr("auto"), QStringLiteral("auto"));
@@ -158,7 +176,11 @@ SettingsPanel::SettingsPanel(QWidget* parent)
   m_status->setWordWrap(true);
   m_train->setToolTip(tr("Train and evaluate the quantizers for these settings (Ctrl+T)"));
   m_train->setDefault(true);
+}
 
+// Two forms (quantizer, training) whose rows are labelled by settingLabel, the
+// labels the GUI also names fields by in error messages.
+void SettingsPanel::buildLayout() {
   auto* codebookRow = new QHBoxLayout;
   codebookRow->addWidget(m_codebook, 1);
   codebookRow->addWidget(m_codebookLabel);
@@ -195,10 +217,11 @@ SettingsPanel::SettingsPanel(QWidget* parent)
   layout->addWidget(m_train);
   layout->addWidget(m_status);
   layout->addStretch(1);
+}
 
-  setHeadDim(0);
-  setConfig(m_base);
-
+// Edits of a control become configEdited (and switch the preset to custom); the
+// panel's own changes (m_applying, see ApplyingScope) do not.
+void SettingsPanel::connectControls() {
   connect(m_preset, &QComboBox::currentTextChanged, this, [this](const QString& name) {
     if (!m_applying && name != QStringLiteral("custom")) applyPreset(name);
   });

@@ -61,6 +61,13 @@ class SettingsPanel : public QWidget {
   void backendChoiceChanged(const QString& choice);
 
  private:
+  // The constructor's steps.
+  void setUpQuantizerControls();
+  void setUpTrainingControls();
+  void setUpOtherControls();
+  void buildLayout();
+  void connectControls();
+
   void onEdited();
   void updateReadout();
   void setCodebookExponent(int exponent);

@@ -172,11 +172,171 @@ void CpuBackend::encodeGreedy(const float* x, int64_t n, const Codebooks& books,
   }
 }
 
-// One partial path of the beam search of one vector.
-struct Path {
-  double energy = 0.0;  // |residual|^2 after the stages so far (exact, double)
-  int parent = 0;       // index of the path it extends (within the vector's beam)
-  int32_t entry = 0;    // entry chosen at this stage
+// ---- beam search ----------------------------------------------------------------
+// A tile of vectors is searched together: every vector keeps B partial paths, one
+// row each (row v*B + p), so a stage's search distances of all paths of the tile are
+// one distance block against the stage's codebook.
+
+// One extension of a path: the exact |residual|^2 after taking `entry` at this stage.
+struct BeamCandidate {
+  double energy;
+  int path;  // index of the extended path within its vector's beam
+  int32_t entry;
+};
+
+// Scratch of one thread's tile; rows are paths (maxRows = tile vectors x B, padded).
+struct BeamScratch {
+  std::vector<float> res, nextRes;             // [rows, g] residual of each path
+  std::vector<float> m, dist, tmp;             // [rows, g] -2 x residual; [rows, padC] distances; [g]
+  std::vector<int32_t> pathCodes, nextCodes;   // [rows, K] codes of each path
+  std::vector<double> pathErr, nextErr;        // [rows, K] |residual|^2 after each stage
+  std::vector<std::pair<float, int32_t>> top;  // [B] one path's nearest entries
+  std::vector<BeamCandidate> cand;             // [B*B] one vector's extensions
+
+  void allocate(size_t maxRows, int g, int padC, int K, int B) {
+    for (std::vector<float>* v : {&res, &nextRes, &m}) v->resize(maxRows * g);
+    dist.resize(maxRows * static_cast<size_t>(padC));
+    tmp.resize(static_cast<size_t>(g));
+    for (std::vector<int32_t>* v : {&pathCodes, &nextCodes}) v->resize(maxRows * K);
+    for (std::vector<double>* v : {&pathErr, &nextErr}) v->resize(maxRows * K);
+    top.resize(static_cast<size_t>(B));
+    cand.resize(static_cast<size_t>(B) * B);
+  }
+};
+
+// The B smallest of C search distances dr (lowest index among ties), ascending, into
+// top; returns how many were found (min(B, C)).
+int smallestEntries(const float* dr, int C, int B, std::pair<float, int32_t>* top) {
+  int have = 0;
+  for (int32_t i = 0; i < C; ++i) {
+    const float dv = dr[i];
+    if (have == B && !(dv < top[B - 1].first)) continue;
+    int pos = have < B ? have++ : B - 1;
+    while (pos > 0 && dv < top[pos - 1].first) {
+      top[pos] = top[pos - 1];
+      --pos;
+    }
+    top[pos] = {dv, i};
+  }
+  return have;
+}
+
+// Beam-search encoding of the vectors of one tile through every stage. The stage
+// step is FAISS's beam_search_encode_step: extend each of a vector's paths by its B
+// nearest entries (search distances), rank the extensions by exact residual energy,
+// keep the best B.
+class BeamSearch {
+ public:
+  BeamSearch(cpu::Isa isa, const std::vector<cpu::PackedCodebook>& packed, const Codebooks& books, int B)
+      : m_isa(isa),
+        m_packed(packed),
+        m_books(books),
+        m_b(B),
+        m_k(books.depth),
+        m_c(books.size),
+        m_g(books.dim),
+        m_padC(packed.empty() ? books.size : packed[0].padded) {}
+
+  // Encodes x rows [begin, begin + vecs): codes [n, K] and residual [n, g] (nullable)
+  // of each vector's best path; its |residual|^2 per stage added to tileError [K] (nullable).
+  void encodeTile(const float* x, int64_t begin, int vecs, BeamScratch& s, int32_t* codes, float* residual,
+                  double* tileError) const {
+    int paths = 1;  // stage 0 starts from one path per vector: the vector itself
+    for (int v = 0; v < vecs; ++v) {
+      std::copy(x + (begin + v) * m_g, x + (begin + v + 1) * m_g, s.res.begin() + row(v, 0) * m_g);
+    }
+    for (int k = 0; k < m_k; ++k) paths = step(k, vecs, paths, s);
+    // Path 0 of each vector is its best.
+    for (int v = 0; v < vecs; ++v) {
+      const int64_t r = row(v, 0);
+      std::copy(s.pathCodes.begin() + r * m_k, s.pathCodes.begin() + (r + 1) * m_k,
+                codes + (begin + v) * m_k);
+      if (residual != nullptr) {
+        std::copy(s.res.begin() + r * m_g, s.res.begin() + (r + 1) * m_g, residual + (begin + v) * m_g);
+      }
+      if (tileError != nullptr) {
+        for (int k = 0; k < m_k; ++k) tileError[k] += s.pathErr[static_cast<size_t>(r * m_k + k)];
+      }
+    }
+  }
+
+ private:
+  int64_t row(int v, int p) const { return static_cast<int64_t>(v) * m_b + p; }
+
+  // Stage k: `paths` paths per vector in (res, pathCodes, pathErr) become
+  // min(B, paths x B) paths in the same arrays. Returns the new path count.
+  int step(int k, int vecs, int paths, BeamScratch& s) const {
+    searchDistances(k, vecs, paths, s);
+    const int nextPaths = std::min(m_b, paths * m_b);
+    for (int v = 0; v < vecs; ++v) {
+      const int candidates = extendPaths(k, v, paths, s);
+      keepBest(k, v, candidates, nextPaths, s);
+    }
+    std::swap(s.res, s.nextRes);
+    std::swap(s.pathCodes, s.nextCodes);
+    std::swap(s.pathErr, s.nextErr);
+    return nextPaths;
+  }
+
+  // dist[row, i] = |c_i|^2 - 2 <res_row, c_i> for every path row and entry of stage k
+  // (rows of unused paths are zero and ignored).
+  void searchDistances(int k, int vecs, int paths, BeamScratch& s) const {
+    const int rowsPadded = static_cast<int>(roundUp(vecs * m_b, cpu::kRowBlock));
+    std::fill(s.m.begin(), s.m.begin() + static_cast<int64_t>(rowsPadded) * m_g, 0.0f);
+    for (int v = 0; v < vecs; ++v) {
+      for (int p = 0; p < paths; ++p) {
+        const int64_t r = row(v, p);
+        for (int d = 0; d < m_g; ++d) s.m[r * m_g + d] = -2.0f * s.res[r * m_g + d];
+      }
+    }
+    cpu::distanceRows(m_isa, s.m.data(), rowsPadded, m_packed[static_cast<size_t>(k)], s.dist.data());
+  }
+
+  // The candidates of vector v: each path's B nearest entries with the exact residual
+  // energy of taking them. Returns how many (into s.cand).
+  int extendPaths(int k, int v, int paths, BeamScratch& s) const {
+    int nc = 0;
+    for (int p = 0; p < paths; ++p) {
+      const int64_t r = row(v, p);
+      const int have = smallestEntries(s.dist.data() + r * m_padC, m_c, m_b, s.top.data());
+      for (int j = 0; j < have; ++j) {
+        const int32_t e = s.top[static_cast<size_t>(j)].second;
+        std::copy(s.res.begin() + r * m_g, s.res.begin() + (r + 1) * m_g, s.tmp.begin());
+        s.cand[static_cast<size_t>(nc++)] = {subtractAndEnergy(s.tmp.data(), m_books.entry(k, e), m_g), p, e};
+      }
+    }
+    return nc;
+  }
+
+  // Keeps vector v's best nextPaths candidates — by energy, then path, then entry
+  // (deterministic) — as its paths of the next stage (in nextRes, nextCodes, nextErr).
+  void keepBest(int k, int v, int candidates, int nextPaths, BeamScratch& s) const {
+    std::partial_sort(s.cand.begin(), s.cand.begin() + nextPaths, s.cand.begin() + candidates,
+                      [](const BeamCandidate& a, const BeamCandidate& b) {
+                        if (a.energy != b.energy) return a.energy < b.energy;
+                        if (a.path != b.path) return a.path < b.path;
+                        return a.entry < b.entry;
+                      });
+    for (int q = 0; q < nextPaths; ++q) {
+      const BeamCandidate& c = s.cand[static_cast<size_t>(q)];
+      const int64_t src = row(v, c.path);
+      const int64_t dst = row(v, q);
+      float* rd = s.nextRes.data() + dst * m_g;
+      std::copy(s.res.begin() + src * m_g, s.res.begin() + (src + 1) * m_g, rd);
+      subtractAndEnergy(rd, m_books.entry(k, c.entry), m_g);
+      std::copy(s.pathCodes.begin() + src * m_k, s.pathCodes.begin() + src * m_k + k,
+                s.nextCodes.begin() + dst * m_k);
+      std::copy(s.pathErr.begin() + src * m_k, s.pathErr.begin() + src * m_k + k,
+                s.nextErr.begin() + dst * m_k);
+      s.nextCodes[static_cast<size_t>(dst * m_k + k)] = c.entry;
+      s.nextErr[static_cast<size_t>(dst * m_k + k)] = c.energy;
+    }
+  }
+
+  cpu::Isa m_isa;
+  const std::vector<cpu::PackedCodebook>& m_packed;
+  const Codebooks& m_books;
+  int m_b, m_k, m_c, m_g, m_padC;
 };
 
 void CpuBackend::encodeBeam(const float* x, int64_t n, const Codebooks& books, int beam, int32_t* codes,
@@ -184,139 +344,30 @@ void CpuBackend::encodeBeam(const float* x, int64_t n, const Codebooks& books, i
   if (n <= 0) return;
   if (beam < 1) throwInternal("encodeBeam", "beam width must be at least 1");
   const int K = books.depth;
-  const int C = books.size;
-  const int g = books.dim;
-  const int B = std::min(beam, C);
+  const int B = std::min(beam, books.size);
   const std::vector<cpu::PackedCodebook> packed = packAll(books);
-  const int padC = packed.empty() ? C : packed[0].padded;
+  const BeamSearch search(m_isa, packed, books, B);
+  const int padC = packed.empty() ? books.size : packed[0].padded;
   // Vectors per tile: about 256 path rows, and the tile's [rows, padded C] distance block
   // within 16 MB (2 MB at C = 2048) unless a single vector's paths need more.
   const int64_t rowBudget =
       std::min<int64_t>(256, std::max<int64_t>(cpu::kRowBlock, (int64_t{1} << 22) / padC));
   const int64_t tileVectors = std::max<int64_t>(1, rowBudget / B);
   const int64_t tiles = (n + tileVectors - 1) / tileVectors;
+  // Per-tile partial sums, merged in tile order below: thread-count independent.
   std::vector<double> tileError(depthError != nullptr ? static_cast<size_t>(tiles * K) : 0, 0.0);
-  struct Candidate {
-    double energy;
-    int path;
-    int32_t entry;
-  };
   // Scratch per thread allocated outside the region (bad_alloc there would terminate).
-  struct BeamScratch {
-    std::vector<float> res, nextRes, m, dist, tmp;
-    std::vector<int32_t> pathCodes, nextCodes;
-    std::vector<double> pathErr, nextErr;
-    std::vector<std::pair<float, int32_t>> top;
-    std::vector<Candidate> cand;
-  };
-  const size_t maxRows = static_cast<size_t>(roundUp(tileVectors * B, cpu::kRowBlock));
   const int threads = threadCount();
   std::vector<BeamScratch> scratch(static_cast<size_t>(threads));
   for (BeamScratch& sc : scratch) {
-    for (std::vector<float>* v : {&sc.res, &sc.nextRes, &sc.m}) v->resize(maxRows * g);
-    sc.dist.resize(maxRows * static_cast<size_t>(padC));
-    sc.tmp.resize(static_cast<size_t>(g));
-    sc.pathCodes.resize(maxRows * K);
-    sc.nextCodes.resize(maxRows * K);
-    sc.pathErr.resize(maxRows * K);
-    sc.nextErr.resize(maxRows * K);
-    sc.top.resize(static_cast<size_t>(B));
-    sc.cand.resize(static_cast<size_t>(B) * B);
+    sc.allocate(static_cast<size_t>(roundUp(tileVectors * B, cpu::kRowBlock)), books.dim, padC, K, B);
   }
-#pragma omp parallel num_threads(threads)
-  {
-    BeamScratch& sc = scratch[static_cast<size_t>(omp_get_thread_num())];
-    std::vector<float>&res = sc.res, &nextRes = sc.nextRes, &m = sc.m, &dist = sc.dist, &tmp = sc.tmp;
-    std::vector<int32_t>&pathCodes = sc.pathCodes, &nextCodes = sc.nextCodes;
-    std::vector<double>&pathErr = sc.pathErr, &nextErr = sc.nextErr;
-    std::vector<std::pair<float, int32_t>>& top = sc.top;
-    std::vector<Candidate>& cand = sc.cand;
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < tiles; ++t) {
-      const int64_t begin = t * tileVectors;
-      const int vecs = static_cast<int>(std::min(tileVectors, n - begin));
-      // Stage 0 starts from one path per vector: the vector itself.
-      int paths = 1;
-      for (int v = 0; v < vecs; ++v) {
-        std::copy(x + (begin + v) * g, x + (begin + v + 1) * g,
-                  res.begin() + static_cast<int64_t>(v) * B * g);
-      }
-      for (int k = 0; k < K; ++k) {
-        // Search distances of every path's residual to every entry.
-        const int rowsUsed = vecs * B;
-        const int rowsPadded = static_cast<int>(roundUp(rowsUsed, cpu::kRowBlock));
-        std::fill(m.begin(), m.begin() + static_cast<int64_t>(rowsPadded) * g, 0.0f);
-        for (int v = 0; v < vecs; ++v) {
-          for (int p = 0; p < paths; ++p) {
-            const int64_t row = static_cast<int64_t>(v) * B + p;
-            for (int d = 0; d < g; ++d) m[row * g + d] = -2.0f * res[row * g + d];
-          }
-        }
-        cpu::distanceRows(m_isa, m.data(), rowsPadded, packed[static_cast<size_t>(k)], dist.data());
-        const int nextPaths = std::min(B, paths * B);
-        for (int v = 0; v < vecs; ++v) {
-          int nc = 0;
-          for (int p = 0; p < paths; ++p) {
-            const int64_t row = static_cast<int64_t>(v) * B + p;
-            const float* dr = dist.data() + row * padC;
-            // The B smallest search distances of this path (lowest index among ties).
-            int have = 0;
-            for (int32_t i = 0; i < C; ++i) {
-              const float dv = dr[i];
-              if (have == B && !(dv < top[static_cast<size_t>(B - 1)].first)) continue;
-              int pos = have < B ? have++ : B - 1;
-              while (pos > 0 && dv < top[static_cast<size_t>(pos - 1)].first) {
-                top[static_cast<size_t>(pos)] = top[static_cast<size_t>(pos - 1)];
-                --pos;
-              }
-              top[static_cast<size_t>(pos)] = {dv, i};
-            }
-            // Exact residual energy of each extension.
-            for (int j = 0; j < have; ++j) {
-              const int32_t e = top[static_cast<size_t>(j)].second;
-              std::copy(res.begin() + row * g, res.begin() + (row + 1) * g, tmp.begin());
-              cand[static_cast<size_t>(nc++)] = {subtractAndEnergy(tmp.data(), books.entry(k, e), g), p, e};
-            }
-          }
-          // Keep the best extensions: by energy, then path, then entry (deterministic).
-          std::partial_sort(cand.begin(), cand.begin() + nextPaths, cand.begin() + nc,
-                            [](const Candidate& a, const Candidate& b) {
-                              if (a.energy != b.energy) return a.energy < b.energy;
-                              if (a.path != b.path) return a.path < b.path;
-                              return a.entry < b.entry;
-                            });
-          for (int q = 0; q < nextPaths; ++q) {
-            const Candidate& c = cand[static_cast<size_t>(q)];
-            const int64_t src = static_cast<int64_t>(v) * B + c.path;
-            const int64_t dst = static_cast<int64_t>(v) * B + q;
-            float* rd = nextRes.data() + dst * g;
-            std::copy(res.begin() + src * g, res.begin() + (src + 1) * g, rd);
-            subtractAndEnergy(rd, books.entry(k, c.entry), g);
-            std::copy(pathCodes.begin() + src * K, pathCodes.begin() + src * K + k,
-                      nextCodes.begin() + dst * K);
-            std::copy(pathErr.begin() + src * K, pathErr.begin() + src * K + k, nextErr.begin() + dst * K);
-            nextCodes[static_cast<size_t>(dst * K + k)] = c.entry;
-            nextErr[static_cast<size_t>(dst * K + k)] = c.energy;
-          }
-        }
-        std::swap(res, nextRes);
-        std::swap(pathCodes, nextCodes);
-        std::swap(pathErr, nextErr);
-        paths = nextPaths;
-      }
-      // Path 0 of each vector is its best.
-      for (int v = 0; v < vecs; ++v) {
-        const int64_t row = static_cast<int64_t>(v) * B;
-        std::copy(pathCodes.begin() + row * K, pathCodes.begin() + (row + 1) * K, codes + (begin + v) * K);
-        if (residual != nullptr) {
-          std::copy(res.begin() + row * g, res.begin() + (row + 1) * g, residual + (begin + v) * g);
-        }
-        if (depthError != nullptr) {
-          for (int k = 0; k < K; ++k)
-            tileError[static_cast<size_t>(t * K + k)] += pathErr[static_cast<size_t>(row * K + k)];
-        }
-      }
-    }
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t begin = t * tileVectors;
+    search.encodeTile(x, begin, static_cast<int>(std::min(tileVectors, n - begin)),
+                      scratch[static_cast<size_t>(omp_get_thread_num())], codes, residual,
+                      depthError != nullptr ? tileError.data() + t * K : nullptr);
   }
   if (depthError != nullptr) {
     for (int64_t t = 0; t < tiles; ++t) {

@@ -47,6 +47,183 @@ class Progress {
   double m_done = 0;
 };
 
+// Training data: at most config.trainSample distinct vectors of x, kept in their
+// original order. x: [n, g] row-major; returns [ns, g].
+std::vector<float> sampleTrainingVectors(const float* x, int64_t n, int g, const RvqConfig& config) {
+  std::vector<float> res;
+  if (n > config.trainSample) {
+    std::mt19937_64 rng = detail::seededEngine(config.seed, 0, kSamplePurpose);
+    std::vector<int64_t> pick = detail::distinctIndices(rng, n, config.trainSample);
+    std::sort(pick.begin(), pick.end());
+    res.resize(pick.size() * static_cast<size_t>(g));
+    for (size_t i = 0; i < pick.size(); ++i) {
+      std::copy(x + pick[i] * g, x + (pick[i] + 1) * g, res.begin() + static_cast<int64_t>(i) * g);
+    }
+  } else {
+    res.assign(x, x + n * g);
+  }
+  return res;
+}
+
+// Trains the stages one after the other on the residuals of the sample. Each stage
+// is the sequence of named steps of train(); the scratch buffers and the statistics
+// live here so the steps need no long parameter lists.
+class StageTrainer {
+ public:
+  StageTrainer(std::vector<float> sample, int g, const RvqConfig& config, Backend& backend,
+               Progress& progress, TrainStats& stats)
+      : m_res(std::move(sample)),
+        m_ns(static_cast<int64_t>(m_res.size()) / g),
+        m_g(g),
+        m_c(config.codebookSize),
+        m_k(config.depth),
+        m_config(config),
+        m_backend(backend),
+        m_progress(progress),
+        m_stats(stats),
+        m_batch(std::min<int64_t>(config.batchSize, m_ns)),
+        m_codes(static_cast<size_t>(m_ns)),
+        m_dist(static_cast<size_t>(m_ns)),
+        m_batchData(static_cast<size_t>(m_batch) * g),
+        m_emaCount(static_cast<size_t>(m_c)),
+        m_emaSum(static_cast<size_t>(m_c) * g),
+        m_totalEnergy(energyOf(m_res.data(), m_ns, g)) {}
+
+  // Stage k of books: k-means init, EMA refinement, Lloyd, then the residuals move on.
+  void train(int k, float* cb) {
+    initWithKmeans(k, cb);
+    startEmaState(k, cb);
+    refineWithEma(k, cb);
+    refineWithLloyd(k, cb);
+    advanceResiduals(k, cb);
+  }
+
+ private:
+  double relative(double e) const { return m_totalEnergy > 0.0 ? e / m_totalEnergy : 0.0; }
+  size_t at(int k) const { return static_cast<size_t>(k); }
+
+  // 1. k-means on the residuals left by stages < k.
+  void initWithKmeans(int k, float* cb) {
+    std::mt19937_64 initRng = detail::seededEngine(m_config.seed, static_cast<uint64_t>(k) + 1, kInitPurpose);
+    if (m_config.init == KMeansInit::Progressive) {
+      // kmeansIterations per dimension step (FAISS: 10 steps of 10 iterations).
+      m_stats.reseeded[at(k)] += detail::progressiveKmeans(
+          m_res.data(), m_ns, m_g, m_c, m_config.kmeansIterations, kProgressiveSteps, initRng, m_backend, cb);
+      for (int it = 0; it < m_config.kmeansIterations; ++it) m_progress.step(k, m_k, "k-means");
+      return;
+    }
+    detail::initCentres(m_res.data(), m_ns, m_g, m_c, m_config.init, initRng, cb);
+    std::vector<double> kmCounts(static_cast<size_t>(m_c));
+    for (int it = 0; it < m_config.kmeansIterations; ++it) {
+      m_backend.kmeansStep(m_res.data(), m_ns, cb, m_c, m_g, kmCounts.data());
+      // Beyond the paper (deadThreshold > 0): empty clusters take half of a large one
+      // instead of keeping their centre.
+      if (m_config.deadThreshold > 0.0 && it + 1 < m_config.kmeansIterations) {
+        m_stats.reseeded[at(k)] += detail::splitEmptyClusters(cb, kmCounts.data(), m_c, m_g, initRng);
+      }
+      m_progress.step(k, m_k, "k-means");
+    }
+  }
+
+  // The stage's error after init, and the EMA state as in the reference
+  // implementation: count 1 and sum = centre for every entry, so an entry that no
+  // batch vector picks stays at its k-means centre (its count and sum decay
+  // together) instead of collapsing to zero.
+  void startEmaState(int k, const float* cb) {
+    m_backend.nearest(m_res.data(), m_ns, cb, m_c, m_g, m_codes.data(), m_dist.data());
+    double initError = 0.0;
+    for (int64_t i = 0; i < m_ns; ++i) initError += m_dist[static_cast<size_t>(i)];
+    m_stats.stageErrorAfterInit[at(k)] = relative(initError);
+    std::fill(m_emaCount.begin(), m_emaCount.end(), 1.0);
+    for (size_t j = 0; j < m_emaSum.size(); ++j) m_emaSum[j] = static_cast<double>(cb[j]);
+    m_progress.step(k, m_k, "k-means assignment");
+  }
+
+  // 2. EMA on mini-batches: consecutive slices of a shuffled order of the sample,
+  //    reshuffled whenever it is used up.
+  void refineWithEma(int k, float* cb) {
+    std::mt19937_64 batchRng =
+        detail::seededEngine(m_config.seed, static_cast<uint64_t>(k) + 1, kBatchPurpose);
+    std::mt19937_64 reseedRng =
+        detail::seededEngine(m_config.seed, static_cast<uint64_t>(k) + 1, kReseedPurpose);
+    std::vector<int64_t> order;
+    int64_t pos = m_ns;  // forces a shuffle before the first batch
+    for (int step = 0; step < m_config.emaSteps; ++step) {
+      if (pos + m_batch > m_ns) {
+        order = detail::distinctIndices(batchRng, m_ns, m_ns);
+        pos = 0;
+      }
+      for (int64_t b = 0; b < m_batch; ++b) {
+        const int64_t src = order[static_cast<size_t>(pos + b)];
+        std::copy(m_res.begin() + src * m_g, m_res.begin() + (src + 1) * m_g, m_batchData.begin() + b * m_g);
+      }
+      pos += m_batch;
+      m_backend.emaStep(m_batchData.data(), m_batch, cb, m_c, m_g, m_config.emaDecay, m_config.emaEpsilon,
+                        m_emaCount.data(), m_emaSum.data(), nullptr);
+      if (m_config.deadThreshold > 0.0) reseedDeadEntries(k, cb, reseedRng);
+      m_progress.step(k, m_k, "EMA");
+    }
+  }
+
+  // 3. (beyond the paper) Dead entries: EMA count below deadThreshold x the mean
+  // count. They restart at a random vector of the current batch with the mean count,
+  // so they compete at once.
+  void reseedDeadEntries(int k, float* cb, std::mt19937_64& reseedRng) {
+    double total = 0.0;
+    for (double c : m_emaCount) total += c;
+    const double mean = total / m_c;
+    for (int i = 0; i < m_c; ++i) {
+      if (!(m_emaCount[static_cast<size_t>(i)] < m_config.deadThreshold * mean)) continue;
+      const int64_t src =
+          static_cast<int64_t>(detail::uniformIndex(reseedRng, static_cast<uint64_t>(m_batch)));
+      const float* v = m_batchData.data() + src * m_g;
+      std::copy(v, v + m_g, cb + static_cast<int64_t>(i) * m_g);
+      m_emaCount[static_cast<size_t>(i)] = mean;
+      for (int d = 0; d < m_g; ++d) m_emaSum[static_cast<size_t>(i) * m_g + d] = mean * v[d];
+      ++m_stats.reseeded[at(k)];
+    }
+  }
+
+  // 3. (beyond the paper) Lloyd refinement on the whole sample.
+  void refineWithLloyd(int k, float* cb) {
+    for (int it = 0; it < m_config.lloydIterations; ++it) {
+      m_backend.kmeansStep(m_res.data(), m_ns, cb, m_c, m_g, nullptr);
+      m_progress.step(k, m_k, "Lloyd");
+    }
+  }
+
+  // 4. Residuals past this stage; the stage's error after training.
+  void advanceResiduals(int k, const float* cb) {
+    m_backend.nearest(m_res.data(), m_ns, cb, m_c, m_g, m_codes.data(), nullptr);
+    double err = 0.0;
+    for (int64_t i = 0; i < m_ns; ++i) {
+      float* r = m_res.data() + i * m_g;
+      const float* c = cb + static_cast<int64_t>(m_codes[static_cast<size_t>(i)]) * m_g;
+      for (int d = 0; d < m_g; ++d) {
+        r[d] -= c[d];
+        err += static_cast<double>(r[d]) * static_cast<double>(r[d]);
+      }
+    }
+    m_stats.stageErrorAfterEma[at(k)] = relative(err);
+    m_progress.step(k, m_k, "residuals");
+  }
+
+  std::vector<float> m_res;  // [ns, g] residuals of the sample
+  int64_t m_ns;
+  int m_g, m_c, m_k;
+  const RvqConfig& m_config;
+  Backend& m_backend;
+  Progress& m_progress;
+  TrainStats& m_stats;
+  int64_t m_batch;
+  std::vector<int32_t> m_codes;
+  std::vector<float> m_dist;
+  std::vector<float> m_batchData;  // [batch, g]
+  std::vector<double> m_emaCount;  // [C]
+  std::vector<double> m_emaSum;    // [C, g]
+  double m_totalEnergy;
+};
+
 }  // namespace
 
 Codebooks trainRvq(const float* x, int64_t n, int g, const RvqConfig& config, Backend& backend,
@@ -61,140 +238,26 @@ Codebooks trainRvq(const float* x, int64_t n, int g, const RvqConfig& config, Ba
   const int C = config.codebookSize;
   const int K = config.depth;
   checkCancel(control);
-
-  // Training sample: at most trainSample distinct vectors, kept in their original order.
-  std::vector<float> res;
-  if (n > config.trainSample) {
-    std::mt19937_64 rng = detail::seededEngine(config.seed, 0, kSamplePurpose);
-    std::vector<int64_t> pick = detail::distinctIndices(rng, n, config.trainSample);
-    std::sort(pick.begin(), pick.end());
-    res.resize(pick.size() * static_cast<size_t>(g));
-    for (size_t i = 0; i < pick.size(); ++i) {
-      std::copy(x + pick[i] * g, x + (pick[i] + 1) * g, res.begin() + static_cast<int64_t>(i) * g);
-    }
-  } else {
-    res.assign(x, x + n * g);
-  }
-  const int64_t ns = static_cast<int64_t>(res.size()) / g;
+  std::vector<float> sample = sampleTrainingVectors(x, n, g, config);
+  const int64_t ns = static_cast<int64_t>(sample.size()) / g;
   if (ns < C) {
     throwBadInput("", "codebook_size",
                   "the training data has " + std::to_string(ns) + " group vectors, fewer than the " +
                       std::to_string(C) + " entries of a codebook");
   }
-  const double totalEnergy = energyOf(res.data(), ns, g);
-  auto relative = [&](double e) { return totalEnergy > 0.0 ? e / totalEnergy : 0.0; };
 
   TrainStats local;
   TrainStats& st = stats != nullptr ? *stats : local;
   st.stageErrorAfterInit.assign(static_cast<size_t>(K), 0.0);
   st.stageErrorAfterEma.assign(static_cast<size_t>(K), 0.0);
   st.reseeded.assign(static_cast<size_t>(K), 0);
-
-  Codebooks books(K, C, g);
-  const int64_t batch = std::min<int64_t>(config.batchSize, ns);
-  std::vector<int32_t> codes(static_cast<size_t>(ns));
-  std::vector<float> dist(static_cast<size_t>(ns));
-  std::vector<float> batchData(static_cast<size_t>(batch) * g);
-  std::vector<double> emaCount(static_cast<size_t>(C));
-  std::vector<double> emaSum(static_cast<size_t>(C) * g);
   // int64: each count may be near INT_MAX, and their int sum would overflow.
   Progress progress(control, K,
                     int64_t{config.kmeansIterations} + config.emaSteps + config.lloydIterations + 2);
 
-  for (int k = 0; k < K; ++k) {
-    float* cb = books.stage(k);
-
-    // 1. k-means on the residuals.
-    std::mt19937_64 initRng = detail::seededEngine(config.seed, static_cast<uint64_t>(k) + 1, kInitPurpose);
-    std::vector<double> kmCounts(static_cast<size_t>(C));
-    if (config.init == KMeansInit::Progressive) {
-      // kmeansIterations per dimension step (FAISS: 10 steps of 10 iterations).
-      st.reseeded[static_cast<size_t>(k)] += detail::progressiveKmeans(
-          res.data(), ns, g, C, config.kmeansIterations, kProgressiveSteps, initRng, backend, cb);
-      for (int it = 0; it < config.kmeansIterations; ++it) progress.step(k, K, "k-means");
-    } else {
-      detail::initCentres(res.data(), ns, g, C, config.init, initRng, cb);
-    }
-    for (int it = 0; it < (config.init == KMeansInit::Progressive ? 0 : config.kmeansIterations); ++it) {
-      backend.kmeansStep(res.data(), ns, cb, C, g, kmCounts.data());
-      // Beyond the paper (deadThreshold > 0): empty clusters take half of a large one
-      // instead of keeping their centre.
-      if (config.deadThreshold > 0.0 && it + 1 < config.kmeansIterations) {
-        st.reseeded[static_cast<size_t>(k)] += detail::splitEmptyClusters(cb, kmCounts.data(), C, g, initRng);
-      }
-      progress.step(k, K, "k-means");
-    }
-    // Assignment to the final centres: the stage's error after init, and the EMA state.
-    backend.nearest(res.data(), ns, cb, C, g, codes.data(), dist.data());
-    double initError = 0.0;
-    for (int64_t i = 0; i < ns; ++i) initError += dist[static_cast<size_t>(i)];
-    st.stageErrorAfterInit[static_cast<size_t>(k)] = relative(initError);
-    // EMA state as in the reference implementation: count 1 and sum = centre for every
-    // entry, so an entry that no batch vector picks stays at its k-means centre (its count
-    // and sum decay together) instead of collapsing to zero.
-    std::fill(emaCount.begin(), emaCount.end(), 1.0);
-    for (size_t j = 0; j < emaSum.size(); ++j) emaSum[j] = static_cast<double>(cb[j]);
-    progress.step(k, K, "k-means assignment");
-
-    // 2. EMA on mini-batches: consecutive slices of a shuffled order of the sample,
-    //    reshuffled whenever it is used up.
-    std::mt19937_64 batchRng = detail::seededEngine(config.seed, static_cast<uint64_t>(k) + 1, kBatchPurpose);
-    std::mt19937_64 reseedRng =
-        detail::seededEngine(config.seed, static_cast<uint64_t>(k) + 1, kReseedPurpose);
-    std::vector<int64_t> order;
-    int64_t pos = ns;  // forces a shuffle before the first batch
-    for (int step = 0; step < config.emaSteps; ++step) {
-      if (pos + batch > ns) {
-        order = detail::distinctIndices(batchRng, ns, ns);
-        pos = 0;
-      }
-      for (int64_t b = 0; b < batch; ++b) {
-        const int64_t src = order[static_cast<size_t>(pos + b)];
-        std::copy(res.begin() + src * g, res.begin() + (src + 1) * g, batchData.begin() + b * g);
-      }
-      pos += batch;
-      backend.emaStep(batchData.data(), batch, cb, C, g, config.emaDecay, config.emaEpsilon, emaCount.data(),
-                      emaSum.data(), nullptr);
-      if (config.deadThreshold > 0.0) {
-        // Dead entries: EMA count below deadThreshold x the mean count. They restart at
-        // a random vector of this batch with the mean count, so they compete at once.
-        double total = 0.0;
-        for (double c : emaCount) total += c;
-        const double mean = total / C;
-        for (int i = 0; i < C; ++i) {
-          if (!(emaCount[static_cast<size_t>(i)] < config.deadThreshold * mean)) continue;
-          const int64_t src =
-              static_cast<int64_t>(detail::uniformIndex(reseedRng, static_cast<uint64_t>(batch)));
-          const float* v = batchData.data() + src * g;
-          std::copy(v, v + g, cb + static_cast<int64_t>(i) * g);
-          emaCount[static_cast<size_t>(i)] = mean;
-          for (int d = 0; d < g; ++d) emaSum[static_cast<size_t>(i) * g + d] = mean * v[d];
-          ++st.reseeded[static_cast<size_t>(k)];
-        }
-      }
-      progress.step(k, K, "EMA");
-    }
-
-    // 3. Lloyd refinement on the whole sample.
-    for (int it = 0; it < config.lloydIterations; ++it) {
-      backend.kmeansStep(res.data(), ns, cb, C, g, nullptr);
-      progress.step(k, K, "Lloyd");
-    }
-
-    // 4. Residuals past this stage.
-    backend.nearest(res.data(), ns, cb, C, g, codes.data(), nullptr);
-    double err = 0.0;
-    for (int64_t i = 0; i < ns; ++i) {
-      float* r = res.data() + i * g;
-      const float* c = cb + static_cast<int64_t>(codes[static_cast<size_t>(i)]) * g;
-      for (int d = 0; d < g; ++d) {
-        r[d] -= c[d];
-        err += static_cast<double>(r[d]) * static_cast<double>(r[d]);
-      }
-    }
-    st.stageErrorAfterEma[static_cast<size_t>(k)] = relative(err);
-    progress.step(k, K, "residuals");
-  }
+  Codebooks books(K, C, g);
+  StageTrainer trainer(std::move(sample), g, config, backend, progress, st);
+  for (int k = 0; k < K; ++k) trainer.train(k, books.stage(k));
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return books;
 }

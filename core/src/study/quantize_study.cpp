@@ -216,19 +216,13 @@ struct JobEvaluator {
   }
 };
 
-LayerKindResult runJob(const DumpReader& reader, const StudyOptions& options, const TokenSplit& split,
-                       int layer, Kind kind, const QuantizerSet* existing, Backend& backend,
-                       const TaskControl* control) {
+// Obtain: the job's channel order and quantizers — those of `existing` (eval), or
+// trained on a sample of the training tokens (progress [0, trainSpan) of control).
+void obtainQuantizers(const DumpReader& reader, const StudyOptions& options, const TokenSplit& split,
+                      const QuantizerSet* existing, Backend& backend, double trainSpan,
+                      const TaskControl* control, LayerKindResult& job) {
   const DumpInfo& info = reader.info();
   const RvqConfig& config = options.config;
-  LayerKindResult job;
-  job.layer = layer;
-  job.kind = kind;
-  job.grouping = config.grouping(kind);
-  const std::string label = jobLabel(layer, kind);
-  const double trainSpan = existing != nullptr ? 0.0 : 0.7;
-
-  const auto trainStart = Clock::now();
   if (existing != nullptr) {
     job.channelOrder = existing->channelOrder;
     for (size_t q = 0; q < existing->codebooks.size(); ++q) {
@@ -237,43 +231,52 @@ LayerKindResult runJob(const DumpReader& reader, const StudyOptions& options, co
       qr.codebooks = existing->codebooks[q];
       job.quantizers.push_back(std::move(qr));
     }
-  } else {
-    job.channelOrder = channelOrder(info.headDim, config.groupSize, job.grouping);
-    const int groups = info.headDim / config.groupSize;
-    const int64_t ts = config.trainSample;  // ceil(ts / groups) without overflow near INT64_MAX
-    const int64_t want = ts > 0 ? ts / groups + (ts % groups != 0 ? 1 : 0) : INT64_MAX;
-    const TaskControl readCtl = subControl(control, 0.0, 0.1, label);
-    const auto samples = sampleTrainingVectors(reader, layer, kind, split, config.perHead, want, config.seed,
-                                               evalChunkTokens(options, info.tokens), &readCtl);
-    for (size_t q = 0; q < samples.size(); ++q) {
-      const double span = (trainSpan - 0.1) / static_cast<double>(samples.size());
-      const TaskControl trainCtl =
-          subControl(control, 0.1 + span * static_cast<double>(q), span, label + " train");
-      RvqConfig qConfig = config;
-      const int head = config.perHead ? static_cast<int>(q) : -1;
-      qConfig.seed = quantizerSeed(config.seed, layer, kind, head);
-      job.quantizers.push_back(
-          trainQuantizer(samples[q], info.headDim, job.channelOrder, qConfig, head, backend, &trainCtl));
-    }
+    return;
   }
-  job.trainSeconds = existing != nullptr ? 0.0 : secondsSince(trainStart);
+  const std::string label = jobLabel(job.layer, job.kind);
+  job.channelOrder = channelOrder(info.headDim, config.groupSize, job.grouping);
+  const int groups = info.headDim / config.groupSize;
+  const int64_t ts = config.trainSample;  // ceil(ts / groups) without overflow near INT64_MAX
+  const int64_t want = ts > 0 ? ts / groups + (ts % groups != 0 ? 1 : 0) : INT64_MAX;
+  const TaskControl readCtl = subControl(control, 0.0, 0.1, label);
+  const auto samples = sampleTrainingVectors(reader, job.layer, job.kind, split, config.perHead, want,
+                                             config.seed, evalChunkTokens(options, info.tokens), &readCtl);
+  for (size_t q = 0; q < samples.size(); ++q) {
+    const double span = (trainSpan - 0.1) / static_cast<double>(samples.size());
+    const TaskControl trainCtl =
+        subControl(control, 0.1 + span * static_cast<double>(q), span, label + " train");
+    RvqConfig qConfig = config;
+    const int head = config.perHead ? static_cast<int>(q) : -1;
+    qConfig.seed = quantizerSeed(config.seed, job.layer, job.kind, head);
+    job.quantizers.push_back(
+        trainQuantizer(samples[q], info.headDim, job.channelOrder, qConfig, head, backend, &trainCtl));
+  }
+}
 
-  const auto evalStart = Clock::now();
-  JobEvaluator eval(options, info, kind, job.channelOrder, job.quantizers, backend);
-  const int64_t chunk = evalChunkTokens(options, info.tokens);
+// Evaluate: stream the held-out tokens through the quantizers and the baselines
+// (progress [trainSpan, 1] of control).
+void evaluateHeldOut(const DumpReader& reader, const StudyOptions& options, const TokenSplit& split,
+                     double trainSpan, const TaskControl* control, JobEvaluator& eval,
+                     const LayerKindResult& job) {
+  const std::string label = jobLabel(job.layer, job.kind);
+  const int64_t chunk = evalChunkTokens(options, reader.info().tokens);
   int64_t done = 0;
   for (const TokenRange& range : split.heldOut) {
     for (int64_t t0 = range.begin; t0 < range.end; t0 += chunk) {
       checkCancel(control);
-      const Slab slab = reader.read(layer, kind, t0, std::min(chunk, range.end - t0));
+      const Slab slab = reader.read(job.layer, job.kind, t0, std::min(chunk, range.end - t0));
       eval.addChunk(slab);
       done += slab.tokens;
       reportProgress(control, trainSpan + (1.0 - trainSpan) * static_cast<double>(done) / split.heldOutTokens,
                      label + " evaluating");
     }
   }
-  job.evalSeconds = secondsSince(evalStart);
+}
 
+// Summarise: error by depth (all heads and per head), usage, baselines, bits.
+void summarise(const JobEvaluator& eval, const StudyOptions& options, const DumpInfo& info,
+               const TokenSplit& split, LayerKindResult& job) {
+  const RvqConfig& config = options.config;
   const int K = config.depth, H = info.numKvHeads;
   for (int k = 1; k <= K; ++k) job.byDepth.push_back(eval.depth.sums(k));
   job.perHeadByDepth.assign(static_cast<size_t>(H), {});
@@ -284,7 +287,7 @@ LayerKindResult runJob(const DumpReader& reader, const StudyOptions& options, co
   for (size_t b = 0; b < options.baselineBits.size(); ++b) {
     BaselineResult br;
     br.bits = options.baselineBits[b];
-    br.groupSize = kind == Kind::Keys ? options.baselineTokenGroup : options.baselineChannelGroup;
+    br.groupSize = job.kind == Kind::Keys ? options.baselineTokenGroup : options.baselineChannelGroup;
     br.bitsPerChannel = scalarBitsPerChannel(br.bits, br.groupSize);
     br.compressionRatio = 16.0 / br.bitsPerChannel;
     br.error = eval.baselines[b].sums();
@@ -299,6 +302,27 @@ LayerKindResult runJob(const DumpReader& reader, const StudyOptions& options, co
       amortisedBitsPerChannel(job.bitsPerChannel, quantizerCount, config.codebookSize, K, config.groupSize,
                               info.tokens * H, info.headDim);
   job.amortisedCompressionRatio = 16.0 / job.amortisedBitsPerChannel;
+}
+
+// One layer x kind: obtain its quantizers, evaluate them on the held-out tokens,
+// summarise.
+LayerKindResult runJob(const DumpReader& reader, const StudyOptions& options, const TokenSplit& split,
+                       int layer, Kind kind, const QuantizerSet* existing, Backend& backend,
+                       const TaskControl* control) {
+  LayerKindResult job;
+  job.layer = layer;
+  job.kind = kind;
+  job.grouping = options.config.grouping(kind);
+  const double trainSpan = existing != nullptr ? 0.0 : 0.7;
+  const auto trainStart = Clock::now();
+  obtainQuantizers(reader, options, split, existing, backend, trainSpan, control, job);
+  job.trainSeconds = existing != nullptr ? 0.0 : secondsSince(trainStart);
+
+  const auto evalStart = Clock::now();
+  JobEvaluator eval(options, reader.info(), kind, job.channelOrder, job.quantizers, backend);
+  evaluateHeldOut(reader, options, split, trainSpan, control, eval, job);
+  job.evalSeconds = secondsSince(evalStart);
+  summarise(eval, options, reader.info(), split, job);
   return job;
 }
 

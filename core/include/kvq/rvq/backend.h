@@ -1,8 +1,9 @@
 // Backend — the compute primitives of RVQ training and encoding.
 //
 // Everything above this interface (trainer, encoder, metrics, pipeline) is
-// backend-agnostic. The CPU implementation (cpu_backend.cpp) uses Eigen GEMM
-// tiles + OpenMP; the CUDA one lives in gpu/. All arrays are host memory,
+// backend-agnostic. The CPU implementation (cpu_backend.cpp) computes distances
+// in cache-sized tiles with hand-vectorised AVX-512/AVX2 kernels (cpu_kernels.h)
+// and OpenMP over tiles; the CUDA one lives in gpu/. All arrays are host memory,
 // row-major float32 unless stated; a backend may keep device copies internally.
 // Distances are squared L2; ties resolve to the lowest index. Results must not
 // depend on the number of threads.
