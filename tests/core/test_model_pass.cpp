@@ -9,6 +9,7 @@
 #include "kvq/base/error.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/dump/dump_writer.h"
+#include "kvq/model/cache_quantizer.h"
 #include "kvq/model/decoder_pass.h"
 #include "kvq/model/perplexity.h"
 #include "kvq/model/rope.h"
@@ -231,6 +232,31 @@ TEST(Perplexity, RefusesADumpOfAnotherShape) {
     EXPECT_EQ(e.kind(), ErrorKind::BadInput);
     EXPECT_NE(std::string(e.what()).find("num_layers"), std::string::npos) << e.what();
   }
+}
+
+// Core names the setting it refuses by its field name; the CLI turns it into its flag.
+TEST(CacheVariant, RefusalsNameTheFieldNotAFlag) {
+  const auto whereOf = [](const CacheVariantSpec& spec) {
+    try {
+      validateCacheVariant(spec, nullptr, 64);
+    } catch (const Error& e) {
+      return e.where();
+    }
+    return std::string("accepted");
+  };
+  CacheVariantSpec kivi;
+  kivi.kind = CacheVariantKind::Kivi;
+  kivi.bits = 3;
+  EXPECT_EQ(whereOf(kivi), "accepted");
+  kivi.window = 5;  // not a multiple of the token group 32
+  EXPECT_EQ(whereOf(kivi), "kivi_window");
+  kivi.window = 0;
+  kivi.bits = 9;
+  EXPECT_EQ(whereOf(kivi), "kivi");
+  CacheVariantSpec rvq;
+  rvq.kind = CacheVariantKind::Rvq;
+  rvq.depth = 1;
+  EXPECT_EQ(whereOf(rvq), "depths");
 }
 
 }  // namespace

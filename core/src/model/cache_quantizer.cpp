@@ -47,19 +47,19 @@ double cacheBitsPerChannel(const CacheVariantSpec& spec, const CodebookFile* cod
 
 void validateCacheVariant(const CacheVariantSpec& spec, const CodebookFile* codebooks, int headDim) {
   if (spec.kind == CacheVariantKind::Rvq) {
-    if (codebooks == nullptr) throwBadInput("", "--depths", "RVQ variants need --codebooks");
+    if (codebooks == nullptr) throwBadInput("", "depths", "RVQ variants need codebooks");
     if (spec.depth < 1 || spec.depth > codebooks->config.depth) {
-      throwBadInput("", "--depths",
+      throwBadInput("", "depths",
                     "depth " + std::to_string(spec.depth) + " outside 1.." +
                         std::to_string(codebooks->config.depth) + " (the stages of the codebook file)");
     }
     return;
   }
   if (spec.kind != CacheVariantKind::Kivi) return;
-  if (spec.bits < 1 || spec.bits > 8) throwBadInput("", "--kivi", "bits must be in 1..8");
+  if (spec.bits < 1 || spec.bits > 8) throwBadInput("", "kivi", "bits must be in 1..8");
   validateScalarBaseline({spec.bits, spec.tokenGroup, spec.channelGroup}, headDim);
   if (spec.window < 0 || (spec.window > 0 && spec.window % spec.tokenGroup != 0)) {
-    throwBadInput("", "--kivi-window",
+    throwBadInput("", "kivi_window",
                   "the recent window must be a multiple of the token group " +
                       std::to_string(spec.tokenGroup) + " (KIVI quantizes keys a whole group at a time)");
   }

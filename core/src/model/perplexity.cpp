@@ -65,7 +65,7 @@ std::vector<int> quantizedLayers(const PplOptions& options, int numLayers) {
   for (int l : layers) {
     if (l < 0 || l >= numLayers) {
       throwBadInput(
-          "", "--layers",
+          "", "layers",
           "layer " + std::to_string(l) + " outside the model's 0.." + std::to_string(numLayers - 1));
     }
   }
