@@ -70,6 +70,8 @@ void addComputeOptions(CLI::App* cmd, EngineOptions& o) {
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
   cmd->add_option("--threads", o.threads, "CPU threads (0 = all)")->check(CLI::Range(0, 4096));
+  cmd->add_flag("--exact", o.gpuExact,
+                "GPU: exact fp32 search only, no tensor-core candidates (the same codes, slower)");
 }
 
 void addReportOptions(CLI::App* cmd, EngineOptions& o) {
@@ -135,7 +137,10 @@ std::string resolveDump(const std::string& dump, const std::string& command) {
 
 std::unique_ptr<Backend> makeEngineBackend(const EngineOptions& o) {
   std::string note;
-  auto backend = makeBackend(o.backend, o.threads, &note);
+  BackendOptions options;
+  options.cpuThreads = o.threads;
+  options.gpuExact = o.gpuExact;
+  auto backend = makeBackend(o.backend, options, &note);
   if (!note.empty()) std::fprintf(stderr, "kvq: %s\n", note.c_str());
   return backend;
 }

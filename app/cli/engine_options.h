@@ -30,6 +30,7 @@ struct EngineOptions {
   // Compute.
   std::string backend = "auto";
   int threads = 0;
+  bool gpuExact = false;
   // Reports.
   std::string reportJson, reportCsv;
 };
@@ -43,7 +44,7 @@ void addConfigOptions(CLI::App* cmd, EngineOptions& o);
 void addHeldOutOption(CLI::App* cmd, EngineOptions& o);
 // --layers, --kinds, --baseline-bits, --baseline-token-group, --baseline-channel-group, --chunk-tokens.
 void addSelectionOptions(CLI::App* cmd, EngineOptions& o);
-// --backend, --threads.
+// --backend, --threads, --exact.
 void addComputeOptions(CLI::App* cmd, EngineOptions& o);
 // --report FILE.json, --csv FILE.csv.
 void addReportOptions(CLI::App* cmd, EngineOptions& o);

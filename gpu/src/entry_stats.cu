@@ -1,15 +1,19 @@
-// Deterministic per-entry statistics and the EMA codebook update on the device.
+// Deterministic per-entry statistics and the EMA codebook update on the device, bit-equal
+// to the CPU backend.
 //
 // Statistics: a stable radix sort of (code, vector index) pairs groups each entry's
-// vectors in index order; one warp per entry then sums them in double, lanes over
-// channels. The result does not depend on scheduling, unlike float atomics.
+// vectors in index order; one warp per entry then adds them in double, lanes over
+// channels, continuing the running sums of earlier chunks. The result does not depend on
+// scheduling, unlike float atomics, and equals the CPU's sequential sums.
 // EMA update (docs/metrics.md §4): N_i <- l N_i + (1-l) n_i, m_i <- l m_i + (1-l) s_i,
-// C[i] = m_i / ((N_i + eps) / (sum N + C eps) * sum N), with sum N reduced in a fixed order.
+// C[i] = m_i / ((N_i + eps) / (sum N + C eps) * sum N), sum N added in entry order, each
+// operation rounded once (kernel_math.h: no fused multiply-add).
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
 
 #include "cuda_check.h"
 #include "entry_stats.h"
+#include "kernel_math.h"
 #include "rvq_kernels.h"
 
 namespace kvq::gpu {
@@ -20,6 +24,10 @@ __global__ void iotaKernel(int32_t* out, int64_t n) {
   if (i < n) out[i] = static_cast<int32_t>(i);
 }
 
+__global__ void setValueKernel(int32_t* out, int32_t value) {
+  *out = value;
+}
+
 __global__ void histogramKernel(const int32_t* codes, int64_t n, int C, int32_t* histogram) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) {
@@ -28,7 +36,9 @@ __global__ void histogramKernel(const int32_t* codes, int64_t n, int C, int32_t*
   }
 }
 
-// One warp per entry: counts[e] += size of its segment; sums[e, :] += sum of its vectors.
+// One warp per entry e, lanes over channels: counts[e] and sums[e, :] continue from their
+// current values, adding this batch's vectors of e one at a time in vector order (the
+// stable sort keeps that order), exactly as the CPU's sequential accumulate does.
 __global__ void segmentSumKernel(const float* __restrict__ x, int g, const int32_t* __restrict__ sortedOrder,
                                  const int32_t* __restrict__ offsets, int C, double* __restrict__ counts,
                                  double* __restrict__ sums) {
@@ -37,43 +47,42 @@ __global__ void segmentSumKernel(const float* __restrict__ x, int g, const int32
   if (warp >= C) return;
   const int begin = offsets[warp];
   const int end = offsets[warp + 1];
-  if (lane == 0) counts[warp] += static_cast<double>(end - begin);
+  if (lane == 0) {
+    double count = counts[warp];
+    for (int j = begin; j < end; ++j) count = addD(count, 1.0);
+    counts[warp] = count;
+  }
   for (int d = lane; d < g; d += 32) {
-    double s = 0.0;
-    for (int j = begin; j < end; ++j) s += x[static_cast<int64_t>(sortedOrder[j]) * g + d];
-    sums[static_cast<int64_t>(warp) * g + d] += s;
+    double s = sums[static_cast<int64_t>(warp) * g + d];
+    for (int j = begin; j < end; ++j) s = addD(s, x[static_cast<int64_t>(sortedOrder[j]) * g + d]);
+    sums[static_cast<int64_t>(warp) * g + d] = s;
   }
 }
 
+// N_i <- decay N_i + (1 - decay) n_i and m_i likewise, each product and sum rounded once.
 __global__ void emaStatsKernel(double* emaCount, double* emaSum, const double* batchCount,
-                               const double* batchSum, int C, int g, double decay) {
+                               const double* batchSum, int C, int g, double decay, double oneMinusDecay) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < C) emaCount[i] = decay * emaCount[i] + (1.0 - decay) * batchCount[i];
-  if (i < static_cast<int64_t>(C) * g) emaSum[i] = decay * emaSum[i] + (1.0 - decay) * batchSum[i];
+  if (i < C) emaCount[i] = emaBlend(decay, oneMinusDecay, emaCount[i], batchCount[i]);
+  if (i < static_cast<int64_t>(C) * g) emaSum[i] = emaBlend(decay, oneMinusDecay, emaSum[i], batchSum[i]);
 }
 
-// Single block: total = sum of emaCount in a fixed order (strided partials, then a tree).
+// One thread: total = sum of emaCount in entry order (the CPU's sequential sum).
 __global__ void totalKernel(const double* emaCount, int C, double* total) {
-  __shared__ double part[256];
   double s = 0.0;
-  for (int i = threadIdx.x; i < C; i += blockDim.x) s += emaCount[i];
-  part[threadIdx.x] = s;
-  __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (static_cast<int>(threadIdx.x) < stride) part[threadIdx.x] += part[threadIdx.x + stride];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) *total = part[0];
+  for (int i = 0; i < C; ++i) s = addD(s, emaCount[i]);
+  *total = s;
 }
 
+// C[i] = m_i / smoothed N_i, unless the total count is not positive (the CPU returns early).
 __global__ void emaCodebookKernel(const double* emaCount, const double* emaSum, float* codebook, int C, int g,
                                   double eps, const double* totalPtr) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= static_cast<int64_t>(C) * g) return;
-  const int64_t e = i / g;
   const double total = *totalPtr;
-  const double smoothed = (emaCount[e] + eps) / (total + C * eps) * total;
-  if (smoothed > 0.0) codebook[i] = static_cast<float>(emaSum[i] / smoothed);
+  if (!(total > 0.0)) return;
+  const double smoothed = smoothedCount(emaCount[i / g], eps, total, C);
+  codebook[i] = __double2float_rn(divD(emaSum[i], smoothed));
 }
 
 unsigned blocksFor(int64_t n, int threads) {
@@ -113,13 +122,11 @@ void computeEntryStats(const float* x, int64_t n, int g, const int32_t* codes, i
   KVQ_CUDA_CHECK(cudaMemsetAsync(ws.histogram.get(), 0, sizeof(int32_t) * C, stream));
   histogramKernel<<<blocksFor(n, 256), 256, 0, stream>>>(codes, n, C, ws.histogram.get());
   KVQ_CUDA_CHECK(cudaGetLastError());
-  // offsets[0..C] = exclusive prefix sum of the histogram, with offsets[C] = n: scan C+1
-  // items of a histogram whose element C is read as zero is not possible in place, so
-  // scan C items and set the last offset explicitly.
+  // offsets[0..C) = exclusive prefix sum of the histogram; offsets[C] = n.
   KVQ_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(ws.cubTemp.get(), scanBytes, ws.histogram.get(),
                                                ws.offsets.get(), C, stream));
-  KVQ_CUDA_CHECK(
-      cudaMemcpyAsync(ws.offsets.get() + C, &items, sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+  setValueKernel<<<1, 1, 0, stream>>>(ws.offsets.get() + C, items);
+  KVQ_CUDA_CHECK(cudaGetLastError());
 
   const int threads = 256;
   segmentSumKernel<<<blocksFor(static_cast<int64_t>(C) * 32, threads), threads, 0, stream>>>(
@@ -132,9 +139,9 @@ void launchEmaUpdate(double* emaCount, double* emaSum, float* codebook, const do
                      cudaStream_t stream) {
   const int64_t cells = static_cast<int64_t>(C) * g;
   emaStatsKernel<<<blocksFor(cells, 256), 256, 0, stream>>>(emaCount, emaSum, batchCount, batchSum, C, g,
-                                                            decay);
+                                                            decay, 1.0 - decay);
   KVQ_CUDA_CHECK(cudaGetLastError());
-  totalKernel<<<1, 256, 0, stream>>>(emaCount, C, scratchTotal);
+  totalKernel<<<1, 1, 0, stream>>>(emaCount, C, scratchTotal);
   KVQ_CUDA_CHECK(cudaGetLastError());
   emaCodebookKernel<<<blocksFor(cells, 256), 256, 0, stream>>>(emaCount, emaSum, codebook, C, g, eps,
                                                                scratchTotal);

@@ -1,198 +1,199 @@
-// Fused greedy RVQ encoding: all K stages of a tile of vectors in one launch.
+// Fused greedy RVQ encoding with fp32 CUDA cores: all K stages of a tile of vectors in one
+// launch, every distance in the CPU backend's order (kernel_math.h), so codes, residuals
+// and energies equal the CPU's bit for bit.
 //
-// Inputs : x [n, g], books [K, C, g], norms [K, C] (||c||^2), all fp32 in device memory.
-// Outputs: codes [n, K] int32; blockError [blocks, K] double; residual [n, g] (nullable).
-// Layout : a block owns kTileVectors vectors. Their residuals live in shared memory,
-//          transposed ([g][kTileVectors]) so a thread reads 4 consecutive vectors as a
-//          float4. Each stage's codebook streams through shared memory in chunks of
-//          kChunkEntries entries, also transposed. Thread (ty, tx) computes a 4x4 tile of
-//          dot products: vectors 4*ty..4*ty+3 against entries 4*tx..4*tx+3 of the chunk.
-// Exactness: fp32 FMA dot products; distance = ||c||^2 - 2<r, c> (||r||^2 does not
-//          change the argmin); ties keep the lowest index, as on the CPU.
-// Assumes: g >= 1; shared memory (2*64*g + 64 + 64*16*2) * 4 bytes fits the device
-//          (g <= 256 on sm_80/sm_90 with the opt-in limit).
-#include <cfloat>
-
+// Inputs : x [n, g]; the packed codebooks (codebook_pack.cu).
+// Outputs: EncodeOutputs (codes, per-vector energies, final residual, stage inputs).
+// Layout : 256 threads, a tile of 128 vectors. Shared: m = -2r and r, both [g][128]; two
+//          chunk buffers [g][72] and their norms. Thread (ty, tx) = (t / 16, t % 16)
+//          computes vectors 8ty..8ty+7 against entries 4tx..4tx+3 of each 64-entry chunk:
+//          per channel two float4 reads of m (one address pair per warp: broadcast) and
+//          one float4 of the chunk (16 addresses, two wavefronts) for 32 FMAs.
+// Order  : acc starts at |c|^2 and adds fma(m[d], c[d], acc) for d = 0..g-1; each thread
+//          keeps its best entry per vector with a strict <, entries in increasing order
+//          (lowest index among ties); the 16 thread-bests of a vector are reduced by
+//          shuffles with (distance, index) order, which is the CPU's lexicographic argmin.
+// Assumes: encodeSharedBytes(Exact, g) fits the device (CudaBackend checks).
 #include "cuda_check.h"
+#include "encode_common.cuh"
 #include "rvq_kernels.h"
 
 namespace kvq::gpu {
 namespace {
 
-constexpr int kTileVectors = 64;
-constexpr int kChunkEntries = 64;
-constexpr int kThreads = 256;
-constexpr int kLanesPerVector = kChunkEntries / 4;  // 16 threads share a vector row
+using detail::kTileShift;
+using detail::kTileVectors;
 
-size_t sharedBytes(int g) {
-  return sizeof(float) * (static_cast<size_t>(g) * (kTileVectors + kChunkEntries) + kChunkEntries +
-                          kTileVectors * kLanesPerVector) +
-         sizeof(int) * (kTileVectors * kLanesPerVector + kTileVectors) + sizeof(double) * kTileVectors;
+constexpr int kThreads = 256;
+constexpr int kRowsPerThread = 8;   // vectors
+constexpr int kColsPerThread = 4;   // entries
+constexpr int kLanesPerVector = 16;  // threads sharing a vector (tx)
+
+__device__ __forceinline__ void searchChunk(const float* ms, const float* cs, const float* cn, int g, int ty,
+                                            int tx, int e0, float (&best)[kRowsPerThread],
+                                            int (&bestIndex)[kRowsPerThread]) {
+  float acc[kRowsPerThread][kColsPerThread];
+  const float4 norm = *reinterpret_cast<const float4*>(cn + 4 * tx);
+#pragma unroll
+  for (int i = 0; i < kRowsPerThread; ++i) {
+    acc[i][0] = norm.x;
+    acc[i][1] = norm.y;
+    acc[i][2] = norm.z;
+    acc[i][3] = norm.w;
+  }
+#pragma unroll 4
+  for (int d = 0; d < g; ++d) {
+    const float4 m0 = *reinterpret_cast<const float4*>(ms + (d << kTileShift) + 8 * ty);
+    const float4 m1 = *reinterpret_cast<const float4*>(ms + (d << kTileShift) + 8 * ty + 4);
+    const float4 c = *reinterpret_cast<const float4*>(cs + d * kChunkStride + 4 * tx);
+    const float mv[kRowsPerThread] = {m0.x, m0.y, m0.z, m0.w, m1.x, m1.y, m1.z, m1.w};
+    const float cv[kColsPerThread] = {c.x, c.y, c.z, c.w};
+#pragma unroll
+    for (int i = 0; i < kRowsPerThread; ++i) {
+#pragma unroll
+      for (int j = 0; j < kColsPerThread; ++j) acc[i][j] = fmaF(mv[i], cv[j], acc[i][j]);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kColsPerThread; ++j) {
+#pragma unroll
+    for (int i = 0; i < kRowsPerThread; ++i) {
+      if (acc[i][j] < best[i]) {  // strict: this thread's entries arrive in increasing order
+        best[i] = acc[i][j];
+        bestIndex[i] = e0 + 4 * tx + j;
+      }
+    }
+  }
+}
+
+// The stage's winner of each vector: (distance, index) minimum over the 16 lanes of a
+// half-warp, which share ty (lanes xor 1..8 stay inside the half).
+__device__ __forceinline__ void reduceWinners(float (&best)[kRowsPerThread], int (&bestIndex)[kRowsPerThread],
+                                              int ty, int tx, int* chosen) {
+#pragma unroll
+  for (int i = 0; i < kRowsPerThread; ++i) {
+    float d = best[i];
+    int idx = bestIndex[i];
+#pragma unroll
+    for (int offset = kLanesPerVector / 2; offset > 0; offset /= 2) {
+      const float od = __shfl_xor_sync(0xffffffffu, d, offset);
+      const int oi = __shfl_xor_sync(0xffffffffu, idx, offset);
+      if (pairBefore(od, oi, d, idx)) {
+        d = od;
+        idx = oi;
+      }
+    }
+    if (tx == 0) chosen[kRowsPerThread * ty + i] = idx;
+  }
 }
 
 __global__ void __launch_bounds__(kThreads)
-    greedyEncodeKernel(const float* __restrict__ x, int64_t n, int g, const float* __restrict__ books,
-                       const float* __restrict__ norms, int K, int C, int32_t* __restrict__ codes,
-                       double* __restrict__ blockError, float* __restrict__ residualOut) {
-  extern __shared__ __align__(16) unsigned char smemRaw[];
-  float* rs = reinterpret_cast<float*>(smemRaw);  // [g][kTileVectors]
-  float* cs = rs + g * kTileVectors;              // [g][kChunkEntries]
-  float* cn = cs + g * kChunkEntries;             // [kChunkEntries]
-  float* partD = cn + kChunkEntries;              // [kTileVectors][kLanesPerVector]
-  int* partI = reinterpret_cast<int*>(partD + kTileVectors * kLanesPerVector);
-  int* chosen = partI + kTileVectors * kLanesPerVector;               // [kTileVectors]
-  double* energy = reinterpret_cast<double*>(chosen + kTileVectors);  // [kTileVectors]
+    exactEncodeKernel(const float* __restrict__ x, int64_t n, detail::BooksView b, EncodeOutputs out) {
+  extern __shared__ __align__(16) float smem[];
+  const int g = b.g;
+  float* ms = smem;                           // [g][128] m = -2r
+  float* rs = ms + g * kTileVectors;          // [g][128] r
+  float* cs = rs + g * kTileVectors;          // [2][g][72]
+  float* cn = cs + 2 * g * kChunkStride;      // [2][64]
+  int* chosen = reinterpret_cast<int*>(cn + 2 * kChunkEntries);  // [128]
 
   const int t = threadIdx.x;
-  const int ty = t / kLanesPerVector;  // 0..15: vectors 4*ty..4*ty+3
-  const int tx = t % kLanesPerVector;  // 0..15: entries 4*tx..4*tx+3
+  const int ty = t / kLanesPerVector;
+  const int tx = t % kLanesPerVector;
   const int64_t v0 = static_cast<int64_t>(blockIdx.x) * kTileVectors;
+  detail::loadTile(x, n, v0, g, rs, ms);
 
-  for (int i = t; i < kTileVectors * g; i += kThreads) {
-    const int v = i / g;
-    const int d = i % g;
-    rs[d * kTileVectors + v] = (v0 + v < n) ? x[(v0 + v) * g + d] : 0.0f;
+  for (int k = 0; k < b.K; ++k) {
+    const float* stagePacked = b.packed + static_cast<int64_t>(k) * b.chunks * g * kChunkEntries;
+    const float* stageNorms = b.norms + static_cast<int64_t>(k) * b.chunks * kChunkEntries;
+    __syncthreads();  // rs/ms complete (load or previous stage's update)
+    if (out.stageInputs != nullptr) detail::storeTile(rs, n, v0, g, out.stageInputs + k * n * g);
+
+    float best[kRowsPerThread];
+    int bestIndex[kRowsPerThread];
+#pragma unroll
+    for (int i = 0; i < kRowsPerThread; ++i) {
+      best[i] = kInfF;
+      bestIndex[i] = 0;
+    }
+    detail::issueChunk(stagePacked, stageNorms, 0, g, cs, cn);
+    detail::cpAsyncCommit();
+    for (int c = 0; c < b.chunks; ++c) {
+      const int buf = c & 1;
+      if (c + 1 < b.chunks) {
+        detail::issueChunk(stagePacked, stageNorms, c + 1, g, cs + (buf ^ 1) * g * kChunkStride,
+                           cn + (buf ^ 1) * kChunkEntries);
+      }
+      detail::cpAsyncCommit();  // possibly empty: keeps one group per iteration
+      detail::cpAsyncWait<1>();
+      __syncthreads();  // chunk c visible to every thread
+      searchChunk(ms, cs + buf * g * kChunkStride, cn + buf * kChunkEntries, g, ty, tx, c * kChunkEntries, best,
+                  bestIndex);
+      __syncthreads();  // buffer `buf` free for chunk c + 2
+    }
+    reduceWinners(best, bestIndex, ty, tx, chosen);
+    __syncthreads();
+    detail::subtractChosen(b.rowMajor + static_cast<int64_t>(k) * b.C * g, chosen, n, v0, g, rs, ms);
+    __syncthreads();
+    detail::finishStage(rs, chosen, n, v0, g, k, out);
   }
-
-  for (int k = 0; k < K; ++k) {
-    const float* book = books + static_cast<int64_t>(k) * C * g;
-    const float* bookNorms = norms + static_cast<int64_t>(k) * C;
-    float best[4] = {FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX};
-    int bestIndex[4] = {0, 0, 0, 0};
-
-    for (int e0 = 0; e0 < C; e0 += kChunkEntries) {
-      __syncthreads();  // previous chunk (or residual update) fully consumed
-      for (int i = t; i < kChunkEntries * g; i += kThreads) {
-        const int e = i / g;
-        const int d = i % g;
-        cs[d * kChunkEntries + e] = (e0 + e < C) ? book[static_cast<int64_t>(e0 + e) * g + d] : 0.0f;
-      }
-      if (t < kChunkEntries) cn[t] = (e0 + t < C) ? bookNorms[e0 + t] : FLT_MAX;
-      __syncthreads();
-
-      float acc[4][4] = {};
-      for (int d = 0; d < g; ++d) {
-        const float4 r = *reinterpret_cast<const float4*>(rs + d * kTileVectors + 4 * ty);
-        const float4 c = *reinterpret_cast<const float4*>(cs + d * kChunkEntries + 4 * tx);
-        const float rv[4] = {r.x, r.y, r.z, r.w};
-        const float cv[4] = {c.x, c.y, c.z, c.w};
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-#pragma unroll
-          for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(rv[i], cv[j], acc[i][j]);
-        }
-      }
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int e = e0 + 4 * tx + j;
-        if (e >= C) break;
-        const float norm = cn[4 * tx + j];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const float dist = fmaf(-2.0f, acc[i][j], norm);
-          if (dist < best[i]) {  // strict: entries arrive in increasing order per thread
-            best[i] = dist;
-            bestIndex[i] = e;
-          }
-        }
-      }
-    }
-
-    // Reduce the 16 partial winners of each vector; ties -> lowest index.
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      partD[(4 * ty + i) * kLanesPerVector + tx] = best[i];
-      partI[(4 * ty + i) * kLanesPerVector + tx] = bestIndex[i];
-    }
+  if (out.residual != nullptr) {
     __syncthreads();
-    if (t < kTileVectors) {
-      float bd = partD[t * kLanesPerVector];
-      int bi = partI[t * kLanesPerVector];
-      for (int l = 1; l < kLanesPerVector; ++l) {
-        const float d = partD[t * kLanesPerVector + l];
-        const int idx = partI[t * kLanesPerVector + l];
-        if (d < bd || (d == bd && idx < bi)) {
-          bd = d;
-          bi = idx;
-        }
-      }
-      chosen[t] = bi;
-      if (v0 + t < n) codes[(v0 + t) * K + k] = bi;
-    }
-    __syncthreads();
-
-    // r <- r - C_k[i_k]
-    for (int i = t; i < kTileVectors * g; i += kThreads) {
-      const int v = i / g;
-      const int d = i % g;
-      rs[d * kTileVectors + v] -= book[static_cast<int64_t>(chosen[v]) * g + d];
-    }
-    __syncthreads();
-
-    // Residual energy after k+1 stages: per vector in channel order, then a fixed tree.
-    if (t < kTileVectors) {
-      double s = 0.0;
-      if (v0 + t < n) {
-        for (int d = 0; d < g; ++d) {
-          const double r = rs[d * kTileVectors + t];
-          s += r * r;
-        }
-      }
-      energy[t] = s;
-    }
-    __syncthreads();
-    for (int stride = kTileVectors / 2; stride > 0; stride /= 2) {
-      if (t < stride) energy[t] += energy[t + stride];
-      __syncthreads();
-    }
-    if (t == 0) blockError[static_cast<int64_t>(blockIdx.x) * K + k] = energy[0];
-  }
-
-  if (residualOut != nullptr) {
-    __syncthreads();
-    for (int i = t; i < kTileVectors * g; i += kThreads) {
-      const int v = i / g;
-      const int d = i % g;
-      if (v0 + v < n) residualOut[(v0 + v) * g + d] = rs[d * kTileVectors + v];
-    }
+    detail::storeTile(rs, n, v0, g, out.residual);
   }
 }
 
-__global__ void entryNormsKernel(const float* __restrict__ books, int64_t rows, int g,
-                                 float* __restrict__ norms) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row >= rows) return;
-  float s = 0.0f;
-  for (int d = 0; d < g; ++d) {
-    const float c = books[row * g + d];
-    s = fmaf(c, c, s);
-  }
-  norms[row] = s;
+// One thread per (tile, stage): the tile's energies summed in vector order.
+__global__ void tileErrorKernel(const double* __restrict__ energies, int64_t n, int K, double* __restrict__ sums) {
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t tiles = (n + kErrorTile - 1) / kErrorTile;
+  if (item >= tiles * K) return;
+  const int64_t tile = item / K;
+  const int k = static_cast<int>(item % K);
+  const double* e = energies + static_cast<int64_t>(k) * n;
+  const int64_t end = min(n, (tile + 1) * kErrorTile);
+  double s = 0.0;
+  for (int64_t v = tile * kErrorTile; v < end; ++v) s = addD(s, e[v]);
+  sums[tile * K + k] = s;
+}
+
+size_t exactSharedBytes(int g) {
+  return sizeof(float) * (2 * static_cast<size_t>(g) * kTileVectors + 2 * static_cast<size_t>(g) * kChunkStride +
+                          2 * kChunkEntries) +
+         sizeof(int) * kTileVectors;
 }
 
 }  // namespace
 
-int64_t greedyEncodeBlocks(int64_t n) {
-  return (n + kTileVectors - 1) / kTileVectors;
+size_t encodeSharedBytes(EncodePath path, int g) {
+  return path == EncodePath::TensorCore ? detail::tensorCoreSharedBytes(g) : exactSharedBytes(g);
 }
 
-void launchEntryNorms(const float* books, int64_t rows, int g, float* norms, cudaStream_t stream) {
-  if (rows == 0) return;
-  const int threads = 256;
-  const auto blocks = static_cast<unsigned>((rows + threads - 1) / threads);
-  entryNormsKernel<<<blocks, threads, 0, stream>>>(books, rows, g, norms);
+void setEncodeSharedLimit(size_t bytes) {
+  KVQ_CUDA_CHECK(cudaFuncSetAttribute(exactEncodeKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(bytes)));
+  detail::setTensorCoreSharedLimit(bytes);
+}
+
+void launchGreedyEncode(EncodePath path, const float* x, int64_t n, const PackedCodebooks& books,
+                        const CandidateBound& bound, const EncodeOutputs& out, cudaStream_t stream) {
+  if (n <= 0) return;
+  const detail::BooksView view = detail::viewOf(books);
+  if (path == EncodePath::TensorCore) {
+    detail::launchTensorCoreEncode(x, n, view, bound, out, stream);
+    return;
+  }
+  const auto blocks = static_cast<unsigned>((n + kTileVectors - 1) / kTileVectors);
+  exactEncodeKernel<<<blocks, kThreads, exactSharedBytes(books.dim), stream>>>(x, n, view, out);
   KVQ_CUDA_CHECK(cudaGetLastError());
 }
 
-void launchGreedyEncode(const float* x, int64_t n, int g, const float* books, const float* norms, int K,
-                        int C, int32_t* codes, double* blockError, float* residual, cudaStream_t stream) {
-  if (n == 0) return;
-  const size_t smem = sharedBytes(g);
-  KVQ_CUDA_CHECK(cudaFuncSetAttribute(greedyEncodeKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(smem)));
-  const auto blocks = static_cast<unsigned>(greedyEncodeBlocks(n));
-  greedyEncodeKernel<<<blocks, kThreads, smem, stream>>>(x, n, g, books, norms, K, C, codes, blockError,
-                                                         residual);
+void launchTileErrorSums(const double* energies, int64_t n, int K, double* tileSums, cudaStream_t stream) {
+  if (n <= 0) return;
+  const int64_t items = (n + kErrorTile - 1) / kErrorTile * K;
+  const int threads = 128;
+  tileErrorKernel<<<static_cast<unsigned>((items + threads - 1) / threads), threads, 0, stream>>>(
+      energies, n, K, tileSums);
   KVQ_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -31,6 +31,17 @@ bool gpuBackendBuilt() {
 }
 
 std::unique_ptr<Backend> makeBackend(const std::string& choice, int cpuThreads, std::string* note) {
+  BackendOptions options;
+  options.cpuThreads = cpuThreads;
+  return makeBackend(choice, options, note);
+}
+
+std::unique_ptr<Backend> makeBackend(const std::string& choice, const BackendOptions& options,
+                                     std::string* note) {
+  const int cpuThreads = options.cpuThreads;
+  GpuBackendRequest request;
+  request.exact = options.gpuExact;
+  request.cpuThreads = cpuThreads;
   auto say = [note](const std::string& text) {
     if (note != nullptr) *note = text;
   };
@@ -46,7 +57,7 @@ std::unique_ptr<Backend> makeBackend(const std::string& choice, int cpuThreads, 
   }
   if (choice == "cuda") {
     if (!factory) throw Error(ErrorKind::Resource, "", "backend", "this build has no CUDA backend");
-    auto gpu = factory();
+    auto gpu = factory(request);
     say("backend: " + gpu->name());
     return gpu;
   }
@@ -57,7 +68,8 @@ std::unique_ptr<Backend> makeBackend(const std::string& choice, int cpuThreads, 
   std::string why = "this build has no CUDA backend";
   if (factory) {
     try {
-      auto gpu = factory();
+      request.cpuFallback = true;
+      auto gpu = factory(request);
       say("backend: " + gpu->name() + " (auto)");
       return gpu;
     } catch (const Error& e) {

@@ -13,8 +13,15 @@
 
 namespace kvq {
 
+// What makeBackend asks of the GPU backend.
+struct GpuBackendRequest {
+  bool exact = false;        // exact fp32 search only, no tensor-core candidates (--exact)
+  bool cpuFallback = false;  // "auto": run a call the device cannot take on the CPU, and say so
+  int cpuThreads = 0;        // threads of the CPU work it delegates
+};
+
 // Creates the GPU backend or throws Error(Resource) saying why it cannot.
-using GpuBackendFactory = std::function<std::unique_ptr<Backend>()>;
+using GpuBackendFactory = std::function<std::unique_ptr<Backend>(const GpuBackendRequest&)>;
 void registerGpuBackendFactory(GpuBackendFactory factory);
 bool gpuBackendBuilt();
 
@@ -23,6 +30,15 @@ bool gpuBackendBuilt();
 // backend was chosen and, for auto, why the GPU was not. Throws Error(BadInput) on an
 // unknown name and Error(Resource) when "cuda" cannot be had.
 std::unique_ptr<Backend> makeBackend(const std::string& choice, int cpuThreads = 0,
+                                     std::string* note = nullptr);
+
+// The same with the GPU options: gpuExact selects the GPU's exact fp32 search (the CPU is
+// always exact; both give the same codes).
+struct BackendOptions {
+  int cpuThreads = 0;
+  bool gpuExact = false;
+};
+std::unique_ptr<Backend> makeBackend(const std::string& choice, const BackendOptions& options,
                                      std::string* note = nullptr);
 
 }  // namespace kvq
