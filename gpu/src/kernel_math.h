@@ -126,7 +126,7 @@ KVQ_HD float candidateThreshold(const CandidateBound& b, float rNorm, float cMax
 // residual vanished takes the stage's zeroWinner without a search).
 KVQ_HD float residualNorm(double energy) {
   const auto norm = static_cast<float>(sqrt(energy));
-  return energy > 0.0 && norm == 0.0f ? std::numeric_limits<float>::denorm_min() : norm;
+  return energy > 0.0 && norm == 0.0f ? 0x1p-149f : norm;  // the smallest subnormal
 }
 
 // The winner for r = 0, whose distance to every entry is |c|^2 exactly (m = -0 adds
@@ -153,25 +153,33 @@ struct TopScores {
   int i[kCandidates];  // -1: empty
 
   KVQ_HD TopScores() {
+#ifdef __CUDA_ARCH__
+#pragma unroll
+#endif
     for (int p = 0; p < kCandidates; ++p) {
       v[p] = -kInfF;
       i[p] = -1;
     }
   }
+  // Insertion without branches or run-time indices (the arrays stay in registers): from
+  // the end, each slot takes its upper neighbour if the value beats that neighbour, else
+  // the value if the value beats the slot, else keeps its own; ties keep the earlier entry.
   KVQ_HD void offer(float value, int index) {
     if (!(value > v[kCandidates - 1])) return;
 #ifdef __CUDA_ARCH__
 #pragma unroll
 #endif
-    for (int p = kCandidates - 1; p >= 0; --p) {
-      if (p > 0 && value > v[p - 1]) {
-        v[p] = v[p - 1];
-        i[p] = i[p - 1];
-      } else {
-        v[p] = value;
-        i[p] = index;
-        break;
-      }
+    for (int p = kCandidates - 1; p > 0; --p) {
+      const bool shift = value > v[p - 1];
+      const bool place = value > v[p];
+      const float nv = shift ? v[p - 1] : (place ? value : v[p]);
+      const int ni = shift ? i[p - 1] : (place ? index : i[p]);
+      v[p] = nv;
+      i[p] = ni;
+    }
+    if (value > v[0]) {
+      v[0] = value;
+      i[0] = index;
     }
   }
   // Whether an entry this thread dropped might reach `threshold`: the list is full and its

@@ -11,14 +11,11 @@
 #include <vector>
 
 #include "kvq/rvq/codebooks.h"
+#include "parity_cases.h"
 
 namespace kvq::replay {
 
-struct EncodeResult {
-  std::vector<int32_t> codes;      // [n, K]
-  std::vector<float> residual;     // [n, g]
-  std::vector<double> depthError;  // [K]
-};
+using EncodeResult = parity::Encoded;
 
 // Defects of the exact kernel's arithmetic.
 enum class Defect {

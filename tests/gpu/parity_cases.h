@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,44 @@ struct Case {
   std::vector<float> x;  // [n, g]
   Codebooks books;       // [K, C, g]
 };
+
+// Results of a greedy encode: what the parity tests compare.
+struct Encoded {
+  std::vector<int32_t> codes;      // [n, K]
+  std::vector<float> residual;     // [n, g]
+  std::vector<double> depthError;  // [K]
+};
+
+inline Encoded encode(Backend& backend, const float* x, int64_t n, const Codebooks& books) {
+  Encoded r;
+  r.codes.resize(static_cast<size_t>(n) * books.depth);
+  r.residual.resize(static_cast<size_t>(n) * books.dim);
+  r.depthError.assign(static_cast<size_t>(books.depth), 0.0);
+  backend.encodeGreedy(x, n, books, r.codes.data(), r.depthError.data(), r.residual.data());
+  return r;
+}
+
+// Equal bits, or both NaN (NaN payloads are not part of the contract).
+template <typename T>
+bool sameBits(const std::vector<T>& a, const std::vector<T>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) && std::isnan(b[i])) continue;
+    if (std::memcmp(&a[i], &b[i], sizeof(T)) != 0) return false;
+  }
+  return true;
+}
+
+// Codes, residual bits and depth-error bits all equal.
+inline bool identical(const Encoded& a, const Encoded& b) {
+  return a.codes == b.codes && sameBits(a.residual, b.residual) && sameBits(a.depthError, b.depthError);
+}
+
+inline int64_t codesDiffering(const Encoded& a, const Encoded& b) {
+  int64_t differ = 0;
+  for (size_t i = 0; i < a.codes.size() && i < b.codes.size(); ++i) differ += a.codes[i] != b.codes[i] ? 1 : 0;
+  return differ;
+}
 
 inline std::vector<float> gaussian(size_t count, uint64_t seed, float scale = 1.0f) {
   std::mt19937_64 rng(seed);
@@ -127,16 +167,31 @@ inline Case nonFiniteCase(int64_t n, int K, int C, int g, uint64_t seed, Backend
   return c;
 }
 
-// The group sizes and codebook sizes of the parity tests: C = 200 is not a multiple of
-// the 64-entry chunk; g = 3 and 8 pad the tensor-core k-steps, 128 takes the exact kernel.
-inline std::vector<Case> shapeCases(Backend& cpu, int64_t n) {
+// Every case of the parity tests, as both the device tests and the replays use them:
+// group sizes g = 3 and 8 (padded tensor-core k-steps), 32, and 128 (the exact kernel);
+// C = 200 (not a multiple of the 64-entry chunk) and 256; then the tie, near-tie, cluster
+// and non-finite cases.
+constexpr int64_t kParityVectors = 3000;
+inline std::vector<Case> parityCases(Backend& cpu) {
+  const int64_t n = kParityVectors;
   std::vector<Case> cases;
   cases.push_back(residualCase("g3_C200", n, 4, 200, 3, 101, cpu));
   cases.push_back(residualCase("g8_C200", n, 4, 200, 8, 102, cpu));
   cases.push_back(residualCase("g32_C200", n, 4, 200, 32, 103, cpu));
   cases.push_back(residualCase("g32_C256", n, 4, 256, 32, 104, cpu));
   cases.push_back(residualCase("g128_C200", n, 3, 200, 128, 105, cpu));
+  cases.push_back(duplicatesCase(n, 4, 256, 32, 7, cpu));
+  cases.push_back(nearTiesCase(n, 4, 256, 32, 8, cpu));
+  cases.push_back(clusteredCase(n, 3, 256, 32, 9, cpu));
+  cases.push_back(nonFiniteCase(n, 3, 200, 32, 10, cpu));
   return cases;
+}
+
+inline const Case& caseNamed(const std::vector<Case>& cases, const std::string& name) {
+  for (const Case& c : cases) {
+    if (c.name == name) return c;
+  }
+  throw std::out_of_range("no parity case " + name);
 }
 
 }  // namespace kvq::parity

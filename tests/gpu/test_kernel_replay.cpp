@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -28,36 +29,11 @@ using kvq::replay::MmaModel;
 using kvq::replay::TcDefect;
 
 EncodeResult cpuEncode(kvq::Backend& cpu, const Case& c) {
-  const int K = c.books.depth;
-  EncodeResult r;
-  r.codes.resize(static_cast<size_t>(c.n) * K);
-  r.residual.resize(static_cast<size_t>(c.n) * c.books.dim);
-  r.depthError.assign(static_cast<size_t>(K), 0.0);
-  cpu.encodeGreedy(c.x.data(), c.n, c.books, r.codes.data(), r.depthError.data(), r.residual.data());
-  return r;
+  return kvq::parity::encode(cpu, c.x.data(), c.n, c.books);
 }
 
-// Equal bits, or both NaN (NaN payloads are not part of the contract).
-template <typename T>
-bool sameBits(const std::vector<T>& a, const std::vector<T>& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::isnan(a[i]) && std::isnan(b[i])) continue;
-    if (std::memcmp(&a[i], &b[i], sizeof(T)) != 0) return false;
-  }
-  return true;
-}
-
-// Bitwise: codes, residual bits and depth-error bits all equal.
-bool identical(const EncodeResult& a, const EncodeResult& b) {
-  return a.codes == b.codes && sameBits(a.residual, b.residual) && sameBits(a.depthError, b.depthError);
-}
-
-int64_t codesDiffering(const EncodeResult& a, const EncodeResult& b) {
-  int64_t differ = 0;
-  for (size_t i = 0; i < a.codes.size(); ++i) differ += a.codes[i] != b.codes[i] ? 1 : 0;
-  return differ;
-}
+using kvq::parity::codesDiffering;
+using kvq::parity::identical;
 
 class KernelReplay : public ::testing::Test {
  protected:
@@ -66,12 +42,7 @@ class KernelReplay : public ::testing::Test {
 };
 
 TEST_F(KernelReplay, ExactKernelIsTheCpuBitForBitOnEveryParityCase) {
-  std::vector<Case> cases = kvq::parity::shapeCases(*m_cpu, 3000);
-  cases.push_back(kvq::parity::duplicatesCase(3000, 4, 256, 32, 7, *m_cpu));
-  cases.push_back(kvq::parity::nearTiesCase(3000, 4, 256, 32, 8, *m_cpu));
-  cases.push_back(kvq::parity::clusteredCase(3000, 3, 256, 32, 9, *m_cpu));
-  cases.push_back(kvq::parity::nonFiniteCase(3000, 3, 200, 32, 10, *m_cpu));
-  for (const Case& c : cases) {
+  for (const Case& c : kvq::parity::parityCases(*m_cpu)) {
     const EncodeResult want = cpuEncode(*m_cpu, c);
     EXPECT_TRUE(identical(kvq::replay::replayExactEncode(c.x.data(), c.n, c.books, int64_t{1} << 20), want))
         << c.name;
@@ -81,13 +52,8 @@ TEST_F(KernelReplay, ExactKernelIsTheCpuBitForBitOnEveryParityCase) {
 }
 
 TEST_F(KernelReplay, TensorCoreCandidatesAreTheCpuBitForBitUnderEveryAccumulationModel) {
-  std::vector<Case> cases = kvq::parity::shapeCases(*m_cpu, 2000);
-  cases.pop_back();  // g = 128 takes the exact kernel
-  cases.push_back(kvq::parity::duplicatesCase(2000, 4, 256, 32, 7, *m_cpu));
-  cases.push_back(kvq::parity::nearTiesCase(2000, 4, 256, 32, 8, *m_cpu));
-  cases.push_back(kvq::parity::clusteredCase(2000, 3, 256, 32, 9, *m_cpu));
-  cases.push_back(kvq::parity::nonFiniteCase(2000, 3, 200, 32, 10, *m_cpu));
-  for (const Case& c : cases) {
+  for (const Case& c : kvq::parity::parityCases(*m_cpu)) {
+    if (c.books.dim > 32) continue;  // g = 128 takes the exact kernel
     const EncodeResult want = cpuEncode(*m_cpu, c);
     for (MmaModel model : {MmaModel::Nearest, MmaModel::Truncate, MmaModel::WorstCase}) {
       kvq::replay::TcStats stats;
@@ -107,8 +73,9 @@ TEST_F(KernelReplay, TensorCoreCandidatesAreTheCpuBitForBitUnderEveryAccumulatio
 // Each defect must change a result on the data of the parity test that guards against it
 // (test_cuda_parity.cpp); otherwise that test could pass with the defect.
 TEST_F(KernelReplay, ExactKernelDefectsChangeTheResultsOnTheParityData) {
-  const Case nearTies = kvq::parity::nearTiesCase(3000, 4, 256, 32, 8, *m_cpu);
-  const Case duplicates = kvq::parity::duplicatesCase(3000, 4, 256, 32, 7, *m_cpu);
+  const std::vector<Case> cases = kvq::parity::parityCases(*m_cpu);
+  const Case& nearTies = kvq::parity::caseNamed(cases, "near_ties");
+  const Case& duplicates = kvq::parity::caseNamed(cases, "duplicates");
   const EncodeResult nearWant = cpuEncode(*m_cpu, nearTies);
   const EncodeResult dupWant = cpuEncode(*m_cpu, duplicates);
   for (Defect d : {Defect::NormAddedLast, Defect::ReversedChannels, Defect::SeparateMultiplyAdd}) {
@@ -130,8 +97,9 @@ TEST_F(KernelReplay, ExactKernelDefectsChangeTheResultsOnTheParityData) {
 }
 
 TEST_F(KernelReplay, TensorCoreDefectsChangeTheCodesOnTheParityData) {
-  const Case plain = kvq::parity::residualCase("g32_C256", 2000, 4, 256, 32, 104, *m_cpu);
-  const Case clusters = kvq::parity::clusteredCase(2000, 3, 256, 32, 9, *m_cpu);
+  const std::vector<Case> cases = kvq::parity::parityCases(*m_cpu);
+  const Case& plain = kvq::parity::caseNamed(cases, "near_ties");
+  const Case& clusters = kvq::parity::caseNamed(cases, "clusters");
   const EncodeResult plainWant = cpuEncode(*m_cpu, plain);
   const EncodeResult clusterWant = cpuEncode(*m_cpu, clusters);
   auto tc = [](const Case& c, TcDefect d) {
@@ -214,8 +182,11 @@ TEST_F(KernelReplay, CandidateShareOnTheBundledSample) {
   const auto reader = kvq::DumpReader::open(KVQ_SAMPLE_DUMP);
   const kvq::DumpInfo& info = reader->info();
   const int g = 32;
+  // CI: keys only; KVQ_REPLAY_FULL=1 adds the values (docs/gpu.md quotes both).
+  std::vector<kvq::Kind> kinds{kvq::Kind::Keys};
+  if (std::getenv("KVQ_REPLAY_FULL") != nullptr) kinds.push_back(kvq::Kind::Values);
   for (int layer : {0, 12}) {
-    for (kvq::Kind kind : {kvq::Kind::Keys, kvq::Kind::Values}) {
+    for (kvq::Kind kind : kinds) {
       const kvq::Slab slab = reader->read(layer, kind);
       const int64_t vectors = slab.tokens * slab.heads;
       const auto order = kvq::channelOrder(info.headDim, g, kind == kvq::Kind::Keys ? kvq::Grouping::Strided
@@ -238,6 +209,22 @@ TEST_F(KernelReplay, CandidateShareOnTheBundledSample) {
                   static_cast<double>(stats.reranked) / static_cast<double>(stats.decisions));
     }
   }
+}
+
+TEST(KernelMath, TopScoresKeepsTheFourHighestAndTheEarlierOfTies) {
+  kvq::gpu::TopScores top;
+  const float values[] = {1.0f, 5.0f, 3.0f, 5.0f, 2.0f, 4.0f, 0.5f, 3.0f};
+  for (int e = 0; e < 8; ++e) top.offer(values[e], e);
+  // 5 (entry 1), 5 (entry 3), 4 (entry 5), 3 (entry 2); entry 7's 3 ties the last: dropped.
+  EXPECT_EQ(std::vector<float>(top.v, top.v + 4), (std::vector<float>{5.0f, 5.0f, 4.0f, 3.0f}));
+  EXPECT_EQ(std::vector<int>(top.i, top.i + 4), (std::vector<int>{1, 3, 5, 2}));
+  EXPECT_TRUE(top.mayHaveDropped(3.0f));   // entry 7 (3) was dropped and reaches 3
+  EXPECT_FALSE(top.mayHaveDropped(3.5f));  // every dropped entry scores <= 3
+  kvq::gpu::TopScores partial;
+  partial.offer(2.0f, 0);
+  partial.offer(std::nanf(""), 1);  // NaN is never kept
+  EXPECT_EQ(partial.i[1], -1);
+  EXPECT_FALSE(partial.mayHaveDropped(-1e30f));  // not full: nothing finite was dropped
 }
 
 TEST(KernelMath, Tf32RoundingIsToNearestTiesAway) {
