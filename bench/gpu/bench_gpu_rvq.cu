@@ -96,8 +96,8 @@ double fallbackShare(const Shape& s, DeviceData& d) {
   d.fallbacks.resize(1);
   KVQ_CUDA_CHECK(cudaMemset(d.fallbacks.get(), 0, sizeof(unsigned long long)));
   out.fallbacks = d.fallbacks.get();
-  kvq::gpu::launchGreedyEncode(EncodePath::TensorCore, d.x.get(), s.n, d.packed, kvq::gpu::candidateBound(s.g),
-                               out, nullptr);
+  kvq::gpu::launchGreedyEncode(EncodePath::TensorCore, d.x.get(), s.n, d.packed,
+                               kvq::gpu::candidateBound(s.g), out, nullptr);
   unsigned long long count = 0;
   d.fallbacks.download(&count, 1);
   return static_cast<double>(count) / (static_cast<double>(s.n) * s.K);
@@ -126,11 +126,11 @@ double trainStepMs(const Shape& s, DeviceData& d, EncodePath path) {
       KVQ_CUDA_CHECK(cudaMemsetAsync(counts.get(), 0, sizeof(double) * s.C));
       KVQ_CUDA_CHECK(cudaMemsetAsync(sums.get(), 0, sizeof(double) * cg));
       kvq::gpu::computeEntryStats(d.stageInputs.get() + static_cast<size_t>(k) * s.n * s.g, s.n, s.g,
-                                  d.codes.get() + static_cast<size_t>(k) * s.n, s.C, counts.get(), sums.get(), ws,
-                                  nullptr);
+                                  d.codes.get() + static_cast<size_t>(k) * s.n, s.C, counts.get(), sums.get(),
+                                  ws, nullptr);
       kvq::gpu::launchEmaUpdate(emaCount.get() + static_cast<size_t>(k) * s.C, emaSum.get() + k * cg,
-                                books.get() + k * cg, counts.get(), sums.get(), s.C, s.g, 0.99, 1e-5, total.get(),
-                                nullptr);
+                                books.get() + k * cg, counts.get(), sums.get(), s.C, s.g, 0.99, 1e-5,
+                                total.get(), nullptr);
     }
   });
 }
@@ -148,8 +148,8 @@ void gemmFloors(const Shape& s, DeviceData& d, double* sgemmMs, double* tf32Ms) 
     *results[m] = medianMs([&] {
       for (int k = 0; k < s.K; ++k) {
         cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, s.C, static_cast<int>(s.n), s.g, &one,
-                    d.books.get() + static_cast<size_t>(k) * s.C * s.g, s.g, d.x.get(), s.g, &zero, dots.get(),
-                    s.C);
+                    d.books.get() + static_cast<size_t>(k) * s.C * s.g, s.g, d.x.get(), s.g, &zero,
+                    dots.get(), s.C);
       }
     });
   }
@@ -184,9 +184,9 @@ int main(int argc, char** argv) {
   try {
     cudaDeviceProp prop{};
     KVQ_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    std::printf("device: %s (sm_%d%d, %d SMs)\nshape: N=%lld g=%d C=%d K=%d, %.1f GFLOP per encode\n", prop.name,
-                prop.major, prop.minor, prop.multiProcessorCount, static_cast<long long>(s.n), s.g, s.C, s.K,
-                s.flops() / 1e9);
+    std::printf("device: %s (sm_%d%d, %d SMs)\nshape: N=%lld g=%d C=%d K=%d, %.1f GFLOP per encode\n",
+                prop.name, prop.major, prop.minor, prop.multiProcessorCount, static_cast<long long>(s.n), s.g,
+                s.C, s.K, s.flops() / 1e9);
     std::mt19937_64 rng(1);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     std::vector<float> x(static_cast<size_t>(s.n) * s.g), books(static_cast<size_t>(s.K) * s.C * s.g);
@@ -197,7 +197,8 @@ int main(int argc, char** argv) {
     DeviceData d;
     d.x.upload(x.data(), x.size());
     d.books.upload(books.data(), books.size());
-    kvq::gpu::packCodebooks(books.data(), s.K, s.C, s.g, s.g <= kvq::gpu::kMaxTensorCoreDim, d.packed, nullptr);
+    kvq::gpu::packCodebooks(books.data(), s.K, s.C, s.g, s.g <= kvq::gpu::kMaxTensorCoreDim, d.packed,
+                            nullptr);
     d.codes.resize(static_cast<size_t>(s.n) * s.K);
     d.residual.resize(x.size());
     d.stageInputs.resize(x.size() * s.K);
@@ -224,12 +225,14 @@ int main(int argc, char** argv) {
     printRow("cuBLAS TF32 GEMM, same dot products", tf32, s.flops());
     printRow("Backend::encodeGreedy, host arrays", viaBackend, 0.0);
     std::printf(
-        "BENCH_JSON {\"device\": \"%s\", \"vectors\": %lld, \"C\": %d, \"K\": %d, \"g\": %d, \"gflop\": %.1f, "
-        "\"encode_ms\": %.4f, \"encode_residual_ms\": %.4f, \"encode_exact_ms\": %.4f, \"fallback_share\": %.6f, "
+        "BENCH_JSON {\"device\": \"%s\", \"vectors\": %lld, \"C\": %d, \"K\": %d, \"g\": %d, \"gflop\": "
+        "%.1f, "
+        "\"encode_ms\": %.4f, \"encode_residual_ms\": %.4f, \"encode_exact_ms\": %.4f, \"fallback_share\": "
+        "%.6f, "
         "\"ema_step_ms\": %.4f, \"ema_step_exact_ms\": %.4f, \"sgemm_ms\": %.4f, \"tf32_gemm_ms\": %.4f, "
         "\"backend_encode_ms\": %.3f}\n",
-        prop.name, static_cast<long long>(s.n), s.C, s.K, s.g, s.flops() / 1e9, encTc, encTcRes, encExact, share,
-        stepTc, stepExact, sgemm, tf32, viaBackend);
+        prop.name, static_cast<long long>(s.n), s.C, s.K, s.g, s.flops() / 1e9, encTc, encTcRes, encExact,
+        share, stepTc, stepExact, sgemm, tf32, viaBackend);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_gpu_rvq: %s\n", e.what());
     return 1;

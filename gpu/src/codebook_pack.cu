@@ -82,7 +82,8 @@ void launchPack(const float* hostBooks, int K, int C, int g, bool withTf32, Pack
     for (int k = 0; k < K; ++k) {
       const float* stage = hostBooks + static_cast<int64_t>(k) * C * g;
       findShadowedEntries(stage, C, g, shadowed.data() + static_cast<size_t>(k) * C);
-      for (int e = 0; e < C; ++e) norms[static_cast<size_t>(e)] = entryNormF(stage + static_cast<int64_t>(e) * g, g);
+      for (int e = 0; e < C; ++e)
+        norms[static_cast<size_t>(e)] = entryNormF(stage + static_cast<int64_t>(e) * g, g);
       zeroWinner[static_cast<size_t>(k)] = smallestNormEntry(norms.data(), C);
     }
     out.shadowed.upload(shadowed.data(), shadowed.size());
@@ -92,10 +93,9 @@ void launchPack(const float* hostBooks, int K, int C, int g, bool withTf32, Pack
   const int64_t items = static_cast<int64_t>(K) * out.chunks * kChunkEntries;
   const int threads = 256;
   const auto blocks = static_cast<unsigned>((items + threads - 1) / threads);
-  packKernel<<<blocks, threads, 0, stream>>>(out.rowMajor.get(), K, C, g, out.chunks, out.packed.get(),
-                                             withTf32 ? out.packedTf32.get() : nullptr, out.norms.get(),
-                                             out.negHalfNorms.get(), withTf32 ? out.shadowed.get() : nullptr,
-                                             out.cMax.get());
+  packKernel<<<blocks, threads, 0, stream>>>(
+      out.rowMajor.get(), K, C, g, out.chunks, out.packed.get(), withTf32 ? out.packedTf32.get() : nullptr,
+      out.norms.get(), out.negHalfNorms.get(), withTf32 ? out.shadowed.get() : nullptr, out.cMax.get());
   KVQ_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -79,7 +79,8 @@ class CudaBackend final : public Backend {
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   std::string name() const override {
-    std::string name = "CUDA: " + m_deviceName + (m_options.exact ? " (exact fp32)" : " (TF32 candidates, exact re-rank)");
+    std::string name =
+        "CUDA: " + m_deviceName + (m_options.exact ? " (exact fp32)" : " (TF32 candidates, exact re-rank)");
     const std::lock_guard<std::mutex> lock(m_noteMutex);
     if (!m_note.empty()) name += "; " + m_note;
     return name;
@@ -299,8 +300,8 @@ void CudaBackend::emaStep(const float* x, int64_t n, float* codebook, int C, int
   m_emaCount.upload(emaCount, static_cast<size_t>(C));
   m_emaSum.upload(emaSum, static_cast<size_t>(C) * g);
   m_total.resize(1);
-  launchEmaUpdate(m_emaCount.get(), m_emaSum.get(), m_books.rowMajor.get(), m_counts.get(), m_sums.get(), C, g,
-                  decay, eps, m_total.get(), m_stream);
+  launchEmaUpdate(m_emaCount.get(), m_emaSum.get(), m_books.rowMajor.get(), m_counts.get(), m_sums.get(), C,
+                  g, decay, eps, m_total.get(), m_stream);
   KVQ_CUDA_CHECK(cudaStreamSynchronize(m_stream));
   m_emaCount.download(emaCount, static_cast<size_t>(C));
   m_emaSum.download(emaSum, static_cast<size_t>(C) * g);

@@ -34,8 +34,16 @@ struct BooksView {
 };
 
 inline BooksView viewOf(const PackedCodebooks& b) {
-  return {b.rowMajor.get(), b.packed.get(), b.packedTf32.get(), b.norms.get(), b.negHalfNorms.get(),
-          b.cMax.get(),     b.zeroWinner.get(), b.depth,        b.size,       b.dim,
+  return {b.rowMajor.get(),
+          b.packed.get(),
+          b.packedTf32.get(),
+          b.norms.get(),
+          b.negHalfNorms.get(),
+          b.cMax.get(),
+          b.zeroWinner.get(),
+          b.depth,
+          b.size,
+          b.dim,
           b.chunks};
 }
 
@@ -61,8 +69,8 @@ __device__ __forceinline__ void cpAsyncWait() {
 // Copies chunk `chunk` of one stage (g rows of 64 floats, contiguous in the packed
 // layout) into `dst` (row stride kChunkStride) and its 64 norms into `dstNorms`: one
 // 16-byte copy per thread and step, consecutive threads on consecutive addresses.
-__device__ __forceinline__ void issueChunk(const float* stagePacked, const float* stageNorms, int chunk, int g,
-                                           float* dst, float* dstNorms) {
+__device__ __forceinline__ void issueChunk(const float* stagePacked, const float* stageNorms, int chunk,
+                                           int g, float* dst, float* dstNorms) {
   const float* src = stagePacked + static_cast<int64_t>(chunk) * g * kChunkEntries;
   const int quads = g * (kChunkEntries / 4);
   for (int i = threadIdx.x; i < quads; i += blockDim.x) {
@@ -88,7 +96,8 @@ __device__ __forceinline__ void loadTile(const float* __restrict__ x, int64_t n,
 }
 
 // out[v0 + v][d] = rs[d][v] for the tile's valid vectors. out: [n, g]
-__device__ __forceinline__ void storeTile(const float* rs, int64_t n, int64_t v0, int g, float* __restrict__ out) {
+__device__ __forceinline__ void storeTile(const float* rs, int64_t n, int64_t v0, int g,
+                                          float* __restrict__ out) {
   for (int i = threadIdx.x; i < kTileVectors * g; i += blockDim.x) {
     const int d = i >> kTileShift;
     const int v = i & (kTileVectors - 1);
@@ -97,8 +106,8 @@ __device__ __forceinline__ void storeTile(const float* rs, int64_t n, int64_t v0
 }
 
 // r <- r - C_k[chosen[v]] in fp32 (the CPU's subtraction), and m = -2r when given.
-__device__ __forceinline__ void subtractChosen(const float* __restrict__ stageBook, const int* chosen, int64_t n,
-                                               int64_t v0, int g, float* rs, float* ms) {
+__device__ __forceinline__ void subtractChosen(const float* __restrict__ stageBook, const int* chosen,
+                                               int64_t n, int64_t v0, int g, float* rs, float* ms) {
   for (int i = threadIdx.x; i < kTileVectors * g; i += blockDim.x) {
     const int d = i >> kTileShift;
     const int v = i & (kTileVectors - 1);
@@ -111,8 +120,8 @@ __device__ __forceinline__ void subtractChosen(const float* __restrict__ stageBo
 
 // Thread t < kTileVectors: writes vector t's code of stage k and its residual energy
 // (double, channel order: the CPU's subtractAndEnergy sum) and returns that energy.
-__device__ __forceinline__ double finishStage(const float* rs, const int* chosen, int64_t n, int64_t v0, int g,
-                                              int k, const EncodeOutputs& out) {
+__device__ __forceinline__ double finishStage(const float* rs, const int* chosen, int64_t n, int64_t v0,
+                                              int g, int k, const EncodeOutputs& out) {
   const int t = threadIdx.x;
   double e = 0.0;
   if (t >= kTileVectors || v0 + t >= n) return e;

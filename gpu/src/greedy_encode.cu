@@ -25,8 +25,8 @@ using detail::kTileShift;
 using detail::kTileVectors;
 
 constexpr int kThreads = 256;
-constexpr int kRowsPerThread = 8;   // vectors
-constexpr int kColsPerThread = 4;   // entries
+constexpr int kRowsPerThread = 8;    // vectors
+constexpr int kColsPerThread = 4;    // entries
 constexpr int kLanesPerVector = 16;  // threads sharing a vector (tx)
 
 __device__ __forceinline__ void searchChunk(const float* ms, const float* cs, const float* cn, int g, int ty,
@@ -91,10 +91,10 @@ __global__ void __launch_bounds__(kThreads)
     exactEncodeKernel(const float* __restrict__ x, int64_t n, detail::BooksView b, EncodeOutputs out) {
   extern __shared__ __align__(16) float smem[];
   const int g = b.g;
-  float* ms = smem;                           // [g][128] m = -2r
-  float* rs = ms + g * kTileVectors;          // [g][128] r
-  float* cs = rs + g * kTileVectors;          // [2][g][72]
-  float* cn = cs + 2 * g * kChunkStride;      // [2][64]
+  float* ms = smem;                                              // [g][128] m = -2r
+  float* rs = ms + g * kTileVectors;                             // [g][128] r
+  float* cs = rs + g * kTileVectors;                             // [2][g][72]
+  float* cn = cs + 2 * g * kChunkStride;                         // [2][64]
   int* chosen = reinterpret_cast<int*>(cn + 2 * kChunkEntries);  // [128]
 
   const int t = threadIdx.x;
@@ -127,8 +127,8 @@ __global__ void __launch_bounds__(kThreads)
       detail::cpAsyncCommit();  // possibly empty: keeps one group per iteration
       detail::cpAsyncWait<1>();
       __syncthreads();  // chunk c visible to every thread
-      searchChunk(ms, cs + buf * g * kChunkStride, cn + buf * kChunkEntries, g, ty, tx, c * kChunkEntries, best,
-                  bestIndex);
+      searchChunk(ms, cs + buf * g * kChunkStride, cn + buf * kChunkEntries, g, ty, tx, c * kChunkEntries,
+                  best, bestIndex);
       __syncthreads();  // buffer `buf` free for chunk c + 2
     }
     reduceWinners(best, bestIndex, ty, tx, chosen);
@@ -144,7 +144,8 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // One thread per (tile, stage): the tile's energies summed in vector order.
-__global__ void tileErrorKernel(const double* __restrict__ energies, int64_t n, int K, double* __restrict__ sums) {
+__global__ void tileErrorKernel(const double* __restrict__ energies, int64_t n, int K,
+                                double* __restrict__ sums) {
   const int64_t item = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t tiles = (n + kErrorTile - 1) / kErrorTile;
   if (item >= tiles * K) return;
@@ -158,8 +159,8 @@ __global__ void tileErrorKernel(const double* __restrict__ energies, int64_t n, 
 }
 
 size_t exactSharedBytes(int g) {
-  return sizeof(float) * (2 * static_cast<size_t>(g) * kTileVectors + 2 * static_cast<size_t>(g) * kChunkStride +
-                          2 * kChunkEntries) +
+  return sizeof(float) * (2 * static_cast<size_t>(g) * kTileVectors +
+                          2 * static_cast<size_t>(g) * kChunkStride + 2 * kChunkEntries) +
          sizeof(int) * kTileVectors;
 }
 

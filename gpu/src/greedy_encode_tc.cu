@@ -111,8 +111,9 @@ struct StageRefs {
 
 // Decides one row from its quad's candidates, or queues it for the exact search.
 __device__ __forceinline__ void decideRow(const TopScores& top, int row, bool valid, const float* rs,
-                                          const float* rnorm, const StageRefs& st, const CandidateBound& bound,
-                                          int g, int tig, int* chosen, int* fallback, int* fallbackCount) {
+                                          const float* rnorm, const StageRefs& st,
+                                          const CandidateBound& bound, int g, int tig, int* chosen,
+                                          int* fallback, int* fallbackCount) {
   float accMax = top.v[0];
   accMax = fmaxf(accMax, __shfl_xor_sync(0xffffffffu, accMax, 1));
   accMax = fmaxf(accMax, __shfl_xor_sync(0xffffffffu, accMax, 2));
@@ -198,15 +199,15 @@ __device__ void exactSearchRow(const float* rs, int row, const StageRefs& st, in
 }
 
 struct TcShared {
-  float* rs;       // [g][128]
-  float* cs;       // [2][8*KS][72]
-  float* cn;       // [2][64]
-  float* rnorm;    // [128]
-  int* chosen;     // [128]
-  int* fallback;   // [128]
-  int* counter;    // [4] (first: fallback count)
-  float* redD;     // [4]
-  int* redI;       // [4]
+  float* rs;      // [g][128]
+  float* cs;      // [2][8*KS][72]
+  float* cn;      // [2][64]
+  float* rnorm;   // [128]
+  int* chosen;    // [128]
+  int* fallback;  // [128]
+  int* counter;   // [4] (first: fallback count)
+  float* redD;    // [4]
+  int* redI;      // [4]
 };
 
 __device__ __forceinline__ TcShared carve(float* smem, int g, int rows) {
@@ -291,7 +292,8 @@ __global__ void __launch_bounds__(kThreads)
     const int fallbacks = sh.counter[0];
     if (t == 0 && out.fallbacks != nullptr && fallbacks > 0)
       atomicAdd(out.fallbacks, static_cast<unsigned long long>(fallbacks));
-    for (int f = 0; f < fallbacks; ++f) exactSearchRow(sh.rs, sh.fallback[f], st, b.C, g, sh.redD, sh.redI, sh.chosen);
+    for (int f = 0; f < fallbacks; ++f)
+      exactSearchRow(sh.rs, sh.fallback[f], st, b.C, g, sh.redD, sh.redI, sh.chosen);
 
     detail::subtractChosen(st.book, sh.chosen, n, v0, g, sh.rs, nullptr);
     __syncthreads();

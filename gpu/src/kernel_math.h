@@ -101,7 +101,7 @@ inline CandidateBound candidateBound(int g) {
   // The tensor cores' fp32 sum of g products and the initial value: 32 times what g + 1
   // truncating fp32 additions could lose, as their internal rounding is not documented.
   const double gammaAcc = (g + 2) * std::ldexp(1.0, -18);
-  const double gammaD = g * u / (1.0 - g * u);              // the CPU's chain of g fmas
+  const double gammaD = g * u / (1.0 - g * u);  // the CPU's chain of g fmas
   const double e1 = 2.0 * (2.0 * ut + ut * ut) + 2.0 * gammaAcc * (1.0 + ut) * (1.0 + ut) + 2.0 * gammaD;
   const double e2 = gammaAcc + gammaD;
   const double e3 = 2.0 * (std::sqrt(static_cast<double>(g)) + g + 1.0) * std::ldexp(1.0, -126);

@@ -15,10 +15,10 @@ namespace kvq::gpu {
 // The codebooks of one quantizer as the encode kernels read them (kernel_math.h), built
 // once per upload by packCodebooks.
 struct PackedCodebooks {
-  int depth = 0;   // K
-  int size = 0;    // C
-  int dim = 0;     // g
-  int chunks = 0;  // ceil(C / 64)
+  int depth = 0;                     // K
+  int size = 0;                      // C
+  int dim = 0;                       // g
+  int chunks = 0;                    // ceil(C / 64)
   DeviceBuffer<float> rowMajor;      // [K, C, g]: residual updates and candidate re-ranking
   DeviceBuffer<float> packed;        // [K, chunks, g, 64] fp32, zero padded
   DeviceBuffer<float> packedTf32;    // the same rounded to TF32 (tensor-core kernel only)
@@ -44,9 +44,9 @@ struct EncodeOutputs {
   int32_t* codes = nullptr;
   int64_t codeVectorStride = 1;
   int64_t codeStageStride = 1;
-  double* energies = nullptr;     // [K, n] |r_k|^2 after stage k, in double (nullable)
-  float* residual = nullptr;      // [n, g] the residual after all K stages (nullable)
-  float* stageInputs = nullptr;   // [K, n, g] the residual entering each stage (nullable)
+  double* energies = nullptr;               // [K, n] |r_k|^2 after stage k, in double (nullable)
+  float* residual = nullptr;                // [n, g] the residual after all K stages (nullable)
+  float* stageInputs = nullptr;             // [K, n, g] the residual entering each stage (nullable)
   unsigned long long* fallbacks = nullptr;  // [1] += (vector, stage) decisions the tensor-core
                                             // kernel left to its exact search (nullable)
 };

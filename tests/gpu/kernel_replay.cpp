@@ -56,7 +56,8 @@ float exactDistance(const float* m, const float* c, float norm, int g, Defect de
 
 std::vector<float> stageNorms(const Codebooks& books, int k) {
   std::vector<float> norms(static_cast<size_t>(books.size));
-  for (int e = 0; e < books.size; ++e) norms[static_cast<size_t>(e)] = gpu::entryNormF(books.entry(k, e), books.dim);
+  for (int e = 0; e < books.size; ++e)
+    norms[static_cast<size_t>(e)] = gpu::entryNormF(books.entry(k, e), books.dim);
   return norms;
 }
 
@@ -87,8 +88,8 @@ int32_t exactChoice(const float* r, int g, const float* stage, const std::vector
   std::vector<std::pair<float, int>> lanes(16, {kInfF, 0});
   const bool tiesHigh = defect == Defect::TiesToHighest;
   for (int e = 0; e < C; ++e) {
-    const float dist = exactDistance(m.data(), stage + static_cast<int64_t>(e) * g, norms[static_cast<size_t>(e)],
-                                     g, defect);
+    const float dist = exactDistance(m.data(), stage + static_cast<int64_t>(e) * g,
+                                     norms[static_cast<size_t>(e)], g, defect);
     auto& lane = lanes[static_cast<size_t>((e & (kChunkEntries - 1)) >> 2)];
     if (tiesHigh ? dist <= lane.first : dist < lane.first) lane = {dist, e};
   }
@@ -160,7 +161,8 @@ EncodeResult encodeWith(const float* x, int64_t n, const Codebooks& books, int64
     for (int64_t t0 = begin; t0 < end; t0 += kErrorTile) {
       for (int k = 0; k < K; ++k) {
         double s = 0.0;
-        for (int64_t v = t0; v < std::min(end, t0 + kErrorTile); ++v) s += energies[static_cast<size_t>(k) * n + v];
+        for (int64_t v = t0; v < std::min(end, t0 + kErrorTile); ++v)
+          s += energies[static_cast<size_t>(k) * n + v];
         if (defect == Defect::ErrorPerBatch) {
           batch[static_cast<size_t>(k)] += s;
         } else {
@@ -178,8 +180,8 @@ EncodeResult encodeWith(const float* x, int64_t n, const Codebooks& books, int64
 // ---- tensor cores --------------------------------------------------------------------
 
 struct TcStage {
-  std::vector<float> norms;  // [C] |c|^2, CPU order
-  std::vector<float> tf32;   // [C, g] entries rounded to TF32
+  std::vector<float> norms;       // [C] |c|^2, CPU order
+  std::vector<float> tf32;        // [C, g] entries rounded to TF32
   std::vector<uint8_t> shadowed;  // [C] identical to a lower entry: scores -inf
   float cMax = 0.0f;
   int zeroWinner = 0;
@@ -269,9 +271,10 @@ Choice tcChoice(const TcContext& ctx, int k, const float* r, double energy) {
   }
   std::vector<float> acc(static_cast<size_t>(C));
   for (int e = 0; e < C; ++e) {
-    const float negHalf = st.shadowed[static_cast<size_t>(e)] != 0 ? -kInfF : -0.5f * st.norms[static_cast<size_t>(e)];
-    acc[static_cast<size_t>(e)] = mmaScore(rt.data(), st.tf32.data() + static_cast<size_t>(e) * g, negHalf, g,
-                                           ctx.model, e);
+    const float negHalf =
+        st.shadowed[static_cast<size_t>(e)] != 0 ? -kInfF : -0.5f * st.norms[static_cast<size_t>(e)];
+    acc[static_cast<size_t>(e)] =
+        mmaScore(rt.data(), st.tf32.data() + static_cast<size_t>(e) * g, negHalf, g, ctx.model, e);
   }
   Choice out;
   out.stats.decisions = 1;
@@ -286,7 +289,8 @@ Choice tcChoice(const TcContext& ctx, int k, const float* r, double energy) {
                      static_cast<double>(ctx.bound.e3) * (1.0 + rNorm + st.cMax);
     for (int e = 0; e < C; ++e) {
       const double a = -2.0 * acc[static_cast<size_t>(e)];
-      const float d = fmaChain(m.data(), stage + static_cast<int64_t>(e) * g, st.norms[static_cast<size_t>(e)], g);
+      const float d =
+          fmaChain(m.data(), stage + static_cast<int64_t>(e) * g, st.norms[static_cast<size_t>(e)], g);
       if (std::isfinite(a) && std::isfinite(d) && b > 0.0)
         out.stats.worstErrorOverBound = std::max(out.stats.worstErrorOverBound, std::fabs(a - d) / b);
     }
@@ -328,7 +332,8 @@ Choice tcChoice(const TcContext& ctx, int k, const float* r, double energy) {
       const int i = t.i[p];
       if (i < 0 || !(v >= threshold)) continue;
       ++out.stats.reranked;
-      const float d = fmaChain(m.data(), stage + static_cast<int64_t>(i) * g, st.norms[static_cast<size_t>(i)], g);
+      const float d =
+          fmaChain(m.data(), stage + static_cast<int64_t>(i) * g, st.norms[static_cast<size_t>(i)], g);
       if (gpu::pairBefore(d, i, bestD, bestI)) {
         bestD = d;
         bestI = i;
@@ -386,7 +391,8 @@ void replayAccumulate(const float* x, int64_t n, int g, const int32_t* codes, in
       for (int d = 0; d < g; ++d) {
         double s = restartPerBatch ? 0.0 : sums[static_cast<int64_t>(e) * g + d];
         for (size_t q = segment; q < j; ++q) s = gpu::addD(s, x[order[q] * g + d]);
-        sums[static_cast<int64_t>(e) * g + d] = restartPerBatch ? sums[static_cast<int64_t>(e) * g + d] + s : s;
+        sums[static_cast<int64_t>(e) * g + d] =
+            restartPerBatch ? sums[static_cast<int64_t>(e) * g + d] + s : s;
       }
     }
   }
@@ -396,7 +402,8 @@ void replayEmaUpdate(double* emaCount, double* emaSum, float* codebook, const do
                      const double* batchSum, int C, int g, double decay, double eps, bool fusedMultiplyAdd) {
   const double oneMinus = 1.0 - decay;
   auto blend = [&](double old, double batch) {
-    return fusedMultiplyAdd ? std::fma(decay, old, oneMinus * batch) : gpu::emaBlend(decay, oneMinus, old, batch);
+    return fusedMultiplyAdd ? std::fma(decay, old, oneMinus * batch)
+                            : gpu::emaBlend(decay, oneMinus, old, batch);
   };
   for (int i = 0; i < C; ++i) emaCount[i] = blend(emaCount[i], batchCount[i]);
   for (int64_t j = 0; j < static_cast<int64_t>(C) * g; ++j) emaSum[j] = blend(emaSum[j], batchSum[j]);

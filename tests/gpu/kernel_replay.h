@@ -20,12 +20,12 @@ using EncodeResult = parity::Encoded;
 // Defects of the exact kernel's arithmetic.
 enum class Defect {
   None,
-  NormAddedLast,       // accumulator starts at 0, |c|^2 added after the dot product
-  ReversedChannels,    // channels accumulated from g-1 down to 0
-  SeparateMultiplyAdd, // acc + m*c rounded twice instead of one fma
-  TiesToHighest,       // equal distances keep the highest index
-  ResidualFromSum,     // r_k = x - (c_1 + ... + c_k) instead of subtracting stage by stage
-  ErrorPerBatch,       // depth error summed per batch, then the batches added
+  NormAddedLast,        // accumulator starts at 0, |c|^2 added after the dot product
+  ReversedChannels,     // channels accumulated from g-1 down to 0
+  SeparateMultiplyAdd,  // acc + m*c rounded twice instead of one fma
+  TiesToHighest,        // equal distances keep the highest index
+  ResidualFromSum,      // r_k = x - (c_1 + ... + c_k) instead of subtracting stage by stage
+  ErrorPerBatch,        // depth error summed per batch, then the batches added
 };
 
 // greedy_encode.cu (exact): tiles of 128 vectors, thread (ty, tx) owning entries 4tx..4tx+3
@@ -46,15 +46,15 @@ enum class MmaModel {
 
 enum class TcDefect {
   None,
-  NoRerank,        // take the highest approximate score, no exact re-rank
-  ZeroWindow,      // re-rank only the entries tied with the highest score
-  IgnoreDropped,   // never send a vector to the exact search when a thread's list is full
+  NoRerank,       // take the highest approximate score, no exact re-rank
+  ZeroWindow,     // re-rank only the entries tied with the highest score
+  IgnoreDropped,  // never send a vector to the exact search when a thread's list is full
 };
 
 struct TcStats {
-  int64_t decisions = 0;   // (vector, stage) pairs
-  int64_t fallbacks = 0;   // of them, searched exactly over every entry
-  int64_t reranked = 0;    // candidates re-ranked with the exact distance
+  int64_t decisions = 0;             // (vector, stage) pairs
+  int64_t fallbacks = 0;             // of them, searched exactly over every entry
+  int64_t reranked = 0;              // candidates re-ranked with the exact distance
   double worstErrorOverBound = 0.0;  // max |A - D| / B over every (vector, entry) seen (measureBound)
 };
 
@@ -62,7 +62,8 @@ struct TcStats {
 // 8j + 2 tig + {0, 1} of each chunk), threshold, exact re-rank, exact search fallback.
 // measureBound: also evaluates |A - D| / B for every entry (slower).
 EncodeResult replayTensorCoreEncode(const float* x, int64_t n, const Codebooks& books, MmaModel model,
-                                    TcStats* stats, bool measureBound = false, TcDefect defect = TcDefect::None);
+                                    TcStats* stats, bool measureBound = false,
+                                    TcDefect defect = TcDefect::None);
 
 // entry_stats.cu: per batch of chunkVectors, vectors grouped by code in vector order (a
 // stable sort), each entry's count and sums continued from their current values.

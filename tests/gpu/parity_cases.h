@@ -59,7 +59,8 @@ inline bool identical(const Encoded& a, const Encoded& b) {
 
 inline int64_t codesDiffering(const Encoded& a, const Encoded& b) {
   int64_t differ = 0;
-  for (size_t i = 0; i < a.codes.size() && i < b.codes.size(); ++i) differ += a.codes[i] != b.codes[i] ? 1 : 0;
+  for (size_t i = 0; i < a.codes.size() && i < b.codes.size(); ++i)
+    differ += a.codes[i] != b.codes[i] ? 1 : 0;
   return differ;
 }
 
@@ -109,7 +110,8 @@ inline Case duplicatesCase(int64_t n, int K, int C, int g, uint64_t seed, Backen
   Case c = residualCase("duplicates", n, K, C, g, seed, cpu);
   for (int k = 0; k < K; ++k) {
     float* stage = c.books.stage(k);
-    for (int e = C / 2; e < C; ++e) std::copy(stage + (e - C / 2) * g, stage + (e - C / 2 + 1) * g, stage + e * g);
+    for (int e = C / 2; e < C; ++e)
+      std::copy(stage + (e - C / 2) * g, stage + (e - C / 2 + 1) * g, stage + e * g);
     for (int e = 8; e < 16 && e < C; ++e) std::copy(stage + 7 * g, stage + 8 * g, stage + e * g);
   }
   return c;
@@ -160,7 +162,8 @@ inline Case clusteredCase(int64_t n, int K, int C, int g, uint64_t seed, Backend
 inline Case nonFiniteCase(int64_t n, int K, int C, int g, uint64_t seed, Backend& cpu) {
   Case c = residualCase("non_finite", n, K, C, g, seed, cpu);
   const float inf = std::numeric_limits<float>::infinity();
-  for (int64_t v : {int64_t{5}, int64_t{17}, int64_t{123}}) c.x[static_cast<size_t>(v * g + 1)] = std::nanf("");
+  for (int64_t v : {int64_t{5}, int64_t{17}, int64_t{123}})
+    c.x[static_cast<size_t>(v * g + 1)] = std::nanf("");
   c.x[static_cast<size_t>(40 * g)] = inf;
   c.x[static_cast<size_t>(41 * g + g - 1)] = -inf;
   if (K > 1) c.books.stage(1)[3 * g + 2] = inf;

@@ -50,7 +50,8 @@ class CudaParity : public ::testing::Test {
       EXPECT_TRUE(kvq::parity::sameBits(got.residual, want.residual)) << c.name << " " << gpu->name();
       for (size_t k = 0; k < want.depthError.size(); ++k) {
         if (std::isnan(want.depthError[k])) continue;
-        EXPECT_NEAR(got.depthError[k], want.depthError[k], 1e-12 * want.depthError[k]) << c.name << " depth " << k;
+        EXPECT_NEAR(got.depthError[k], want.depthError[k], 1e-12 * want.depthError[k])
+            << c.name << " depth " << k;
       }
       EXPECT_TRUE(kvq::parity::sameBits(got.depthError, want.depthError)) << c.name << " " << gpu->name();
     }
@@ -93,7 +94,8 @@ TEST_F(CudaParity, ForcedMultiBatchRunIsTheCpuBitForBit) {
   auto gotBook = wantBook;
   std::vector<double> wantCount(C, 1.0), wantSum(wantBook.begin(), wantBook.end());
   auto gotCount = wantCount, gotSum = wantSum;
-  m_cpu->emaStep(c.x.data(), c.n, wantBook.data(), C, g, 0.99, 1e-5, wantCount.data(), wantSum.data(), nullptr);
+  m_cpu->emaStep(c.x.data(), c.n, wantBook.data(), C, g, 0.99, 1e-5, wantCount.data(), wantSum.data(),
+                 nullptr);
   tc->emaStep(c.x.data(), c.n, gotBook.data(), C, g, 0.99, 1e-5, gotCount.data(), gotSum.data(), nullptr);
   EXPECT_TRUE(kvq::parity::sameBits(gotBook, wantBook));
   EXPECT_TRUE(kvq::parity::sameBits(gotSum, wantSum));
@@ -261,8 +263,10 @@ TEST_F(CudaSanitize, StatisticsAndEmaKernels) {
   std::vector<double> cpuCount(C, 1.0), cpuSum(cpuBook.begin(), cpuBook.end());
   auto gpuCount = cpuCount, gpuSum = cpuSum;
   std::vector<int32_t> cpuCodes(static_cast<size_t>(n)), gpuCodes(static_cast<size_t>(n));
-  m_cpu->emaStep(x.data(), n, cpuBook.data(), C, g, 0.9, 1e-5, cpuCount.data(), cpuSum.data(), cpuCodes.data());
-  m_tc->emaStep(x.data(), n, gpuBook.data(), C, g, 0.9, 1e-5, gpuCount.data(), gpuSum.data(), gpuCodes.data());
+  m_cpu->emaStep(x.data(), n, cpuBook.data(), C, g, 0.9, 1e-5, cpuCount.data(), cpuSum.data(),
+                 cpuCodes.data());
+  m_tc->emaStep(x.data(), n, gpuBook.data(), C, g, 0.9, 1e-5, gpuCount.data(), gpuSum.data(),
+                gpuCodes.data());
   EXPECT_EQ(gpuCodes, cpuCodes);
   EXPECT_TRUE(kvq::parity::sameBits(gpuBook, cpuBook));
   std::vector<double> wantCounts(C, 0.0), wantSums(static_cast<size_t>(C) * g, 0.0);

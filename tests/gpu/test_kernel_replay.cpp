@@ -57,15 +57,17 @@ TEST_F(KernelReplay, TensorCoreCandidatesAreTheCpuBitForBitUnderEveryAccumulatio
     const EncodeResult want = cpuEncode(*m_cpu, c);
     for (MmaModel model : {MmaModel::Nearest, MmaModel::Truncate, MmaModel::WorstCase}) {
       kvq::replay::TcStats stats;
-      const EncodeResult got = kvq::replay::replayTensorCoreEncode(c.x.data(), c.n, c.books, model, &stats, true);
+      const EncodeResult got =
+          kvq::replay::replayTensorCoreEncode(c.x.data(), c.n, c.books, model, &stats, true);
       EXPECT_TRUE(identical(got, want)) << c.name << " model " << static_cast<int>(model);
       EXPECT_LT(stats.worstErrorOverBound, 1.0) << c.name << ": the candidate bound does not hold";
-      std::printf("%-10s model %d: %lld decisions, %.4f%% by the exact fallback, %.2f candidates re-ranked "
-                  "per decision, max |A-D|/B %.3f\n",
-                  c.name.c_str(), static_cast<int>(model), static_cast<long long>(stats.decisions),
-                  100.0 * static_cast<double>(stats.fallbacks) / static_cast<double>(stats.decisions),
-                  static_cast<double>(stats.reranked) / static_cast<double>(stats.decisions),
-                  stats.worstErrorOverBound);
+      std::printf(
+          "%-10s model %d: %lld decisions, %.4f%% by the exact fallback, %.2f candidates re-ranked "
+          "per decision, max |A-D|/B %.3f\n",
+          c.name.c_str(), static_cast<int>(model), static_cast<long long>(stats.decisions),
+          100.0 * static_cast<double>(stats.fallbacks) / static_cast<double>(stats.decisions),
+          static_cast<double>(stats.reranked) / static_cast<double>(stats.decisions),
+          stats.worstErrorOverBound);
     }
   }
 }
@@ -79,8 +81,8 @@ TEST_F(KernelReplay, ExactKernelDefectsChangeTheResultsOnTheParityData) {
   const EncodeResult nearWant = cpuEncode(*m_cpu, nearTies);
   const EncodeResult dupWant = cpuEncode(*m_cpu, duplicates);
   for (Defect d : {Defect::NormAddedLast, Defect::ReversedChannels, Defect::SeparateMultiplyAdd}) {
-    const EncodeResult got = kvq::replay::replayExactEncode(nearTies.x.data(), nearTies.n, nearTies.books,
-                                                            int64_t{1} << 20, d);
+    const EncodeResult got =
+        kvq::replay::replayExactEncode(nearTies.x.data(), nearTies.n, nearTies.books, int64_t{1} << 20, d);
     EXPECT_GT(codesDiffering(got, nearWant), 10) << "defect " << static_cast<int>(d);
   }
   EXPECT_GT(codesDiffering(kvq::replay::replayExactEncode(duplicates.x.data(), duplicates.n, duplicates.books,
@@ -90,9 +92,10 @@ TEST_F(KernelReplay, ExactKernelDefectsChangeTheResultsOnTheParityData) {
   const EncodeResult fromSum = kvq::replay::replayExactEncode(nearTies.x.data(), nearTies.n, nearTies.books,
                                                               int64_t{1} << 20, Defect::ResidualFromSum);
   EXPECT_NE(std::memcmp(fromSum.residual.data(), nearWant.residual.data(), fromSum.residual.size() * 4), 0);
-  const EncodeResult perBatch =
-      kvq::replay::replayExactEncode(nearTies.x.data(), nearTies.n, nearTies.books, 1024, Defect::ErrorPerBatch);
-  EXPECT_NE(std::memcmp(perBatch.depthError.data(), nearWant.depthError.data(), perBatch.depthError.size() * 8), 0)
+  const EncodeResult perBatch = kvq::replay::replayExactEncode(nearTies.x.data(), nearTies.n, nearTies.books,
+                                                               1024, Defect::ErrorPerBatch);
+  EXPECT_NE(
+      std::memcmp(perBatch.depthError.data(), nearWant.depthError.data(), perBatch.depthError.size() * 8), 0)
       << "a multi-batch run must tell per-batch sums from the CPU's tile order";
 }
 
@@ -103,7 +106,8 @@ TEST_F(KernelReplay, TensorCoreDefectsChangeTheCodesOnTheParityData) {
   const EncodeResult plainWant = cpuEncode(*m_cpu, plain);
   const EncodeResult clusterWant = cpuEncode(*m_cpu, clusters);
   auto tc = [](const Case& c, TcDefect d) {
-    return kvq::replay::replayTensorCoreEncode(c.x.data(), c.n, c.books, MmaModel::Nearest, nullptr, false, d);
+    return kvq::replay::replayTensorCoreEncode(c.x.data(), c.n, c.books, MmaModel::Nearest, nullptr, false,
+                                               d);
   };
   EXPECT_GT(codesDiffering(tc(plain, TcDefect::NoRerank), plainWant), 10);
   EXPECT_GT(codesDiffering(tc(clusters, TcDefect::ZeroWindow), clusterWant), 10);
@@ -124,7 +128,8 @@ TEST_F(KernelReplay, StatisticsContinueAcrossBatchesAsTheCpuSums) {
   kvq::replay::replayAccumulate(x.data(), n, g, codes.data(), C, repCounts.data(), repSums.data(), 1024);
   EXPECT_EQ(std::memcmp(cpuCounts.data(), repCounts.data(), C * 8), 0);
   EXPECT_EQ(std::memcmp(cpuSums.data(), repSums.data(), cpuSums.size() * 8), 0);
-  kvq::replay::replayAccumulate(x.data(), n, g, codes.data(), C, badCounts.data(), badSums.data(), 1024, true);
+  kvq::replay::replayAccumulate(x.data(), n, g, codes.data(), C, badCounts.data(), badSums.data(), 1024,
+                                true);
   EXPECT_NE(std::memcmp(cpuSums.data(), badSums.data(), cpuSums.size() * 8), 0);
 }
 
@@ -139,7 +144,8 @@ TEST_F(KernelReplay, EmaUpdateIsTheCpuStepBitForBit) {
   auto repCount = cpuCount, repSum = cpuSum, badCount = cpuCount, badSum = cpuSum;
   for (int step = 0; step < 3; ++step) {
     std::vector<int32_t> cpuCodes(static_cast<size_t>(n));
-    m_cpu->emaStep(x.data(), n, cpuBook.data(), C, g, 0.99, 1e-5, cpuCount.data(), cpuSum.data(), cpuCodes.data());
+    m_cpu->emaStep(x.data(), n, cpuBook.data(), C, g, 0.99, 1e-5, cpuCount.data(), cpuSum.data(),
+                   cpuCodes.data());
     for (auto* state : {&repBook, &badBook}) {
       const bool bad = state == &badBook;
       std::vector<int32_t> codes(static_cast<size_t>(n));
@@ -149,8 +155,9 @@ TEST_F(KernelReplay, EmaUpdateIsTheCpuStepBitForBit) {
       }
       std::vector<double> counts(C, 0.0), sums(static_cast<size_t>(C) * g, 0.0);
       kvq::replay::replayAccumulate(x.data(), n, g, codes.data(), C, counts.data(), sums.data(), 1024);
-      kvq::replay::replayEmaUpdate(bad ? badCount.data() : repCount.data(), bad ? badSum.data() : repSum.data(),
-                                   state->data(), counts.data(), sums.data(), C, g, 0.99, 1e-5, bad);
+      kvq::replay::replayEmaUpdate(bad ? badCount.data() : repCount.data(),
+                                   bad ? badSum.data() : repSum.data(), state->data(), counts.data(),
+                                   sums.data(), C, g, 0.99, 1e-5, bad);
     }
   }
   EXPECT_EQ(std::memcmp(cpuBook.data(), repBook.data(), cpuBook.size() * 4), 0);
@@ -161,13 +168,16 @@ TEST_F(KernelReplay, EmaUpdateIsTheCpuStepBitForBit) {
 
 // The first 4096 vectors of the reference shape's data (C = 2048, K = 8, g = 32; the
 // device test encodes all 524 288): both kernels' replays give the CPU's bits.
+// KVQ_REPLAY_REFERENCE_VECTORS=N replays the first N instead (docs/gpu.md quotes 65 536).
 TEST_F(KernelReplay, ReferenceShapeSliceBothKernels) {
-  const Case c = kvq::parity::gaussianCase("reference", 4096, 8, 2048, 32, 2024);
+  const char* env = std::getenv("KVQ_REPLAY_REFERENCE_VECTORS");
+  const int64_t n = env != nullptr ? std::atoll(env) : 4096;
+  const Case c = kvq::parity::gaussianCase("reference", n, 8, 2048, 32, 2024);
   const EncodeResult want = cpuEncode(*m_cpu, c);
   EXPECT_TRUE(identical(kvq::replay::replayExactEncode(c.x.data(), c.n, c.books, int64_t{1} << 20), want));
   kvq::replay::TcStats stats;
-  EXPECT_TRUE(identical(kvq::replay::replayTensorCoreEncode(c.x.data(), c.n, c.books, MmaModel::Nearest, &stats),
-                        want));
+  EXPECT_TRUE(identical(
+      kvq::replay::replayTensorCoreEncode(c.x.data(), c.n, c.books, MmaModel::Nearest, &stats), want));
   std::printf("reference slice: %lld decisions, %.4f%% by the exact fallback, %.2f re-ranked per decision\n",
               static_cast<long long>(stats.decisions),
               100.0 * static_cast<double>(stats.fallbacks) / static_cast<double>(stats.decisions),
@@ -189,8 +199,8 @@ TEST_F(KernelReplay, CandidateShareOnTheBundledSample) {
     for (kvq::Kind kind : kinds) {
       const kvq::Slab slab = reader->read(layer, kind);
       const int64_t vectors = slab.tokens * slab.heads;
-      const auto order = kvq::channelOrder(info.headDim, g, kind == kvq::Kind::Keys ? kvq::Grouping::Strided
-                                                                                    : kvq::Grouping::Contiguous);
+      const auto order = kvq::channelOrder(
+          info.headDim, g, kind == kvq::Kind::Keys ? kvq::Grouping::Strided : kvq::Grouping::Contiguous);
       std::vector<float> groups(static_cast<size_t>(vectors) * info.headDim);
       std::vector<float> scales(static_cast<size_t>(vectors));
       kvq::scaleAndGroup(slab.data.data(), vectors, info.headDim, order, g, groups.data(), scales.data());
@@ -200,13 +210,14 @@ TEST_F(KernelReplay, CandidateShareOnTheBundledSample) {
       const kvq::Codebooks books = kvq::trainRvq(groups.data(), train, g, config, *m_cpu);
       Case c{"sample", n - train, std::vector<float>(groups.begin() + train * g, groups.end()), books};
       kvq::replay::TcStats stats;
-      EXPECT_TRUE(identical(kvq::replay::replayTensorCoreEncode(c.x.data(), c.n, c.books, MmaModel::Nearest,
-                                                                &stats),
-                            cpuEncode(*m_cpu, c)));
-      std::printf("sample layer %2d %-6s: %lld decisions, %.4f%% settled by the candidates, %.2f re-ranked each\n",
-                  layer, kind == kvq::Kind::Keys ? "keys" : "values", static_cast<long long>(stats.decisions),
-                  100.0 - 100.0 * static_cast<double>(stats.fallbacks) / static_cast<double>(stats.decisions),
-                  static_cast<double>(stats.reranked) / static_cast<double>(stats.decisions));
+      EXPECT_TRUE(
+          identical(kvq::replay::replayTensorCoreEncode(c.x.data(), c.n, c.books, MmaModel::Nearest, &stats),
+                    cpuEncode(*m_cpu, c)));
+      std::printf(
+          "sample layer %2d %-6s: %lld decisions, %.4f%% settled by the candidates, %.2f re-ranked each\n",
+          layer, kind == kvq::Kind::Keys ? "keys" : "values", static_cast<long long>(stats.decisions),
+          100.0 - 100.0 * static_cast<double>(stats.fallbacks) / static_cast<double>(stats.decisions),
+          static_cast<double>(stats.reranked) / static_cast<double>(stats.decisions));
     }
   }
 }
