@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #ifdef __CUDACC__
@@ -217,17 +218,27 @@ KVQ_HD float entryLengthUp(const float* c, int g) {
 // duplicated entries (common in trained codebooks of layers whose keys repeat with the
 // token) from crowding the candidate lists. Host only. stage: [C, g]; shadowed: [C] out.
 inline void findShadowedEntries(const float* stage, int C, int g, uint8_t* shadowed) {
-  std::vector<int> order(static_cast<size_t>(C));
-  for (int e = 0; e < C; ++e) order[static_cast<size_t>(e)] = e;
   const size_t bytes = sizeof(float) * static_cast<size_t>(g);
-  auto row = [&](int e) { return stage + static_cast<std::ptrdiff_t>(e) * g; };
-  std::sort(order.begin(), order.end(), [&](int a, int b) {
-    const int c = std::memcmp(row(a), row(b), bytes);
-    return c != 0 ? c < 0 : a < b;
-  });
-  for (int e = 0; e < C; ++e) shadowed[e] = 0;
-  for (size_t p = 1; p < order.size(); ++p) {
-    if (std::memcmp(row(order[p - 1]), row(order[p]), bytes) == 0) shadowed[order[p]] = 1;
+  auto row = [&](int e) {
+    return reinterpret_cast<const unsigned char*>(stage + static_cast<std::ptrdiff_t>(e) * g);
+  };
+  // (FNV-1a hash of the row's bytes, entry), sorted: identical rows share a run, in entry
+  // order; rows of a run are compared byte for byte (hash collisions stay distinct).
+  std::vector<std::pair<uint64_t, int>> keys(static_cast<size_t>(C));
+  for (int e = 0; e < C; ++e) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t b = 0; b < bytes; ++b) h = (h ^ row(e)[b]) * 1099511628211ull;
+    keys[static_cast<size_t>(e)] = {h, e};
+    shadowed[e] = 0;
+  }
+  std::sort(keys.begin(), keys.end());
+  for (size_t p = 1; p < keys.size(); ++p) {
+    for (size_t q = p; q-- > 0 && keys[q].first == keys[p].first;) {
+      if (std::memcmp(row(keys[q].second), row(keys[p].second), bytes) == 0) {
+        shadowed[keys[p].second] = 1;
+        break;
+      }
+    }
   }
 }
 

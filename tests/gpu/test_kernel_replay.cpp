@@ -55,7 +55,11 @@ TEST_F(KernelReplay, TensorCoreCandidatesAreTheCpuBitForBitUnderEveryAccumulatio
   for (const Case& c : kvq::parity::parityCases(*m_cpu)) {
     if (c.books.dim > 32) continue;  // g = 128 takes the exact kernel
     const EncodeResult want = cpuEncode(*m_cpu, c);
-    for (MmaModel model : {MmaModel::Nearest, MmaModel::Truncate, MmaModel::WorstCase}) {
+    // Every accumulation model for g = 32 (the paper's); round to nearest for the others.
+    const std::vector<MmaModel> models =
+        c.books.dim == 32 ? std::vector<MmaModel>{MmaModel::Nearest, MmaModel::Truncate, MmaModel::WorstCase}
+                          : std::vector<MmaModel>{MmaModel::Nearest};
+    for (MmaModel model : models) {
       kvq::replay::TcStats stats;
       const EncodeResult got =
           kvq::replay::replayTensorCoreEncode(c.x.data(), c.n, c.books, model, &stats, true);
@@ -193,8 +197,9 @@ TEST_F(KernelReplay, CandidateShareOnTheBundledSample) {
   const kvq::DumpInfo& info = reader->info();
   const int g = 32;
   // CI: keys only; KVQ_REPLAY_FULL=1 adds the values (docs/gpu.md quotes both).
+  const bool full = std::getenv("KVQ_REPLAY_FULL") != nullptr;
   std::vector<kvq::Kind> kinds{kvq::Kind::Keys};
-  if (std::getenv("KVQ_REPLAY_FULL") != nullptr) kinds.push_back(kvq::Kind::Values);
+  if (full) kinds.push_back(kvq::Kind::Values);
   for (int layer : {0, 12}) {
     for (kvq::Kind kind : kinds) {
       const kvq::Slab slab = reader->read(layer, kind);
@@ -208,7 +213,10 @@ TEST_F(KernelReplay, CandidateShareOnTheBundledSample) {
       const int64_t train = n * 3 / 4;
       kvq::RvqConfig config = kvq::presetConfig("fast");
       const kvq::Codebooks books = kvq::trainRvq(groups.data(), train, g, config, *m_cpu);
-      Case c{"sample", n - train, std::vector<float>(groups.begin() + train * g, groups.end()), books};
+      // CI encodes the first 2 048 held-out vectors; KVQ_REPLAY_FULL=1 all of them.
+      const int64_t held = full ? n - train : std::min<int64_t>(2048, n - train);
+      Case c{"sample", held,
+             std::vector<float>(groups.begin() + train * g, groups.begin() + (train + held) * g), books};
       kvq::replay::TcStats stats;
       EXPECT_TRUE(
           identical(kvq::replay::replayTensorCoreEncode(c.x.data(), c.n, c.books, MmaModel::Nearest, &stats),
@@ -236,6 +244,14 @@ TEST(KernelMath, TopScoresKeepsTheFourHighestAndTheEarlierOfTies) {
   partial.offer(std::nanf(""), 1);  // NaN is never kept
   EXPECT_EQ(partial.i[1], -1);
   EXPECT_FALSE(partial.mayHaveDropped(-1e30f));  // not full: nothing finite was dropped
+}
+
+TEST(KernelMath, ShadowedEntriesAreLaterCopiesOfTheSameBits) {
+  // Rows: a, b, a, c, b, a, +0, -0 (g = 2); -0 and +0 differ in their bits: both kept.
+  const float rows[] = {1, 2, 3, 4, 1, 2, 5, 6, 3, 4, 1, 2, 0.0f, 0.0f, -0.0f, 0.0f};
+  uint8_t shadowed[8];
+  kvq::gpu::findShadowedEntries(rows, 8, 2, shadowed);
+  EXPECT_EQ(std::vector<uint8_t>(shadowed, shadowed + 8), (std::vector<uint8_t>{0, 0, 1, 0, 1, 1, 0, 0}));
 }
 
 TEST(KernelMath, Tf32RoundingIsToNearestTiesAway) {
