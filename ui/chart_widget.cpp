@@ -17,7 +17,8 @@ ChartWidget::ChartWidget(const QString& title, QWidget* parent)
       m_chart(new QChart),
       m_view(new QChartView(this)),
       m_readout(new QLabel(this)),
-      m_placeholder(new QLabel(this)) {
+      m_placeholder(new QLabel(this)),
+      m_notice(new QLabel(this)) {
   setWindowTitle(title);
   m_chart->setTitle(title);
   m_chart->legend()->setAlignment(Qt::AlignBottom);
@@ -34,6 +35,12 @@ ChartWidget::ChartWidget(const QString& title, QWidget* parent)
   m_placeholder->setWordWrap(true);
   m_placeholder->setStyleSheet(QStringLiteral("color: palette(mid); font-size: 15pt;"));
   m_placeholder->setVisible(false);
+  m_notice->setObjectName(QStringLiteral("chartNotice"));
+  m_notice->setTextFormat(Qt::PlainText);
+  m_notice->setAlignment(Qt::AlignCenter);
+  m_notice->setStyleSheet(QStringLiteral("QLabel { background: #fff3d6; color: #6b4500; padding: 3px; }"));
+  m_notice->setVisible(false);
+  layout->addWidget(m_notice);
   layout->addWidget(m_view, 1);
   layout->addWidget(m_placeholder, 1);
   layout->addWidget(m_readout);
@@ -53,6 +60,16 @@ void ChartWidget::showPlaceholder(const QString& text) {
   m_placeholder->setText(text);
   m_placeholder->setVisible(true);
   setReadout(QString());
+}
+
+void ChartWidget::setNotice(const QString& text) {
+  if (text == m_notice->text()) return;
+  m_notice->setText(text);
+  m_notice->setVisible(!text.isEmpty());
+}
+
+QString ChartWidget::notice() const {
+  return m_notice->text();
 }
 
 bool ChartWidget::isPlaceholder() const {

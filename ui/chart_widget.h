@@ -31,6 +31,10 @@ class ChartWidget : public QWidget {
   QList<QAbstractSeries*> series() const;
   // Shows text in place of an empty chart.
   void showPlaceholder(const QString& text);
+  // A line above the chart about what it shows ("C = 4096 is training in the
+  // background…"); empty hides it.
+  void setNotice(const QString& text);
+  QString notice() const;
   bool isPlaceholder() const;
 
  protected:
@@ -47,6 +51,7 @@ class ChartWidget : public QWidget {
   QChartView* m_view;
   QLabel* m_readout;
   QLabel* m_placeholder;  // shown instead of the empty chart
+  QLabel* m_notice;
 };
 
 // The index of the point of s nearest to p in screen-independent units (x and y

@@ -43,6 +43,11 @@ void ChartsPanel::setStudy(const std::shared_ptr<const kvq::StudyResult>& study,
     clearStudy();
     return;
   }
+  // The same picture again (a settings change answered by the study already shown):
+  // nothing to rebuild, so the UI thread stays free.
+  const Drawn drawn{study, depth, layer, kind, head};
+  if (drawn == m_drawn) return;
+  m_drawn = drawn;
   m_rd->setStudy(*study, depth);
   m_depth->setStudy(*study, layer, depth);
   m_layers->setStudy(*study, depth);
@@ -50,10 +55,21 @@ void ChartsPanel::setStudy(const std::shared_ptr<const kvq::StudyResult>& study,
 }
 
 void ChartsPanel::clearStudy() {
+  m_drawn = {};
   m_rd->showPlaceholder(tr("Train a quantizer (Ctrl+T) to see its rate–distortion curve"));
   m_depth->showPlaceholder(tr("Train a quantizer to see the error after each stage"));
   m_layers->showPlaceholder(tr("Train a quantizer to compare layers"));
   m_usage->showPlaceholder(tr("Train a quantizer to see how its codebook entries are used"));
+}
+
+void ChartsPanel::setNotice(const QString& text) {
+  for (ChartWidget* chart : {static_cast<ChartWidget*>(m_rd), static_cast<ChartWidget*>(m_depth),
+                             static_cast<ChartWidget*>(m_layers), static_cast<ChartWidget*>(m_usage)})
+    chart->setNotice(text);
+}
+
+QString ChartsPanel::notice() const {
+  return m_rd->notice();
 }
 
 void ChartsPanel::setChannels(const ChannelData& values, int groupSize, kvq::Grouping grouping) {

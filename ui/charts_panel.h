@@ -29,6 +29,10 @@ class ChartsPanel : public QTabWidget {
   void setStudy(const std::shared_ptr<const kvq::StudyResult>& study, int depth, int layer, kvq::Kind kind,
                 int head);
   void clearStudy();
+  // A line above each study chart about what it shows ("C = 4096 is training in the
+  // background…"); empty hides it.
+  void setNotice(const QString& text);
+  QString notice() const;
   void setChannels(const ChannelData& values, int groupSize, kvq::Grouping grouping);
 
   QList<ChartWidget*> charts() const;
@@ -50,6 +54,16 @@ class ChartsPanel : public QTabWidget {
   CodebookUsageChart* m_usage;
   ChannelChart* m_channels;
   ModelImpactView* m_model;
+  // What the study charts show now.
+  struct Drawn {
+    std::shared_ptr<const kvq::StudyResult> study;
+    int depth = 0;
+    int layer = 0;
+    kvq::Kind kind = kvq::Kind::Keys;
+    int head = -1;
+    bool operator==(const Drawn&) const = default;
+  };
+  Drawn m_drawn;
 };
 
 }  // namespace kvq::ui

@@ -9,9 +9,14 @@ namespace kvq::ui::job_tag {
 
 inline const QString kOpen = QStringLiteral("open");          // open a dump + statistics
 inline const QString kTrain = QStringLiteral("train");        // train and evaluate a study
+inline const QString kPreview = QStringLiteral("preview");    // the quick first pass of an auto-training
 inline const QString kChannels = QStringLiteral("channels");  // one head's channel magnitudes
 inline const QString kBackend = QStringLiteral("backend");    // start a compute backend
 inline const QString kModel = QStringLiteral("model");        // perplexity/KL with a quantized cache
+// BackgroundTrainer's jobs (on its own low-priority queue, or on the GUI's queue
+// when HDF5 reads cannot run on a second thread).
+inline const QString kBackgroundSize = QStringLiteral("background size");  // one neighbouring size
+inline const QString kCalibrate = QStringLiteral("calibrate");             // measure a backend's throughput
 
 // Each export has a tag of its own (a counter and the target path): one export must
 // never replace or cancel another.

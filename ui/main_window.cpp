@@ -79,10 +79,23 @@ MainWindow::MainWindow(std::shared_ptr<MessagePresenter> presenter, QWidget* par
 
   connect(m_dataset, &DatasetPanel::selectionChanged, this, &MainWindow::onSelection);
   connect(m_settings, &SettingsPanel::configEdited, this, [this] {
-    refreshStudyCharts();
+    onSettingsChanged();
     refreshChannels();
   });
-  connect(m_settings, &SettingsPanel::depthChanged, this, &MainWindow::refreshStudyCharts);
+  connect(m_settings, &SettingsPanel::depthChanged, this, &MainWindow::onSettingsChanged);
+  connect(m_settings, &SettingsPanel::autoTrainToggled, this, [this](bool on) {
+    if (on) onSettingsChanged();
+  });
+  connect(m_settings, &SettingsPanel::backgroundTrainingToggled, this, [this](bool on) {
+    m_study->setBackgroundEnabled(on);
+    updateNotice();
+  });
+  m_study->background()->setRange(
+      {SettingsPanel::kMinCodebookSize, SettingsPanel::kMaxCodebookSize, SettingsPanel::kMaxDepth});
+  connect(m_study, &StudyController::previewReady, this, [this] { refreshStudyCharts(); });
+  connect(m_study, &StudyController::backgroundResult, this, &MainWindow::onBackgroundResult);
+  connect(m_study->background(), &BackgroundTrainer::statusChanged, this, &MainWindow::updateNotice);
+  connect(m_study, &StudyController::throughputChanged, this, &MainWindow::updateTrainingEstimate);
   connect(m_settings, &SettingsPanel::trainRequested, this, &MainWindow::train);
   connect(m_charts->modelImpact(), &ModelImpactView::runRequested, this, &MainWindow::runModelImpact);
   connect(m_settings, &SettingsPanel::backendChoiceChanged, m_study, &StudyController::setBackendChoice);
@@ -111,6 +124,7 @@ MainWindow::MainWindow(std::shared_ptr<MessagePresenter> presenter, QWidget* par
 
   restoreWindowState();
   m_settings->restoreSettings();
+  m_study->background()->setEnabled(m_settings->backgroundTraining());
   // The CPU backend exists from the start; any other choice is made on the jobs.
   if (m_settings->backendChoice() != QLatin1String("cpu"))
     m_study->setBackendChoice(m_settings->backendChoice());
@@ -140,7 +154,10 @@ void MainWindow::createActions() {
   m_cancelAction = new QAction(icon("cancel"), tr("&Cancel"), this);
   m_cancelAction->setShortcut(QKeySequence(Qt::Key_Escape));
   m_cancelAction->setStatusTip(tr("Cancel the running task; earlier results stay"));
-  connect(m_cancelAction, &QAction::triggered, m_jobs, &JobQueue::cancelAll);
+  connect(m_cancelAction, &QAction::triggered, this, [this] {
+    m_jobs->cancelAll();
+    m_study->background()->cancel();  // the background sizes stop too; slider moves restart theirs
+  });
 
   m_exportChartAction = new QAction(icon("export"), tr("&Export Chart…"), this);
   m_exportChartAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
@@ -243,6 +260,7 @@ void MainWindow::setSession(SessionPtr session) {
                                .arg(info.headDim)
                                .arg(info.tokens),
                            8000);
+  updateTrainingEstimate();
   refreshStudyCharts();
   updateActions();
   updateTitle();
@@ -254,7 +272,8 @@ void MainWindow::updateActions() {
   m_trainAction->setEnabled(open);
   m_settings->trainButton()->setEnabled(open);
   m_cancelAction->setEnabled(m_jobs->isPending(job_tag::kOpen) || m_jobs->isPending(job_tag::kTrain) ||
-                             m_jobs->isPending(job_tag::kModel));
+                             m_jobs->isPending(job_tag::kModel) || m_jobs->isPending(job_tag::kPreview) ||
+                             !m_study->background()->isIdle());
   m_charts->modelImpact()->runButton()->setEnabled(open && !m_jobs->isPending(job_tag::kModel));
   m_exportCodebooksAction->setEnabled(m_shown != nullptr);
   m_exportMetricsAction->setEnabled(m_shown != nullptr);

@@ -56,6 +56,8 @@ class MainWindow : public QMainWindow {
   // The Model impact tab's run (main_window_model.cpp): the chosen GGUF model over the open
   // dump's tokens with the shown study's codebooks and KIVI-2/3/4; the chart follows.
   void runModelImpact();
+  // What the charts show besides the study ("" when they show exactly the settings).
+  QString chartsNotice() const;
   // Exports; failures go to the presenter and return false. Codebooks are written
   // on the job queue: exportFinished follows.
   bool exportCurrentChart(const QString& path);
@@ -87,6 +89,14 @@ class MainWindow : public QMainWindow {
   void about();
   void onSelection(int layer, int kind, int head);
   void refreshStudyCharts();
+  // After a settings change: the cache, the background plan (codebook size and depth)
+  // or, with auto-train, a progressive training answers it.
+  void onSettingsChanged();
+  void ensureTrained();
+  void updateNotice();
+  QString studyNotice(bool withProgress) const;
+  void updateTrainingEstimate();
+  void onBackgroundResult(const StudyPtr& study);
   void refreshChannels();
   void onStudyReady(const StudyPtr& study);
   void restoreWindowState();

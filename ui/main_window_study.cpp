@@ -49,9 +49,8 @@ void MainWindow::train() {
     m_presenter->showError(this, tr("Nothing to train"), tr("None of the layers listed is in the dump."));
     return;
   }
-  if (m_study->train(m_settings->config(), layers)) {
-    m_settings->setStatusText(tr("Training…"));
-  }
+  m_study->train(m_settings->config(), layers);
+  updateNotice();
 }
 
 void MainWindow::onStudyReady(const StudyPtr& study) {
@@ -73,6 +72,84 @@ void MainWindow::onSelection(int layer, int kind, int head) {
   refreshChannels();
 }
 
+void MainWindow::onSettingsChanged() {
+  updateTrainingEstimate();
+  ensureTrained();
+  refreshStudyCharts();
+}
+
+void MainWindow::ensureTrained() {
+  if (!m_session) return;
+  const kvq::RvqConfig config = m_settings->config();
+  const QList<int> layers = m_settings->layers(presentLayers(m_session));
+  if (layers.isEmpty() || m_study->lookup(config, layers) || m_study->isTrainingFor(config, layers)) return;
+  // Codebook size and depth: the background plan trains them (no prompt, no button).
+  if (m_study->background()->request(config, layers)) return;
+  if (m_settings->autoTrain()) m_study->train(config, layers, StudyController::Mode::Progressive);
+}
+
+void MainWindow::updateTrainingEstimate() {
+  if (!m_session) return;
+  const QList<int> layers = m_settings->layers(presentLayers(m_session));
+  m_settings->setTrainingEstimate(m_study->estimateSeconds(m_settings->config(), layers));
+}
+
+void MainWindow::onBackgroundResult(const StudyPtr& study) {
+  if (!m_session) return;
+  const QList<int> layers = m_settings->layers(presentLayers(m_session));
+  // Redraw only when the new size answers what the settings ask; else only the notice changes.
+  if (m_study->lookup(m_settings->config(), layers) == study)
+    refreshStudyCharts();
+  else
+    updateNotice();
+}
+
+QString MainWindow::chartsNotice() const {
+  return studyNotice(true);
+}
+
+QString MainWindow::studyNotice(bool withProgress) const {
+  if (!m_session) return {};
+  const kvq::RvqConfig config = m_settings->config();
+  const QList<int> layers = m_settings->layers(presentLayers(m_session));
+  if (m_study->lookup(config, layers)) return {};
+  const QString what = tr("C = %1, K = %2").arg(config.codebookSize).arg(config.depth);
+  if (m_study->isTrainingFor(config, layers)) {
+    return m_study->lookupPreview(config, layers)
+               ? tr("%1: showing a quick preview; the full recipe is training…").arg(what)
+               : tr("%1 is training…").arg(what);
+  }
+  const BackgroundTrainer::Status status = m_study->background()->status(config, layers);
+  switch (status.state) {
+    case BackgroundTrainer::State::Training:
+      return withProgress ? tr("%1 is training in the background (%2 %); shown when it lands.")
+                                .arg(what)
+                                .arg(qRound(100 * status.progress))
+                          : tr("%1 is training in the background; shown when it lands.").arg(what);
+    case BackgroundTrainer::State::Queued:
+      return tr("%1 is queued for background training; shown when it lands.").arg(what);
+    case BackgroundTrainer::State::Failed:
+      return tr("%1 cannot be trained: %2").arg(what, status.message);
+    case BackgroundTrainer::State::Answered:
+      return {};
+    case BackgroundTrainer::State::NotPlanned:
+      break;
+  }
+  if (!m_shown) return tr("Not trained yet: press Train (Ctrl+T).");
+  return m_settings->autoTrain()
+             ? tr("Settings changed: training…")
+             : tr("Settings changed: the charts show the previous training. Train (Ctrl+T) "
+                  "to update.");
+}
+
+void MainWindow::updateNotice() {
+  m_charts->setNotice(studyNotice(true));
+  // The panel's status line without the percentage: its label wraps, and relaying out
+  // the dock 25 times a second would keep the UI thread busy for nothing.
+  const QString status = studyNotice(false);
+  if (!status.isEmpty()) m_settings->setStatusText(status);
+}
+
 void MainWindow::refreshStudyCharts() {
   if (!m_session) return;
   const kvq::RvqConfig config = m_settings->config();
@@ -81,22 +158,17 @@ void MainWindow::refreshStudyCharts() {
   StudyPtr study = m_study->lookup(config, layers);
   if (study) {
     m_shown = study;
-    m_settings->setStatusText(tr("Showing the trained result (trained to K = %1).").arg(study->config.depth));
-  } else if ((study = m_study->lookupShallower(config, layers))) {
-    m_shown = study;
-    depth = study->config.depth;
-    m_settings->setStatusText(tr("Trained to K = %1 only: showing K = %1. Train (Ctrl+T) for K = %2.")
-                                  .arg(depth)
-                                  .arg(config.depth));
-  } else if (m_shown) {
-    study = m_shown;
-    depth = std::min(depth, trainedDepth(*study));
     m_settings->setStatusText(
-        tr("Settings changed: the charts show the previous training. Train (Ctrl+T) to update."));
+        tr("Showing the trained result (trained to K = %1).").arg(trainedDepth(*study)));
+  } else if ((study = m_study->lookupPreview(config, layers)) ||
+             (study = m_study->lookupShallower(config, layers))) {
+    m_shown = study;
   } else {
-    m_settings->setStatusText(tr("Not trained yet: press Train (Ctrl+T)."));
-    return;
+    study = m_shown;
   }
+  updateNotice();
+  if (!study) return;
+  depth = std::min(depth, trainedDepth(*study));
   // The depth and usage charts follow the dataset selection; a layer the study did
   // not train falls back to its first layer.
   const std::vector<int> trained = studyLayers(*study);

@@ -17,6 +17,7 @@
 #include "job_tags.h"
 #include "main_window.h"
 #include "message_presenter.h"
+#include "rate_distortion_chart.h"
 #include "settings_panel.h"
 
 namespace kvq::ui {
@@ -92,6 +93,12 @@ int renderScreenshots(const QString& dump, const QString& dir) {
       ok = false;
     }
   }
+  // The codebook-size slider moved to a size the background is still training: the
+  // charts keep the trained size and say that the new one is on its way.
+  charts->setCurrentWidget(charts->rateDistortion());
+  settings->setCodebookSize(4096);
+  QCoreApplication::processEvents();
+  ok = save(&window, QDir(dir).filePath(QStringLiteral("background_training.png"))) && ok;
   window.close();
   return ok ? 0 : 1;
 }

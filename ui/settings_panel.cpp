@@ -1,5 +1,6 @@
 #include "settings_panel.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
@@ -25,7 +26,9 @@ namespace {
 
 constexpr int kMinCodebookExponent = 4;   // C = 16
 constexpr int kMaxCodebookExponent = 14;  // C = 16384
-constexpr int kMaxDepth = 16;
+static_assert(SettingsPanel::kMinCodebookSize == 1 << kMinCodebookExponent);
+static_assert(SettingsPanel::kMaxCodebookSize == 1 << kMaxCodebookExponent);
+constexpr int kMaxDepth = SettingsPanel::kMaxDepth;
 constexpr int kMaxBeamWidth = 64;             // validateConfig's limit
 constexpr double kMaxHeldOutFraction = 0.95;  // validateConfig allows [0, 1); keep some training tokens
 const QString kSettingsGroup = QStringLiteral("study");
@@ -81,6 +84,8 @@ SettingsPanel::SettingsPanel(QWidget* parent)
       m_backend(new QLabel(this)),
       m_readout(new QLabel(this)),
       m_status(new QLabel(this)),
+      m_autoTrain(new QCheckBox(tr("Auto-train"), this)),
+      m_backgroundTraining(new QCheckBox(tr("Train neighbouring sizes in the background"), this)),
       m_train(new QPushButton(tr("Train"), this)) {
   setUpQuantizerControls();
   setUpTrainingControls();
@@ -175,6 +180,17 @@ void SettingsPanel::setUpOtherControls() {
          "compression ratio against fp16 = 16/b"));
   m_status->setWordWrap(true);
   m_train->setToolTip(tr("Train and evaluate the quantizers for these settings (Ctrl+T)"));
+  m_autoTrain->setObjectName(QStringLiteral("autoTrain"));
+  m_autoTrain->setToolTip(
+      tr("Retrain on every settings change: a quick preview first, then the full recipe.\n"
+         "Until you set it, it is on when a training of the settings is estimated\n"
+         "to take at most %1 s (from the backend's measured throughput).")
+          .arg(kAutoTrainSeconds));
+  m_backgroundTraining->setObjectName(QStringLiteral("backgroundTraining"));
+  m_backgroundTraining->setChecked(true);
+  m_backgroundTraining->setToolTip(
+      tr("After a training, train the codebook sizes around it (C/2, 2C, …) at full depth\n"
+         "at low priority, so the codebook-size and depth sliders show real results at once."));
   m_train->setDefault(true);
 }
 
@@ -214,6 +230,8 @@ void SettingsPanel::buildLayout() {
   layout->setContentsMargins(4, 4, 4, 4);
   layout->addWidget(quantizer);
   layout->addWidget(training);
+  layout->addWidget(m_autoTrain);
+  layout->addWidget(m_backgroundTraining);
   layout->addWidget(m_train);
   layout->addWidget(m_status);
   layout->addStretch(1);
@@ -249,6 +267,41 @@ void SettingsPanel::connectControls() {
     if (!m_applying) emit backendChoiceChanged(backendChoice());
   });
   connect(m_train, &QPushButton::clicked, this, &SettingsPanel::trainRequested);
+  connect(m_autoTrain, &QCheckBox::clicked, this, [this](bool on) {
+    m_autoTrainChosen = true;
+    emit autoTrainToggled(on);
+  });
+  connect(m_backgroundTraining, &QCheckBox::clicked, this, &SettingsPanel::backgroundTrainingToggled);
+}
+
+bool SettingsPanel::autoTrain() const {
+  return m_autoTrain->isChecked();
+}
+
+void SettingsPanel::setAutoTrain(bool on) {
+  m_autoTrainChosen = true;
+  m_autoTrain->setChecked(on);
+}
+
+void SettingsPanel::setTrainingEstimate(double seconds) {
+  const bool known = std::isfinite(seconds);
+  QString estimate;
+  if (known && seconds < 10)
+    estimate = tr("%1 s").arg(seconds, 0, 'f', 1);
+  else if (known && seconds < 120)
+    estimate = tr("%1 s").arg(qRound(seconds));
+  else if (known)
+    estimate = tr("%1 min").arg(qRound(seconds / 60));
+  m_autoTrain->setText(known ? tr("Auto-train (a training takes ≈ %1)").arg(estimate) : tr("Auto-train"));
+  if (!m_autoTrainChosen) m_autoTrain->setChecked(known && seconds <= kAutoTrainSeconds);
+}
+
+bool SettingsPanel::backgroundTraining() const {
+  return m_backgroundTraining->isChecked();
+}
+
+void SettingsPanel::setBackgroundTraining(bool on) {
+  m_backgroundTraining->setChecked(on);
 }
 
 void SettingsPanel::setCodebookExponent(int exponent) {
@@ -384,6 +437,8 @@ void SettingsPanel::saveSettings() const {
   saveConfig(settings, kvq::rvqConfigTable(), config());  // every field, under its own name
   settings.setValue(QStringLiteral("layers"), m_layers->text());
   settings.setValue(QStringLiteral("backend"), backendChoice());
+  if (m_autoTrainChosen) settings.setValue(QStringLiteral("autoTrain"), autoTrain());
+  settings.setValue(QStringLiteral("backgroundTraining"), backgroundTraining());
   settings.endGroup();
 }
 
@@ -399,6 +454,9 @@ void SettingsPanel::restoreSettings() {
   c.preset = known ? preset : "custom";
   m_layers->setText(settings.value(QStringLiteral("layers")).toString());
   setBackendChoice(settings.value(QStringLiteral("backend"), QStringLiteral("auto")).toString());
+  if (settings.contains(QStringLiteral("autoTrain")))
+    setAutoTrain(settings.value(QStringLiteral("autoTrain")).toBool());
+  setBackgroundTraining(settings.value(QStringLiteral("backgroundTraining"), true).toBool());
   settings.endGroup();
   setConfig(c);
 }

@@ -9,6 +9,7 @@
 
 #include "kvq/rvq/rvq_config.h"
 
+class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
 class QLabel;
@@ -23,6 +24,13 @@ class SettingsPanel : public QWidget {
   Q_OBJECT
 
  public:
+  // The sliders' ranges (C = 2^4 ... 2^14, K = 1 ... 16).
+  static constexpr int kMinCodebookSize = 16;
+  static constexpr int kMaxCodebookSize = 16384;
+  static constexpr int kMaxDepth = 16;
+  // Auto-train is on by default when the estimate of a training is at most this.
+  static constexpr double kAutoTrainSeconds = 2.0;
+
   explicit SettingsPanel(QWidget* parent = nullptr);
 
   // The settings as a config (depth = the depth slider).
@@ -50,6 +58,17 @@ class SettingsPanel : public QWidget {
   void saveSettings() const;
   void restoreSettings();
 
+  // Auto-train: every settings change retrains (a quick preview, then the full
+  // recipe). Until the user sets it, it follows the estimate: on when a training of
+  // the settings takes at most kAutoTrainSeconds (infinity: unknown, off).
+  bool autoTrain() const;
+  void setAutoTrain(bool on);  // the user's choice: no longer follows the estimate
+  bool autoTrainChosen() const { return m_autoTrainChosen; }
+  void setTrainingEstimate(double seconds);
+  // Background training of the neighbouring codebook sizes (on by default).
+  bool backgroundTraining() const;
+  void setBackgroundTraining(bool on);
+
   QPushButton* trainButton() const { return m_train; }
   // Shown below the controls: "b = ... bits/channel, ratio ...×" or a staleness hint.
   void setStatusText(const QString& text);
@@ -59,6 +78,8 @@ class SettingsPanel : public QWidget {
   void depthChanged(int depth);
   void trainRequested();
   void backendChoiceChanged(const QString& choice);
+  void autoTrainToggled(bool on);           // by the user
+  void backgroundTrainingToggled(bool on);  // by the user
 
  private:
   // The constructor's steps.
@@ -75,6 +96,7 @@ class SettingsPanel : public QWidget {
   kvq::RvqConfig m_base;  // the preset's settings that have no control
   int m_headDim = 0;
   bool m_applying = false;  // set while the panel sets its own controls (ApplyingScope)
+  bool m_autoTrainChosen = false;
 
   QComboBox* m_preset;
   QSlider* m_codebook;
@@ -95,6 +117,8 @@ class SettingsPanel : public QWidget {
   QLabel* m_backend;
   QLabel* m_readout;
   QLabel* m_status;
+  QCheckBox* m_autoTrain;
+  QCheckBox* m_backgroundTraining;
   QPushButton* m_train;
 };
 

@@ -1,6 +1,7 @@
 #include "study_controller.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "config_settings.h"
@@ -8,12 +9,38 @@
 #include "job_tags.h"
 #include "kvq/io/codebook_file.h"
 #include "kvq/rvq/backend_registry.h"
+#include "kvq/study/work_estimate.h"
+#include "study_queries.h"
 
 namespace kvq::ui {
 
 StudyController::StudyController(JobQueue* jobs, QObject* parent)
-    : QObject(parent), m_jobs(jobs), m_backend(kvq::makeBackend("cpu")) {
+    : QObject(parent),
+      m_jobs(jobs),
+      m_backend(kvq::makeBackend("cpu")),
+      m_background(new BackgroundTrainer(
+          jobs,
+          [this](const kvq::RvqConfig& config, const QList<int>& layers) {
+            return lookup(config, layers) != nullptr;
+          },
+          this)) {
   m_backendName = QString::fromStdString(m_backend->name());
+  connect(m_background, &BackgroundTrainer::studyReady, this, [this](const StudyPtr& study) {
+    QList<int> layers;
+    for (int layer : studyLayers(*study)) layers << layer;
+    if (m_session) store(cacheKey(m_session->path, study->config, layers), study);
+    emit backgroundResult(study);
+  });
+  connect(m_background, &BackgroundTrainer::throughputMeasured, this, [this](double throughput) {
+    if (m_throughputFromTraining) return;  // a real training measured the whole pipeline
+    m_throughput = throughput;
+    emit throughputChanged(m_throughput);
+  });
+  if (m_jobs) {
+    connect(m_jobs, &JobQueue::taskFinished, this, [this](const QString& tag) {
+      if (tag == job_tag::kTrain && m_jobs && !m_jobs->isPending(job_tag::kTrain)) m_pendingKey.clear();
+    });
+  }
 }
 
 StudyController::~StudyController() {
@@ -33,6 +60,13 @@ void StudyController::setSession(SessionPtr session) {
   else
     m_session = std::move(session);
   if (m_jobs && m_jobs->isPending(job_tag::kTrain)) m_jobs->cancel(job_tag::kTrain);
+  if (m_jobs && m_jobs->isPending(job_tag::kPreview)) m_jobs->cancel(job_tag::kPreview);
+  m_pendingKey.clear();
+  m_preview.reset();
+  m_previewKey.clear();
+  m_lastFull.reset();
+  m_lastLayers.clear();
+  m_background->setSession(m_session);
 }
 
 QString StudyController::backendName() const {
@@ -45,10 +79,12 @@ void StudyController::setBackendChoice(const QString& choice) {
   m_jobs->run<BackendPtr>(
       job_tag::kBackend, tr("Starting the %1 backend").arg(choice), this,
       [choice](const kvq::TaskControl&) -> BackendPtr { return kvq::makeBackend(choice.toStdString()); },
-      [this](BackendPtr& backend) {
+      [this, choice](BackendPtr& backend) {
         if (m_jobs) m_jobs->dispose(std::move(m_backend));
         m_backend = std::move(backend);
         m_backendName = QString::fromStdString(m_backend->name());
+        m_background->setBackendChoice(choice);
+        m_throughputFromTraining = false;  // measured again, on the new backend
         emit backendChanged(m_backendName);
       },
       [this](const kvq::Error& error) { emit backendFailed(errorText(error)); });
@@ -111,35 +147,121 @@ size_t StudyController::approximateBytes(const kvq::StudyResult& study) {
   return bytes;
 }
 
-bool StudyController::train(const kvq::RvqConfig& config, const QList<int>& layers) {
+bool StudyController::isTrainingFor(const kvq::RvqConfig& config, const QList<int>& layers) const {
+  return m_session && m_jobs && m_jobs->isPending(job_tag::kTrain) && m_pendingDepth >= config.depth &&
+         m_pendingKey == cacheKey(m_session->path, config, layers);
+}
+
+StudyPtr StudyController::lookupPreview(const kvq::RvqConfig& config, const QList<int>& layers) const {
+  if (!m_session || !m_preview || m_previewKey != cacheKey(m_session->path, config, layers)) return nullptr;
+  return m_preview;
+}
+
+bool StudyController::train(const kvq::RvqConfig& config, const QList<int>& layers, Mode mode) {
   if (!m_session || !m_jobs) return false;
   if (const StudyPtr hit = lookup(config, layers)) {
+    m_jobs->cancel(job_tag::kPreview);
     m_jobs->cancel(job_tag::kTrain);
     emit resultReady(hit);
     return false;
   }
+  if (isTrainingFor(config, layers)) return true;  // the same training is under way
+  const QString key = cacheKey(m_session->path, config, layers);
+  const kvq::RvqConfig preview = kvq::previewConfig(config);
+  // A preview only when it is much quicker than the full recipe (evaluation costs both the same).
+  const bool withPreview =
+      mode == Mode::Progressive && 2 * studyWork(preview, layers) < studyWork(config, layers);
+  m_preview.reset();
+  m_previewKey.clear();
+  if (withPreview)
+    submit(job_tag::kPreview, preview, layers, true);
+  else
+    m_jobs->cancel(job_tag::kPreview);
+  submit(job_tag::kTrain, config, layers, false);
+  m_pendingKey = key;
+  m_pendingDepth = config.depth;
+  return true;
+}
+
+void StudyController::submit(const QString& tag, const kvq::RvqConfig& config, const QList<int>& layers,
+                             bool preview) {
+  ++m_trainRequests;
   const SessionPtr session = m_session;
   const std::shared_ptr<kvq::Backend> backend = m_backend;
-  const QString key = cacheKey(session->path, config, layers);
   kvq::StudyOptions options;
   options.config = config;
   options.layers.assign(layers.begin(), layers.end());
-  const QString label =
-      tr("Training C=%1 K=%2 g=%3").arg(config.codebookSize).arg(config.depth).arg(config.groupSize);
+  const QString label = (preview ? tr("Preview C=%1 K=%2 g=%3") : tr("Training C=%1 K=%2 g=%3"))
+                            .arg(config.codebookSize)
+                            .arg(config.depth)
+                            .arg(config.groupSize);
   m_jobs->run<StudyPtr>(
-      job_tag::kTrain, label, this,
+      tag, label, this,
       [session, backend, options](const kvq::TaskControl& control) -> StudyPtr {
         kvq::validateConfig(options.config, session->info().headDim);
         return std::make_shared<const kvq::StudyResult>(
             kvq::runStudy(*session->reader, options, *backend, &control));
       },
-      [this, key](StudyPtr& study) {
-        ++m_trainings;
-        store(key, study);
-        emit resultReady(study);
+      [this, preview, layers](StudyPtr& study) {
+        if (!preview) {
+          onFullResult(study, layers);
+          return;
+        }
+        m_preview = study;
+        m_previewKey = m_pendingKey;
+        emit previewReady(study);
       },
-      [this](const kvq::Error& error) { emit trainingFailed(errorText(error)); });
-  return true;
+      [this, preview](const kvq::Error& error) {
+        // A failing preview is reported once, by the full training that follows it.
+        if (!preview) emit trainingFailed(errorText(error));
+      });
+}
+
+void StudyController::onFullResult(const StudyPtr& study, const QList<int>& layers) {
+  ++m_trainings;
+  if (m_session) store(cacheKey(m_session->path, study->config, layers), study);
+  const double work = studyWork(study->config, layers);
+  if (study->totalSeconds > 0 && work > 0) {
+    m_throughput = work / study->totalSeconds;
+    m_throughputFromTraining = true;
+    emit throughputChanged(m_throughput);
+  }
+  m_lastFull = study;
+  m_lastLayers = layers;
+  planBackground();
+  emit resultReady(study);
+}
+
+void StudyController::planBackground() {
+  if (!m_lastFull || m_lastFull->jobs.empty() || m_lastFull->jobs.front().quantizers.empty()) return;
+  // The vectors one quantizer trained on, after the trainer's subsampling.
+  const int64_t sample =
+      std::min(m_lastFull->config.trainSample, m_lastFull->jobs.front().quantizers.front().trainVectors);
+  m_background->plan(m_lastFull->config, m_lastLayers, sample);
+}
+
+void StudyController::setBackgroundEnabled(bool on) {
+  m_background->setEnabled(on);
+  if (on) planBackground();
+}
+
+double StudyController::studyWork(const kvq::RvqConfig& config, const QList<int>& layers) const {
+  if (!m_session) return 0.0;
+  const kvq::DumpInfo& info = m_session->info();
+  try {
+    const kvq::TokenSplit split = kvq::splitTokens(info.tokens, info.sequenceStarts, config.heldOutFraction);
+    const int count =
+        layers.isEmpty() ? static_cast<int>(info.layers.size()) : static_cast<int>(layers.size());
+    return kvq::studyWork(config, info, count, 2, split.trainTokens, split.heldOutTokens);
+  } catch (const kvq::Error&) {
+    return 0.0;  // settings the training would refuse: no estimate
+  }
+}
+
+double StudyController::estimateSeconds(const kvq::RvqConfig& config, const QList<int>& layers) const {
+  const double work = studyWork(config, layers);
+  if (work <= 0 || m_throughput <= 0) return std::numeric_limits<double>::infinity();
+  return work / m_throughput;
 }
 
 }  // namespace kvq::ui

@@ -5,6 +5,13 @@
 // cached result. A newer train request replaces a queued one and cancels a
 // running one (job tag "train"); a failed or cancelled training leaves the
 // cache and the shown result as they were.
+//
+// After every full training the BackgroundTrainer trains the neighbouring codebook
+// sizes at full depth into the same cache (background_trainer.h). A progressive
+// training (auto-train) first runs a quick preview of the settings (tag "preview"),
+// then the full recipe (tag "train"); both are replaced by a newer request.
+// Throughput (multiply-adds per second, work_estimate.h) is measured on the backend
+// at start and from every full training; estimateSeconds() uses it.
 #pragma once
 
 #include <QHash>
@@ -15,6 +22,7 @@
 
 #include <memory>
 
+#include "background_trainer.h"
 #include "dump_session.h"
 #include "kvq/rvq/backend.h"
 #include "kvq/study/quantize_study.h"
@@ -36,6 +44,10 @@ class StudyController : public QObject {
   static constexpr size_t kCacheBytes = size_t{1} << 30;
   static size_t approximateBytes(const kvq::StudyResult& study);
 
+  // Full: the settings as they are. Progressive: a quick preview first when it is
+  // much cheaper (previewReady), then the full recipe (resultReady).
+  enum class Mode { Full, Progressive };
+
   StudyController(JobQueue* jobs, QObject* parent = nullptr);
   ~StudyController() override;
 
@@ -46,26 +58,48 @@ class StudyController : public QObject {
   // failure the previous backend stays.
   void setBackendChoice(const QString& choice);
 
-  // Trains config on layers (all present when empty) unless a cached study answers it.
-  // Returns false when the cache answered (resultReady is emitted at once).
-  bool train(const kvq::RvqConfig& config, const QList<int>& layers);
+  // Trains config on layers (all present when empty) unless a cached study answers it
+  // or the same training is already under way. Returns false when the cache answered
+  // (resultReady is emitted at once).
+  bool train(const kvq::RvqConfig& config, const QList<int>& layers, Mode mode = Mode::Full);
   // A cached study trained with config (any depth >= config.depth), or nullptr.
   StudyPtr lookup(const kvq::RvqConfig& config, const QList<int>& layers) const;
   // A cached study with every setting of config but a smaller trained depth, or nullptr.
   StudyPtr lookupShallower(const kvq::RvqConfig& config, const QList<int>& layers) const;
-  int trainingsCompleted() const { return m_trainings; }
+  // The preview of the newest progressive training of config, or nullptr.
+  StudyPtr lookupPreview(const kvq::RvqConfig& config, const QList<int>& layers) const;
+  int trainingsCompleted() const { return m_trainings; }  // full foreground trainings
+  int trainRequests() const { return m_trainRequests; }   // foreground jobs submitted (previews too)
   bool isTraining() const;
+  // True while a foreground training of exactly config on layers is queued or running.
+  bool isTrainingFor(const kvq::RvqConfig& config, const QList<int>& layers) const;
+
+  BackgroundTrainer* background() const { return m_background; }
+  // Turns background training on (planned from the newest full training) or off.
+  void setBackgroundEnabled(bool on);
+
+  // Seconds the backend would take to train and evaluate config on layers of the open
+  // dump, from the measured throughput; infinity until it is measured or without a dump.
+  double estimateSeconds(const kvq::RvqConfig& config, const QList<int>& layers) const;
+  double throughput() const { return m_throughput; }  // multiply-adds per second, 0 unknown
 
   static QString cacheKey(const QString& dump, const kvq::RvqConfig& config, const QList<int>& layers);
 
  signals:
   void resultReady(const kvq::ui::StudyPtr& study);
+  void previewReady(const kvq::ui::StudyPtr& study);
+  void backgroundResult(const kvq::ui::StudyPtr& study);
   void trainingFailed(const QString& message);
   void backendChanged(const QString& name);
   void backendFailed(const QString& message);
+  void throughputChanged(double multiplyAddsPerSecond);
 
  private:
   void store(const QString& key, StudyPtr study);
+  void submit(const QString& tag, const kvq::RvqConfig& config, const QList<int>& layers, bool preview);
+  void onFullResult(const StudyPtr& study, const QList<int>& layers);
+  void planBackground();
+  double studyWork(const kvq::RvqConfig& config, const QList<int>& layers) const;
 
   QPointer<JobQueue> m_jobs;  // may die first when both are children of one window
   SessionPtr m_session;
@@ -74,6 +108,16 @@ class StudyController : public QObject {
   QHash<QString, StudyPtr> m_cache;
   QStringList m_recent;  // keys, most recent last (eviction order)
   int m_trainings = 0;
+  int m_trainRequests = 0;
+  QString m_pendingKey;  // key of the newest foreground training request
+  int m_pendingDepth = 0;
+  StudyPtr m_preview;    // preview of the newest progressive request
+  QString m_previewKey;  // the full key it previews
+  StudyPtr m_lastFull;   // the newest full training, and its layers: the background plan's base
+  QList<int> m_lastLayers;
+  double m_throughput = 0;
+  bool m_throughputFromTraining = false;  // a real training measured it (preferred)
+  BackgroundTrainer* m_background;
 };
 
 }  // namespace kvq::ui

@@ -111,6 +111,10 @@ void StudyViewTest::initTestCase() {
   QVERIFY(waitForSignal(m_window.get(), &MainWindow::sessionChanged));
 
   SettingsPanel* settings = m_window->settingsPanel();
+  // Exactly the trainings this test asks for (test_sliders covers the others).
+  settings->setAutoTrain(false);
+  settings->setBackgroundTraining(false);
+  m_window->study()->setBackgroundEnabled(false);
   settings->applyPreset(QStringLiteral("fast"));
   settings->setCodebookSize(32);
   settings->setDepth(kDepth);

@@ -224,4 +224,9 @@ std::vector<int32_t> DumpReader::tokenIds() const {
   return ids;
 }
 
+bool DumpReader::concurrentReadsSafe() {
+  hbool_t safe = 0;
+  return H5is_library_threadsafe(&safe) >= 0 && safe != 0;
+}
+
 }  // namespace kvq

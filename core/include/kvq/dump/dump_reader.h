@@ -50,6 +50,11 @@ class DumpReader {
   // /tokens as int32 (empty when absent).
   std::vector<int32_t> tokenIds() const;
 
+  // True when readers may be used from two threads at once: the HDF5 library was
+  // built thread-safe (Debian's is), so it serialises its own calls. When false,
+  // every HDF5 call of the process must come from one thread.
+  static bool concurrentReadsSafe();
+
  private:
   DumpReader();
   struct Impl;
