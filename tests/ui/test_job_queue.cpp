@@ -242,11 +242,12 @@ void JobQueueTest::uiThreadStaysResponsive() {
   QVERIFY(waitUntil([&] { return finished == 2; }, 60000));
   watchdog.stop();
   qInfo(
-      "worst UI stall while the workers were busy: %lld ms (wall-clock gap with run-queue waits: %lld "
-      "ms; %d progress events)",
-      static_cast<long long>(watchdog.worstStallMs()), static_cast<long long>(watchdog.worstGapMs()),
-      progressEvents);
-  QVERIFY2(watchdog.worstStallMs() < 50, qPrintable(watchdog.stalls().join(QStringLiteral("; "))));
+      "UI thread while the workers were busy: longest busy stretch %lld ms, longest stall %lld ms "
+      "(wall-clock gap with run-queue waits: %lld ms; %d progress events)",
+      static_cast<long long>(watchdog.worstBusyMs()), static_cast<long long>(watchdog.worstStallMs()),
+      static_cast<long long>(watchdog.worstGapMs()), progressEvents);
+  QVERIFY2(watchdog.worstBusyMs() < 50, qPrintable(watchdog.stalls().join(QStringLiteral("; "))));
+  QVERIFY2(watchdog.worstStallMs() < 200, qPrintable(watchdog.stalls().join(QStringLiteral("; "))));
   QVERIFY(progressEvents > 0);
 }
 

