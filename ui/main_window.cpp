@@ -77,6 +77,21 @@ MainWindow::MainWindow(std::shared_ptr<MessagePresenter> presenter, QWidget* par
   createMenus();
   createToolBar();
 
+  connectSettings();
+  connectStudy();
+
+  restoreWindowState();
+  m_settings->restoreSettings();
+  m_study->background()->setEnabled(m_settings->backgroundTraining());
+  // The CPU backend exists from the start; any other choice is made on the jobs.
+  if (m_settings->backendChoice() != QLatin1String("cpu"))
+    m_study->setBackendChoice(m_settings->backendChoice());
+  updateActions();
+  updateTitle();
+}
+
+// The settings panel drives training, auto-training and the background trainer.
+void MainWindow::connectSettings() {
   connect(m_dataset, &DatasetPanel::selectionChanged, this, &MainWindow::onSelection);
   connect(m_settings, &SettingsPanel::configEdited, this, [this] {
     onSettingsChanged();
@@ -90,6 +105,10 @@ MainWindow::MainWindow(std::shared_ptr<MessagePresenter> presenter, QWidget* par
     m_study->setBackgroundEnabled(on);
     updateNotice();
   });
+}
+
+// Results, failures and backend changes of the study and the job queue.
+void MainWindow::connectStudy() {
   m_study->background()->setRange(
       {SettingsPanel::kMinCodebookSize, SettingsPanel::kMaxCodebookSize, SettingsPanel::kMaxDepth});
   connect(m_study, &StudyController::previewReady, this, [this] { refreshStudyCharts(); });
@@ -121,15 +140,6 @@ MainWindow::MainWindow(std::shared_ptr<MessagePresenter> presenter, QWidget* par
         updateActions();
       });
   connect(m_jobs, &JobQueue::taskStarted, this, [this] { updateActions(); });
-
-  restoreWindowState();
-  m_settings->restoreSettings();
-  m_study->background()->setEnabled(m_settings->backgroundTraining());
-  // The CPU backend exists from the start; any other choice is made on the jobs.
-  if (m_settings->backendChoice() != QLatin1String("cpu"))
-    m_study->setBackendChoice(m_settings->backendChoice());
-  updateActions();
-  updateTitle();
 }
 
 MainWindow::~MainWindow() {

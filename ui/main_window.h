@@ -80,6 +80,8 @@ class MainWindow : public QMainWindow {
   void createActions();
   void createMenus();
   void createToolBar();
+  void connectSettings();
+  void connectStudy();
   void setSession(SessionPtr session);
   void openDialog();
   void exportChartDialog();
