@@ -15,12 +15,24 @@
 #include "h5/checked_dataset.h"
 #include "h5/hdf5_util.h"
 #include "kvq/base/error.h"
+#include "kvq/base/hdf5_process.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/dump/dump_writer.h"
 #include "test_util.h"
 
 namespace kvq {
 namespace {
+
+// As kvq and kvq-studio do first in main(): this binary refuses files (such as
+// tests/data/malformed/dump/fuzz_infinite_loop_at_exit.h5) after which HDF5's clean-up
+// at exit would print "infinite loop closing library". Nothing else touches HDF5 during
+// static initialisation, so this comes first.
+const bool kHdf5Prepared = prepareHdf5ForProcess();
+
+TEST(Hdf5Process, PreparedBeforeAnyOtherHdf5Call) {
+  EXPECT_TRUE(kHdf5Prepared);
+  EXPECT_FALSE(prepareHdf5ForProcess());  // too late now: HDF5 is in use
+}
 
 TEST(Utf8Policy, HandWorkedSequences) {
   EXPECT_EQ(h5::utf8Problem(""), "");
