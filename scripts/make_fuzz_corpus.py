@@ -45,8 +45,11 @@ def dump_header(f: h5py.File, **extra) -> None:
 
 
 def write_dump(path: str, dtype: str = "float16", gzip: bool = True, fletcher32: bool = True, queries=False,
-               tokens=True, starts=True, chunk_tokens: int = 8, libver=LIBVER, **extra) -> h5py.File:
-    """A valid dump (T=16, H=2, D=8, layers 0 and 1); returns it open for further damage."""
+               tokens=True, starts=True, chunk_tokens: int = 8, libver=LIBVER, query_positions=None,
+               inv_freq=None, **extra) -> h5py.File:
+    """A valid dump (T=16, H=2, D=8, layers 0 and 1); returns it open for further damage.
+
+    query_positions: store queries only for these tokens (/query_positions); inv_freq: /rope_inv_freq."""
     f = h5py.File(path, "w", libver=libver)
     dump_header(f, **extra)
     if queries:
@@ -58,9 +61,12 @@ def write_dump(path: str, dtype: str = "float16", gzip: bool = True, fletcher32:
     for layer in (0, 1):
         for i, kind in enumerate(("keys", "values", "queries") if queries else ("keys", "values")):
             data = values(layer * 3 + i)
+            if kind == "queries" and query_positions is not None:
+                data = data[list(query_positions)]
             if dtype == "bfloat16":
                 data = (data.view(np.uint32) >> 16).astype(np.uint16)
-            ds = f.create_dataset(f"layers/{layer}/{kind}", data=data.astype(store), **kw)
+            chunked = dict(kw, chunks=(min(chunk_tokens, data.shape[0]), H, D))
+            ds = f.create_dataset(f"layers/{layer}/{kind}", data=data.astype(store), **chunked)
             if dtype == "bfloat16":
                 ds.attrs["dtype"] = "bfloat16"
     vector_kw = dict(chunks=True, fletcher32=True) if fletcher32 else {}
@@ -68,6 +74,10 @@ def write_dump(path: str, dtype: str = "float16", gzip: bool = True, fletcher32:
         f.create_dataset("tokens", data=np.arange(T, dtype=np.int32), **vector_kw)
     if starts:
         f.create_dataset("sequence_starts", data=np.array([0, 9], dtype=np.int64), **vector_kw)
+    if query_positions is not None:
+        f.create_dataset("query_positions", data=np.array(query_positions, dtype=np.int64), **vector_kw)
+    if inv_freq is not None:
+        f.create_dataset("rope_inv_freq", data=np.array(inv_freq, dtype=np.float64), **vector_kw)
     return f
 
 
@@ -104,6 +114,7 @@ def low_level_dataset(filters):
     """A [T, H, D] float32 dataset whose pipeline is `filters` applied in order to the dcpl."""
     def create(group, name):
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_obj_track_times(False)  # the same bytes every run
         dcpl.set_chunk(SHAPE)
         for apply in filters:
             apply(dcpl)
@@ -239,6 +250,9 @@ def valid_dumps():
             yield f"{dtype}_{'gzip' if gzip else 'plain'}", dict(dtype=dtype, gzip=gzip)
     yield "no_checksums_old_file", dict(fletcher32=False)
     yield "queries_rope", dict(queries=True, rope_theta=10000.0, rope_dim=D)
+    yield "attention_fields", dict(queries=True, query_positions=[0, 5, 9, 15], rope_theta=500000.0, rope_dim=D,
+                                   rope_layout="interleaved", attention_scale=0.25,
+                                   inv_freq=[1.0, 0.1, 0.01, 0.001])
     yield "bare", dict(tokens=False, starts=False, chunk_tokens=16)
 
 
