@@ -7,9 +7,11 @@ zlib runtime. A frame in libhdf5 means the library faulted (or hung, or asked fo
 — usually before any of our validation could run, as in H5Aread of a corrupt heap object — and only the
 child-process isolation contains it. Anything else is a bug of ours and fails the run (--fail-on-ours).
 
-Usage: fuzz_triage.py --build BUILD_FUZZ_DIR --out RUN_DIR [--timeout S] [--fail-on-ours]
+Usage: fuzz_triage.py --build BUILD_FUZZ_DIR --out RUN_DIR [--timeout S] [--fail-on-ours] [--export DIR]
 RUN_DIR holds artifacts/<target>/ and stats/ from scripts/fuzz.sh; writes RUN_DIR/triage.json and
-RUN_DIR/report.md (the table of docs/reliability.md), prints the report.
+RUN_DIR/report.md (the table of docs/reliability.md), prints the report. --export copies the smallest
+input of each libhdf5 fault (one per target, kind, faulting frame and our frame) to DIR/<target>/ with
+DIR/manifest.tsv: the files the child-process isolation must contain (tests/data/hostile/fuzz/).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -150,12 +153,31 @@ def report(out: str, results: list, stats: dict, targets: list) -> str:
     return "\n".join(lines) + "\n"
 
 
+def export(results: list, directory: str) -> None:
+    smallest = {}
+    for r in results:
+        if r["owner"] != "libhdf5":
+            continue
+        key = (r["target"], r["kind"], r["frame"], r["ours_frame"])
+        if key not in smallest or os.path.getsize(r["artifact"]) < os.path.getsize(smallest[key]["artifact"]):
+            smallest[key] = r
+    lines = ["# reader\tfile\tkind\tfaulting frame in libhdf5\tour innermost frame (what we were doing)"]
+    for (target, kind, frame, ours), r in sorted(smallest.items()):
+        os.makedirs(os.path.join(directory, target), exist_ok=True)
+        name = f"{target}/{kind.replace(' ', '_').replace('-', '_')}_{frame}_{ours.split('::')[-1]}.h5"
+        shutil.copyfile(r["artifact"], os.path.join(directory, name))
+        lines.append(f"{target}\t{name}\t{kind}\t{frame}\t{ours}")
+    with open(os.path.join(directory, "manifest.tsv"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--timeout", type=int, default=10)
     parser.add_argument("--fail-on-ours", action="store_true")
+    parser.add_argument("--export", help="copy one input per libhdf5 fault here, with manifest.tsv")
     args = parser.parse_args()
     targets = sorted(os.path.basename(d) for d in glob.glob(os.path.join(args.out, "artifacts", "*")))
     results = []
@@ -171,6 +193,8 @@ def main() -> int:
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write(text)
     print(text)
+    if args.export:
+        export(results, args.export)
     ours = [r for r in results if r["owner"] == "ours"]
     for r in ours:
         print(f"OURS: {r['kind']} in {r['frame']} ({r['artifact']})", file=sys.stderr)
