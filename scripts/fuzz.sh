@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of untrusted files with libFuzzer under ASan + UBSan and sorts
 # what it finds (docs/reliability.md, "Fuzzing"):
-#   scripts/fuzz.sh [--seconds N] [--timeout S] [--targets "dump codebook"] [--out DIR] [--ci] [--no-build]
+#   scripts/fuzz.sh [--seconds N] [--timeout S] [--targets "dump codebook gguf"] [--out DIR] [--ci] [--no-build]
 # Builds build-fuzz/ with clang-14 (-DKVQ_FUZZ=ON), runs each target for N seconds
 # (default 1800) in fork mode — a crash, hang or memory blow-up is saved and the
 # campaign goes on —, seeded from tests/data/fuzz/<target> and
-# tests/data/malformed/<target>, then replays every saved input
+# tests/data/malformed/<target> (GGUF: tests/data/gguf, its malformed corpus included),
+# then replays every saved input
 # (scripts/fuzz_triage.py): ours, or inside libhdf5 (contained by the child-process
 # isolation). Writes DIR/report.md (default build-fuzz/run-<date>). --ci: exit 1 if
 # anything is ours. --timeout: seconds one input may take before it counts as a
@@ -15,7 +16,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_PER_TARGET=1800
 TIMEOUT=10
-TARGETS="dump codebook"
+TARGETS="dump codebook gguf"
 OUT=""
 CI=0
 BUILD_FIRST=1
@@ -27,7 +28,7 @@ while [[ $# -gt 0 ]]; do
     --targets) TARGETS="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --ci) CI=1; shift ;;
-    *) echo "usage: $0 [--seconds N] [--timeout S] [--targets \"dump codebook\"] [--out DIR] [--ci] [--no-build]" >&2
+    *) echo "usage: $0 [--seconds N] [--timeout S] [--targets \"dump codebook gguf\"] [--out DIR] [--ci] [--no-build]" >&2
        exit 2 ;;
   esac
 done
@@ -50,6 +51,10 @@ mkdir -p "$OUT/stats"
 export KVQ_FUZZ_STATS_DIR="$OUT/stats"
 # A huge allocation fails at once with its stack (not after ASan poisoned its shadow).
 export ASAN_OPTIONS="detect_leaks=0:symbolize=1:max_allocation_size_mb=1024" UBSAN_OPTIONS="print_stacktrace=1"
+seeds() {  # the committed seed directories of a target (read recursively, never written)
+  if [[ "$1" == gguf ]]; then echo "$ROOT/tests/data/gguf"; else
+    echo "$ROOT/tests/data/fuzz/$1 $ROOT/tests/data/malformed/$1"; fi
+}
 for target in $TARGETS; do
   echo "== fuzzing the $target reader for ${SECONDS_PER_TARGET}s"
   mkdir -p "$OUT/corpus/$target" "$OUT/artifacts/$target" "$OUT/accepted/$target"
@@ -59,8 +64,8 @@ for target in $TARGETS; do
   "${NICE[@]}" "$BUILD/tests/fuzz/fuzz_${target}_reader" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 \
     -ignore_ooms=1 -max_total_time="$SECONDS_PER_TARGET" -timeout="$TIMEOUT" -rss_limit_mb=2048 \
     -malloc_limit_mb=1024 -max_len=131072 -detect_leaks=0 -print_final_stats=1 \
-    -artifact_prefix="$OUT/artifacts/$target/" "$OUT/corpus/$target" "$ROOT/tests/data/fuzz/$target" \
-    "$ROOT/tests/data/malformed/$target" >"$OUT/$target.log" 2>&1 || true
+    -artifact_prefix="$OUT/artifacts/$target/" "$OUT/corpus/$target" $(seeds "$target") \
+    >"$OUT/$target.log" 2>&1 || true
   grep -E "^#[0-9]+|INFO: fuzzed for|stat::" "$OUT/$target.log" | tail -3 || true
 done
 

@@ -2,6 +2,8 @@
 
 * tiny_llama.gguf: a valid 1-layer "llama" model (F32 weights, hidden 8, 2 query heads, 1 kv
   head, head_dim 4, ffn 8, vocab 16) for the C++ tests of the reader and the pass.
+* all_types.gguf: one small tensor of each dequantizable type (F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K,
+  Q5_K, Q6_K) and no model metadata: a fuzz seed that reaches every dequantizer.
 * malformed/*.gguf: that file broken in one way each; malformed/expected.txt lists, per file, a
   phrase the refusal message must contain. A fuzz harness can start from these.
 
@@ -19,6 +21,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
 GGML_F32, GGML_Q5_0 = 0, 6
+# ggml type: (elements per block, bytes per block, byte offsets of the float16 scales in a block)
+QUANT_BLOCKS = {1: (1, 2, ()), 30: (1, 2, ()), 8: (32, 34, (0,)), 2: (32, 18, (0,)), 3: (32, 20, (0, 2)),
+                12: (256, 144, (0, 2)), 13: (256, 176, (0, 2)), 14: (256, 210, (208,))}
 
 
 def gguf_string(s: bytes) -> bytes:
@@ -96,6 +101,24 @@ def tiny_model(seed=3):
     return metadata, tensors
 
 
+def all_types(seed=5):
+    """One 256-element tensor of each dequantizable type: random bytes with small finite scales."""
+    rng = np.random.default_rng(seed)
+    tensors = []
+    for gtype, (block, size, scales) in QUANT_BLOCKS.items():
+        if block == 1:  # F16 or BF16: whole values
+            values = rng.normal(size=256).astype("<f4")
+            data = values.astype("<f2").tobytes() if gtype == 1 else (values.view("<u4") >> 16).astype("<u2").tobytes()
+        else:
+            blocks = bytearray(rng.integers(0, 256, size=256 // block * size, dtype=np.uint8).tobytes())
+            for start in range(0, len(blocks), size):
+                for at in scales:
+                    blocks[start + at:start + at + 2] = np.array([0.01], dtype="<f2").tobytes()
+            data = bytes(blocks)
+        tensors.append((f"t{gtype}", [256], gtype, data))
+    return build([("general.name", STR, "all-types")], tensors)
+
+
 def replace_meta(metadata, key, vtype, value):
     return [(k, vtype, value) if k == key else (k, t, v) for k, t, v in metadata]
 
@@ -164,6 +187,7 @@ def corpus():
 def main():
     meta, tens = tiny_model()
     (HERE / "tiny_llama.gguf").write_bytes(build(meta, tens))
+    (HERE / "all_types.gguf").write_bytes(all_types())
     bad = HERE / "malformed"
     bad.mkdir(exist_ok=True)
     lines = []
