@@ -193,6 +193,68 @@ TEST(GgufReader, MalformedCorpusIsRefusedNamingFileAndProblem) {
   EXPECT_GE(checked, 29);
 }
 
+// A GGUF header: magic, version 3, the two counts, then `rest` (little-endian, as written).
+std::vector<uint8_t> headerBytes(uint64_t tensors, uint64_t metadata,
+                                 const std::vector<uint64_t>& rest = {}) {
+  std::vector<uint8_t> b = {'G', 'G', 'U', 'F', 3, 0, 0, 0};
+  auto put = [&b](uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  put(tensors, 8);
+  put(metadata, 8);
+  for (uint64_t v : rest) put(v, 8);
+  return b;
+}
+
+std::string headerRefusal(const std::vector<uint8_t>& bytes, uint64_t fileSize) {
+  try {
+    parseGgufHeader(bytes, fileSize, "sparse.gguf");
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    return e.what();
+  } catch (const GgufNeedMoreBytes&) {
+    return "needs more bytes";
+  }
+  return "accepted";
+}
+
+// A sparse file is tiny on disk and any size by its metadata: counts checked only against that
+// size let a few bytes ask for hundreds of GB (found reviewing the reader while fuzzing it).
+TEST(GgufReader, SparseFileCannotClaimBillionsOfTensors) {
+  const uint64_t size = uint64_t{64} << 30;
+  EXPECT_NE(headerRefusal(headerBytes(uint64_t{1} << 31, 0), size)
+                .find("tensor count 2147483648 is more than 65536"),
+            std::string::npos);
+  // At the cap the count is fine, and only what the bytes at hand hold is parsed (reserved).
+  EXPECT_EQ(headerRefusal(headerBytes(65536, 0), size), "needs more bytes");
+  EXPECT_NE(headerRefusal(headerBytes(65537, 0), size).find("is more than 65536"), std::string::npos);
+}
+
+TEST(GgufReader, SparseFileCannotClaimBillionsOfArrayValues) {
+  const uint64_t size = uint64_t{16} << 30;
+  // key "x" (length 1, then the byte), type Array (9), element type UInt8 (0), count.
+  const auto arrayOf = [](uint64_t count) {
+    auto b = headerBytes(0, 1, {1});
+    b.push_back('x');
+    for (uint8_t v : {9, 0, 0, 0, 0, 0, 0, 0}) b.push_back(v);
+    for (int i = 0; i < 8; ++i) b.push_back(static_cast<uint8_t>(count >> (8 * i)));
+    return b;
+  };
+  const std::string refusal = headerRefusal(arrayOf(uint64_t{1} << 33), size);
+  EXPECT_NE(refusal.find("metadata 'x'"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("more than 8388608 values in all"), std::string::npos) << refusal;
+  EXPECT_EQ(headerRefusal(arrayOf(uint64_t{1} << 23), size), "needs more bytes");
+  EXPECT_NE(headerRefusal(arrayOf((uint64_t{1} << 23) + 1), size).find("8388608"), std::string::npos);
+  // "In all": an array of 2 arrays (type Array, element type Array = 9), the first one of
+  // 2^23 - 1 values: 2 + 2^23 - 1 is one over the cap.
+  auto nested = headerBytes(0, 1, {1});
+  nested.push_back('x');
+  for (uint8_t v : {9, 0, 0, 0, 9, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}) nested.push_back(v);
+  const uint64_t inner = (uint64_t{1} << 23) - 1;
+  for (int i = 0; i < 8; ++i) nested.push_back(static_cast<uint8_t>(inner >> (8 * i)));
+  EXPECT_NE(headerRefusal(nested, size).find("8388608 values in all"), std::string::npos);
+}
+
 TEST(ModelLoader, RefusesAModelAboveTheMemoryBudget) {
   ModelLoadOptions options;
   options.memoryBudget = 2143;  // the tiny model needs 536 floats = 2144 bytes

@@ -2,7 +2,8 @@
 and the gguf package's dequantizers, on tiny random GGUF files built here: every supported
 tensor type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K) and both architectures (llama
 with its q/k row permutation and a tied head; qwen2 with q/k/v biases and a separate head).
-Also: `kvq ppl` refuses the malformed corpus of tests/data/gguf with exit 2.
+Also: `kvq ppl` refuses the malformed corpus of tests/data/gguf with exit 2, and sparse files whose
+few header bytes claim billions of tensors or array values.
 
 Needs numpy, gguf (tools/requirements-sample.txt) and KVQ_MODEL_PROBE / KVQ_BIN (set by ctest).
 """
@@ -10,6 +11,7 @@ Needs numpy, gguf (tools/requirements-sample.txt) and KVQ_MODEL_PROBE / KVQ_BIN 
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +157,23 @@ def test_kvq_ppl_refuses_the_malformed_corpus_with_exit_2():
     run = subprocess.run([kvq, "ppl", "--model", str(SOURCE_DIR / "tests/data/gguf/tiny_llama.gguf"),
                           "--memory-budget", "0.000001"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "memory budget" in run.stderr and "token_embd.weight" in run.stderr, run.stderr
+
+
+def test_kvq_ppl_refuses_sparse_files_claiming_billions_of_entries(tmp_path):
+    """A 4 KB sparse file of 64 GiB once made the reader reserve 176 GB (std::bad_alloc: exit 1)."""
+    kvq = os.environ.get("KVQ_BIN")
+    if not kvq:
+        pytest.skip("KVQ_BIN is not set (ctest sets it)")
+    cases = {  # name: (header bytes, phrase)
+        "tensors.gguf": (b"GGUF" + struct.pack("<IQQ", 3, 1 << 31, 0), "tensor count 2147483648 is more than 65536"),
+        "array.gguf": (b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, 1) + b"x" + struct.pack("<IIQ", 9, 0, 1 << 33),
+                       "more than 8388608 values in all"),
+    }
+    for name, (header, phrase) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(header)
+        os.truncate(path, 64 << 30)
+        run = subprocess.run([kvq, "ppl", "--model", str(path), "--max-tokens", "4"], capture_output=True,
+                             text=True, timeout=60)
+        assert run.returncode == 2, (name, run.returncode, run.stderr)
+        assert name in run.stderr and phrase in run.stderr, (name, run.stderr)

@@ -24,6 +24,12 @@ constexpr size_t kMaxNameBytes = 64;  // GGML_MAX_NAME: tensor names are at most
 constexpr int kMaxArrayDepth = 4;     // arrays of arrays of ... (the spec allows nesting)
 // Largest header GgufFile::open reads into memory (tokenizer vocabularies are a few MB).
 constexpr uint64_t kMaxHeaderBytes = uint64_t{1} << 30;
+// Counts checked only against the file size let a small sparse file claim billions of entries,
+// and a parsed value takes ~50 bytes for each byte it may occupy in the file; so tensor and
+// array-value counts have caps of their own, far above real models (a few thousand tensors; a
+// vocabulary's tokens, scores, types and merges hold about a million values in all).
+constexpr uint64_t kMaxTensors = uint64_t{1} << 16;
+constexpr uint64_t kMaxArrayValues = uint64_t{1} << 23;
 
 // Sizes of every ggml type number (ggml.h); unsupported ones are known so a file parses.
 const GgmlTypeInfo* typeTable(uint32_t type) {
@@ -56,6 +62,8 @@ class Cursor {
   uint64_t pos() const { return m_pos; }
   // Bytes left in the file from here (not only in the buffer).
   uint64_t remainingInFile() const { return m_fileSize - m_pos; }
+  // Bytes left in the buffer: what can be parsed before more must be read (bounds reserve()).
+  uint64_t remainingInBuffer() const { return m_bytes.size() - std::min<uint64_t>(m_pos, m_bytes.size()); }
   const std::string& file() const { return m_file; }
 
   [[noreturn]] void fail(const std::string& where, const std::string& problem) const {
@@ -92,11 +100,21 @@ class Cursor {
     return s;
   }
 
+  // Counts n more array values against kMaxArrayValues for the whole header.
+  void chargeArrayValues(uint64_t n, const std::string& where) {
+    if (n > kMaxArrayValues - m_arrayValues) {
+      fail(where, "metadata arrays hold more than " + std::to_string(kMaxArrayValues) +
+                      " values in all (real vocabularies hold about a million)");
+    }
+    m_arrayValues += n;
+  }
+
  private:
   std::span<const uint8_t> m_bytes;
   uint64_t m_fileSize;
   std::string m_file;
   uint64_t m_pos = 0;
+  uint64_t m_arrayValues = 0;
 };
 
 // Smallest encoded size of one value of a type (for count sanity checks before allocating).
@@ -141,9 +159,11 @@ GgufArray readArray(Cursor& c, const std::string& where, int depth) {
   if (count > c.remainingInFile() / minEncodedSize(type)) {
     c.fail(where, "array of " + std::to_string(count) + " elements cannot fit in the file");
   }
+  c.chargeArrayValues(count, where);
   GgufArray array;
   array.elementType = type;
-  array.items.reserve(static_cast<size_t>(count));
+  // Reserve only what the bytes at hand can hold: the rest may never be read.
+  array.items.reserve(static_cast<size_t>(std::min(count, c.remainingInBuffer() / minEncodedSize(type))));
   for (uint64_t i = 0; i < count; ++i) array.items.push_back(readValue(c, type, where, depth + 1));
   return array;
 }
@@ -352,8 +372,12 @@ GgufHeader parseGgufHeader(std::span<const uint8_t> bytes, uint64_t fileSize, co
   if (tensorCount > c.remainingInFile() / 28) {
     c.fail("header", "tensor count " + std::to_string(tensorCount) + " cannot fit in the file");
   }
+  if (tensorCount > kMaxTensors) {
+    c.fail("header", "tensor count " + std::to_string(tensorCount) + " is more than " +
+                         std::to_string(kMaxTensors) + " (real models have a few thousand)");
+  }
   std::set<std::string> names;
-  h.tensors.reserve(static_cast<size_t>(tensorCount));
+  h.tensors.reserve(static_cast<size_t>(std::min(tensorCount, c.remainingInBuffer() / 28)));
   for (uint64_t i = 0; i < tensorCount; ++i) {
     GgufTensorInfo t = readTensorInfo(c, i);
     if (!names.insert(t.name).second) c.fail("tensor '" + t.name + "'", "duplicate tensor name");

@@ -9,9 +9,10 @@
 // The parser refuses, with Error(BadInput) naming the file, the place (metadata key or tensor
 // name, byte offset) and the problem, anything it does not understand: a wrong magic, versions
 // other than 2 and 3, big-endian files, truncation anywhere, unknown value or tensor types,
-// counts and sizes that cannot fit in the file (checked before anything is allocated),
-// duplicate keys or tensor names, a bad alignment, misaligned, overlapping or out-of-file
-// tensor data. It never reads outside the bytes it was given.
+// counts and sizes that cannot fit in the file (checked before anything is allocated), more
+// than 65536 tensors or 8388608 metadata array values in all (so a sparse file cannot make it
+// allocate gigabytes), duplicate keys or tensor names, a bad alignment, misaligned,
+// overlapping or out-of-file tensor data. It never reads outside the bytes it was given.
 #pragma once
 
 #include <cstdint>
