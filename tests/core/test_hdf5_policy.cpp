@@ -16,6 +16,7 @@
 #include "h5/hdf5_util.h"
 #include "kvq/base/error.h"
 #include "kvq/base/hdf5_process.h"
+#include "kvq/base/text.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/dump/dump_writer.h"
 #include "test_util.h"
@@ -35,23 +36,23 @@ TEST(Hdf5Process, PreparedBeforeAnyOtherHdf5Call) {
 }
 
 TEST(Utf8Policy, HandWorkedSequences) {
-  EXPECT_EQ(h5::utf8Problem(""), "");
-  EXPECT_EQ(h5::utf8Problem("HuggingFaceTB/SmolLM2"), "");
-  EXPECT_EQ(h5::utf8Problem("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"), "");  // é € 😀
-  EXPECT_EQ(h5::utf8Problem("\xF4\x8F\xBF\xBF"), "");                           // U+10FFFF, the last
-  EXPECT_EQ(h5::utf8Problem("ab\xFF"), "byte 0xff at offset 2");
-  EXPECT_EQ(h5::utf8Problem("\xC0\xAF"), "byte 0xc0 at offset 0");          // overlong '/'
-  EXPECT_EQ(h5::utf8Problem("x\xE0\x80\xAF"), "byte 0xe0 at offset 1");     // overlong, 3 bytes
-  EXPECT_EQ(h5::utf8Problem("\xED\xA0\x80"), "byte 0xed at offset 0");      // surrogate U+D800
-  EXPECT_EQ(h5::utf8Problem("\xF4\x90\x80\x80"), "byte 0xf4 at offset 0");  // U+110000
-  EXPECT_EQ(h5::utf8Problem("ok\xE2\x82"), "byte 0xe2 at offset 2");        // cut short
-  EXPECT_EQ(h5::utf8Problem("\xC3("), "byte 0xc3 at offset 0");             // bad continuation
+  EXPECT_EQ(utf8Problem(""), "");
+  EXPECT_EQ(utf8Problem("HuggingFaceTB/SmolLM2"), "");
+  EXPECT_EQ(utf8Problem("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"), "");  // é € 😀
+  EXPECT_EQ(utf8Problem("\xF4\x8F\xBF\xBF"), "");                           // U+10FFFF, the last
+  EXPECT_EQ(utf8Problem("ab\xFF"), "byte 0xff at offset 2");
+  EXPECT_EQ(utf8Problem("\xC0\xAF"), "byte 0xc0 at offset 0");          // overlong '/'
+  EXPECT_EQ(utf8Problem("x\xE0\x80\xAF"), "byte 0xe0 at offset 1");     // overlong, 3 bytes
+  EXPECT_EQ(utf8Problem("\xED\xA0\x80"), "byte 0xed at offset 0");      // surrogate U+D800
+  EXPECT_EQ(utf8Problem("\xF4\x90\x80\x80"), "byte 0xf4 at offset 0");  // U+110000
+  EXPECT_EQ(utf8Problem("ok\xE2\x82"), "byte 0xe2 at offset 2");        // cut short
+  EXPECT_EQ(utf8Problem("\xC3("), "byte 0xc3 at offset 0");             // bad continuation
 }
 
 TEST(Utf8Policy, QuotesAtMost100BytesEscaped) {
-  EXPECT_EQ(h5::quoteForMessage("kv-dump"), "\"kv-dump\"");
-  EXPECT_EQ(h5::quoteForMessage(std::string("a\0b\"\\\xff", 6)), "\"a\\x00b\\\"\\\\\\xff\"");
-  const std::string quoted = h5::quoteForMessage(std::string(150, 'x'));
+  EXPECT_EQ(quoteForMessage("kv-dump"), "\"kv-dump\"");
+  EXPECT_EQ(quoteForMessage(std::string("a\0b\"\\\xff", 6)), "\"a\\x00b\\\"\\\\\\xff\"");
+  const std::string quoted = quoteForMessage(std::string(150, 'x'));
   EXPECT_EQ(quoted, "\"" + std::string(100, 'x') + "…\" (150 bytes)");
 }
 

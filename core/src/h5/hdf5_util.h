@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "h5/hdf5_handle.h"
+#include "kvq/base/text.h"
 
 namespace kvq::h5 {
 
@@ -74,11 +75,7 @@ void writeAttr(hid_t obj, const std::string& name, const std::vector<double>& va
 
 // ---- text and types for messages ----------------------------------------------------
 
-// Why `text` is not valid UTF-8 ("byte 0xff at offset 3"), or "" when it is.
-std::string utf8Problem(std::string_view text);
-// `text` in double quotes for a message: at most ~100 characters, bytes outside
-// printable ASCII as \xNN, a cut marked with "…".
-std::string quoteForMessage(std::string_view text);
+// utf8Problem and quoteForMessage: kvq/base/text.h (the GGUF reader uses them too).
 
 // "float32", "float16", "int32", "uint16", "string", "compound", ... for messages.
 std::string describeType(hid_t type);

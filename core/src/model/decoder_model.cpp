@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "kvq/base/error.h"
+#include "kvq/base/text.h"
 #include "kvq/model/gguf_file.h"
 
 namespace kvq {
@@ -70,7 +71,7 @@ std::string architectureOf(const GgufFile& file) {
   std::string arch = *v->asString();
   if (arch != "llama" && arch != "qwen2") {
     throwBadInput(file.path(), "metadata 'general.architecture'",
-                  "architecture '" + arch + "' is not supported (only 'llama' and 'qwen2')");
+                  "architecture " + quoteForMessage(arch) + " is not supported (only 'llama' and 'qwen2')");
   }
   return arch;
 }
@@ -84,7 +85,8 @@ void readRope(const Metadata& meta, const GgufFile& file, ModelConfig& c) {
     c.rope.scaling = "linear";
     c.rope.factor = meta.number("rope.scaling.factor", 1.0, 1e-6, 1e6);
   } else if (type != "none") {
-    meta.fail("rope.scaling.type", "rope scaling '" + type + "' is not supported (only none and linear)");
+    meta.fail("rope.scaling.type",
+              "rope scaling " + quoteForMessage(type) + " is not supported (only none and linear)");
   }
   if (meta.find("rope.scale_linear") != nullptr) {  // the older key of linear scaling
     c.rope.scaling = "linear";
@@ -140,6 +142,11 @@ ModelConfig readModelConfig(const GgufFile& file) {
   c.name = name != nullptr && name->asString() != nullptr
                ? *name->asString()
                : std::filesystem::path(file.path()).filename().string();
+  // The name goes into reports, JSON (which refuses invalid UTF-8) and the GUI.
+  if (const std::string problem = utf8Problem(c.name); !problem.empty()) {
+    throwBadInput(file.path(), "metadata 'general.name'",
+                  "is not valid UTF-8 (" + problem + "): " + quoteForMessage(c.name));
+  }
   c.numLayers = meta.integer("block_count", 1, 4096);
   c.hidden = meta.integer("embedding_length", 1, 1 << 16);
   c.numQHeads = meta.integer("attention.head_count", 1, 1024);

@@ -34,7 +34,7 @@ def value_bytes(vtype: int, value) -> bytes:
     fmt = {U8: "<B", I8: "<b", U16: "<H", I16: "<h", U32: "<I", I32: "<i", F32: "<f", BOOL: "<B", U64: "<Q",
            I64: "<q", F64: "<d"}
     if vtype == STR:
-        return gguf_string(value.encode())
+        return gguf_string(value if isinstance(value, bytes) else value.encode())
     if vtype == ARR:
         etype, items = value
         return struct.pack("<IQ", etype, len(items)) + b"".join(value_bytes(etype, v) for v in items)
@@ -173,13 +173,16 @@ def corpus():
     yield "duplicate_tensor.gguf", build(meta, tens + [tens[-1]]), "duplicate tensor name"
     yield "bad_bool.gguf", build(meta + [("x.flag", BOOL, 2)], tens), "neither 0 nor 1"
     yield "unsupported_architecture.gguf", build(replace_meta(meta, "general.architecture", STR, "gpt2"), tens), \
-        "architecture 'gpt2' is not supported"
+        'architecture "gpt2" is not supported'
     yield "missing_block_count.gguf", build([m for m in meta if m[0] != "llama.block_count"], tens), \
         "'llama.block_count': is missing"
     yield "heads_do_not_divide.gguf", build(replace_meta(meta, "llama.attention.head_count", U32, 3), tens), \
         "must divide embedding_length"
     yield "missing_tensor.gguf", build(meta, [t for t in tens if t[0] != "blk.0.ffn_down.weight"]), \
         "'blk.0.ffn_down.weight'"
+    # Found by the fuzz campaign (an accepted mutant): the name went on to reports and JSON.
+    yield "non_utf8_name.gguf", build(replace_meta(meta, "general.name", STR, b"tiny-\xff\xfellama"), tens), \
+        'is not valid UTF-8 (byte 0xff at offset 5): "tiny-\\xff\\xfellama"'
     yield "nan_weight.gguf", build(meta, replace_tensor(tens, "blk.0.attn_norm.weight", data=nan.tobytes())), \
         "value 3 is not finite"
 
