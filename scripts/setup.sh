@@ -9,6 +9,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   qt6-base-dev qt6-charts-dev qt6-svg-dev libqt6svg6 libqt6opengl6-dev libgl-dev
   libfaiss-dev libopenblas-dev liblapack-dev
+  openmpi-bin libopenmpi-dev
   clang-format clang-tidy
   clang-14 libclang-rt-14-dev libomp-14-dev
   python3 python3-pip python3-venv

@@ -15,6 +15,7 @@
 #include "output_paths.h"
 #include "progress_bar.h"
 #include "tables.h"
+#include "train_mpi.h"
 
 namespace kvq::cli {
 
@@ -35,6 +36,10 @@ void registerTrain(CLI::App& root) {
   addReportOptions(cmd, args->engine);
   cmd->callback([args]() {
     EngineOptions& o = args->engine;
+    if (trainUnderMpi()) {  // mpirun -n N kvq train ...: train_mpi.h
+      runTrainDistributed(o, args->out, args->npz);
+      return;
+    }
     o.dump = resolveDump(o.dump, "train");
     checkOutputPath("--out", args->out);  // fail now, not after the training
     checkOutputPath("--npz", args->npz);

@@ -11,6 +11,12 @@ class App;
 
 namespace kvq::cli {
 
+// Ends kvq with this exit code and no message (the ranks of an MPI run other than
+// rank 0, which prints the run's error once).
+struct SilentExit {
+  int code = 1;
+};
+
 void registerInfo(CLI::App& root);
 void registerSynth(CLI::App& root);
 void registerDevices(CLI::App& root);
