@@ -29,6 +29,8 @@ def mpi_env():
     # Root in CI containers; 3 ranks on a 2-core machine; one OpenMP thread per rank.
     env.update({"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
                 "OMPI_MCA_rmaps_base_oversubscribe": "1", "OMPI_MCA_hwloc_base_binding_policy": "none",
+                # containers often forbid the cross-memory attach of the shared-memory transport
+                "OMPI_MCA_btl_vader_single_copy_mechanism": "none",
                 "OMP_NUM_THREADS": "1"})
     return env
 
