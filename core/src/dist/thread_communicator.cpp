@@ -116,6 +116,7 @@ std::vector<std::unique_ptr<Communicator>> makeThreadCommunicators(int ranks) {
   if (ranks < 1) throwInternal("makeThreadCommunicators", "at least one rank");
   auto hub = std::make_shared<Hub>(ranks);
   std::vector<std::unique_ptr<Communicator>> comms;
+  comms.reserve(static_cast<size_t>(ranks));
   for (int r = 0; r < ranks; ++r) comms.push_back(std::make_unique<ThreadCommunicator>(hub, r, ranks));
   return comms;
 }
