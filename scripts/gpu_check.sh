@@ -7,6 +7,10 @@
 #      incl. the exact fallback, statistics and EMA kernels);
 #   4. the benchmark (reference shape) and, in the same run, the paper authors' Triton
 #      kernel (../shared/peer/vqllm or shared/peer/vqllm), with the ratios;
+#   4b. the model pass of `kvq ppl` (reference pass over the sample's 4096 tokens, random weights
+#      of SmolLM2-135M's shapes: the GGUF cannot be fetched there) with its weight products on
+#      OpenBLAS (all cores) and on cuBLAS (bench_model_pass --synthetic --cuda); the cuBLAS
+#      logits against the CPU's are CublasModelPass.* in step 2;
 #   5. end to end: `kvq synth` one layer of the 32-layer x 8-head x 128-dim, 32 768-token
 #      model, then `kvq train --preset paper` on it with --backend cuda and cpu (the held-out
 #      metrics must be identical: the backends are bit-equal).
@@ -95,7 +99,7 @@ configure() {
 }
 build() {
   configure || return 1
-  cmake --build "$BUILD" -j "$(nproc)" --target kvq bench_gpu_rvq kvq_gpu_tests
+  cmake --build "$BUILD" -j "$(nproc)" --target kvq bench_gpu_rvq kvq_gpu_tests bench_model_pass
 }
 export ROOT OUTDIR BUILD WORK SUMMARY NVCC ARCH
 export -f configure build
@@ -170,6 +174,21 @@ print(f"  cuBLAS SGEMM {ours['sgemm_ms']:.3f} ms, TF32 GEMM {ours['tf32_gemm_ms'
 print(f"  Backend::encodeGreedy with host arrays: {ours['backend_encode_ms']:.1f} ms")
 if theirs:
     print(f"  authors' device: {theirs.get('device')}")
+EOF
+  step "model pass (bench_model_pass --synthetic --cuda)" 240 "$OUTDIR/bench_model.log" \
+    "$BUILD/bench/bench_model_pass" --synthetic --no-eigen-pass --cuda
+  python3 - "$OUTDIR/bench_model.log" >>"$SUMMARY" 2>&1 <<'EOF'
+import json, sys
+r = None
+for line in open(sys.argv[1], errors="replace"):
+    if line.startswith("BENCH_MODEL_JSON "):
+        r = json.loads(line[len("BENCH_MODEL_JSON "):])
+if r is None or r["cublas_s"] <= 0:
+    print("  model pass: no BENCH_MODEL_JSON line with a cuBLAS time")
+else:
+    print(f"  model pass, 4094 predictions (random SmolLM2-135M shapes): OpenBLAS on {r['threads']} threads "
+          f"{r['openblas_s']:.2f} s, cuBLAS weight products {r['cublas_s']:.2f} s "
+          f"({r['openblas_s'] / r['cublas_s']:.2f}x; attention stays on the CPU)")
 EOF
 fi
 

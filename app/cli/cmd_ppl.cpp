@@ -25,7 +25,7 @@ namespace {
 struct PplArgs {
   std::string dump, model, codebooks, depths, kivi, layers;
   int kiviWindow = 0, kiviTokenGroup = 32, kiviChannelGroup = 32;
-  bool identity = false, json = false, csv = false, noCheckDump = false;
+  bool identity = false, json = false, csv = false, noCheckDump = false, tf32 = false;
   int64_t maxTokens = 0;
   double memoryBudgetGiB = 8.0;
   std::string backend = "auto";
@@ -76,6 +76,7 @@ void runPpl(const PplArgs& a) {
   options.codebooks = codebooks ? &*codebooks : nullptr;
   options.codebookPath = a.codebooks;
   options.backend = a.backend;
+  options.allowTf32 = a.tf32;
   options.threads = a.threads;
   options.maxTokens = a.maxTokens;
   options.checkDump = !a.noCheckDump;
@@ -94,6 +95,7 @@ void runPpl(const PplArgs& a) {
   }
   const PplReport report = evaluatePerplexity(*model, *dump, options, bar.control());
   bar.finish();
+  std::cerr << "kvq: " << report.passNote << "\n";
   if (a.json) {
     std::cout << pplReportJson(report);
   } else if (a.csv) {
@@ -131,7 +133,10 @@ void registerPpl(CLI::App& root) {
                   "Evaluate only the first N tokens of each sequence (0 = all)");
   cmd->add_option("--memory-budget", a->memoryBudgetGiB, "Largest float32 model accepted, GiB (default 8)");
   cmd->add_flag("--no-check-dump", a->noCheckDump, "Skip comparing the reference keys/values with the dump");
-  cmd->add_option("--backend", a->backend, "RVQ encoding backend: cpu, cuda or auto");
+  cmd->add_option("--backend", a->backend,
+                  "Backend of RVQ encoding and of the pass's weight products (cuBLAS): cpu, cuda or auto");
+  cmd->add_flag("--tf32", a->tf32,
+                "cuBLAS: allow TensorFloat-32 products (faster; logits leave the 1e-4 tolerance)");
   cmd->add_option("--threads", a->threads, "CPU threads (default: all)");
   cmd->add_flag("--json", a->json, "Print the report as JSON");
   cmd->add_flag("--csv", a->csv, "Print the report as CSV");

@@ -13,11 +13,17 @@
 #ifdef KVQ_HAVE_CUDA
 #include "kvq/gpu/cuda_backend.h"
 #endif
+#ifdef KVQ_HAVE_CUBLAS
+#include "kvq/gpu/cublas_model_gemm.h"
+#endif
 
 int main(int argc, char** argv) {
   kvq::prepareHdf5ForProcess();  // first: before anything touches HDF5
 #ifdef KVQ_HAVE_CUDA
   kvq::gpu::registerCudaBackend();
+#endif
+#ifdef KVQ_HAVE_CUBLAS
+  kvq::gpu::registerCublasModelGemm();  // the model pass's weight products on the GPU (kvq ppl)
 #endif
   CLI::App app{"kvq — KV-cache residual vector quantization studio, command-line tool"};
   app.set_version_flag("--version", std::string("kvq ") + KVQ_VERSION);

@@ -10,11 +10,17 @@
 #ifdef KVQ_HAVE_CUDA
 #include "kvq/gpu/cuda_backend.h"
 #endif
+#ifdef KVQ_HAVE_CUBLAS
+#include "kvq/gpu/cublas_model_gemm.h"
+#endif
 
 int main(int argc, char** argv) {
   kvq::prepareHdf5ForProcess();  // first: before anything touches HDF5
 #ifdef KVQ_HAVE_CUDA
   kvq::gpu::registerCudaBackend();  // makes "cuda" and "auto" in the backend choice reach the GPU
+#endif
+#ifdef KVQ_HAVE_CUBLAS
+  kvq::gpu::registerCublasModelGemm();  // the model pass's weight products on the GPU (kvq ppl, Model impact)
 #endif
   QApplication app(argc, argv);
   QApplication::setApplicationName(QStringLiteral("KVQ Studio"));

@@ -3,8 +3,10 @@
 // untouched cache gives KL exactly 0 and the reference perplexity.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <set>
 
 #include "kvq/base/error.h"
 #include "kvq/dump/dump_reader.h"
@@ -12,7 +14,9 @@
 #include "kvq/model/cache_quantizer.h"
 #include "kvq/model/decoder_pass.h"
 #include "kvq/model/perplexity.h"
+#include "kvq/model/random_model.h"
 #include "kvq/model/rope.h"
+#include "kvq/model/weight_gemm.h"
 #include "model/attention.h"
 #include "model/gemm.h"
 #include "test_util.h"
@@ -232,6 +236,139 @@ TEST(Perplexity, RefusesADumpOfAnotherShape) {
     EXPECT_EQ(e.kind(), ErrorKind::BadInput);
     EXPECT_NE(std::string(e.what()).find("num_layers"), std::string::npos) << e.what();
   }
+}
+
+// The CPU engine underneath; fails the test for a product with a matrix that is not one of the
+// model's weights (a GPU engine holds device copies of those only).
+class RecordingGemm : public WeightGemm {
+ public:
+  explicit RecordingGemm(const DecoderModel& model) {
+    for (const WeightMatrix& w : modelWeightMatrices(model)) m_known.insert(w.data);
+  }
+  std::string name() const override { return "recording"; }
+  void multiplyABt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* w, float beta,
+                   float* c, int64_t ldc) override {
+    EXPECT_EQ(m_known.count(w), 1u) << "a product with a matrix that is not a weight";
+    ++calls;
+    m_cpu->multiplyABt(m, n, k, a, lda, w, beta, c, ldc);
+  }
+  int calls = 0;
+
+ private:
+  std::set<const float*> m_known;
+  std::unique_ptr<WeightGemm> m_cpu = makeCpuWeightGemm();
+};
+
+TEST(WeightGemm, EveryWeightProductOfThePassGoesThroughTheEngine) {
+  const auto model = loadDecoderModel(kTiny);
+  const std::vector<int32_t> ids = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3};
+  RecordingGemm recording(*model);
+  const auto got = sequenceLogits(*model, ids, &recording);
+  EXPECT_EQ(got, sequenceLogits(*model, ids));                  // the same products underneath: bit for bit
+  EXPECT_EQ(recording.calls, 4 * model->config.numLayers + 1);  // q/k/v, o, gate/up, down; head
+}
+
+TEST(WeightGemm, ModelWeightMatricesListsEachMatrixOnceWithItsShape) {
+  ModelConfig c;
+  c.numLayers = 2;
+  c.hidden = 16;
+  c.numQHeads = 4;
+  c.numKvHeads = 2;
+  c.headDim = 8;
+  c.ffn = 24;
+  c.vocab = 50;
+  c.rope.dim = 8;
+  for (bool tied : {true, false}) {
+    c.tiedOutput = tied;
+    const auto model = makeRandomDecoderModel(c, 1);
+    const auto list = modelWeightMatrices(*model);
+    ASSERT_EQ(list.size(), 9u);
+    EXPECT_EQ(list[0].data, model->layers[0].wqkv.data());
+    EXPECT_EQ(list[0].rows * list[0].cols, static_cast<int64_t>(model->layers[0].wqkv.size()));
+    EXPECT_EQ(list[2].rows, 48);  // gate and up rows
+    EXPECT_EQ(list[3].cols, 24);  // down reads the ffn
+    EXPECT_EQ(list[8].data, tied ? model->embedding.data() : model->output.data());
+    EXPECT_EQ(list[8].rows, 50);
+  }
+}
+
+TEST(WeightGemm, ChoiceAndFallbackToTheCpu) {
+  const auto model = loadDecoderModel(kTiny);
+  registerGpuGemmFactory(nullptr);
+  std::string note;
+  EXPECT_EQ(makeWeightGemm("cpu", *model, {}, &note)->name().rfind("CPU (", 0), 0u);
+  EXPECT_EQ(note.rfind("model pass: CPU", 0), 0u) << note;
+  EXPECT_EQ(makeWeightGemm("auto", *model, {}, &note)->name().rfind("CPU", 0), 0u);
+  EXPECT_NE(note.find("(auto; no GPU: this build has no cuBLAS model pass)"), std::string::npos) << note;
+  const auto kindOf = [&](const std::string& choice) {
+    try {
+      (void)makeWeightGemm(choice, *model);
+    } catch (const Error& e) {
+      return e.kind();
+    }
+    return ErrorKind::Internal;  // not thrown: the test fails below
+  };
+  EXPECT_EQ(kindOf("cuda"), ErrorKind::Resource);
+  EXPECT_EQ(kindOf("tpu"), ErrorKind::BadInput);
+  registerGpuGemmFactory([](const DecoderModel&, const GpuGemmRequest&) -> std::unique_ptr<WeightGemm> {
+    throw Error(ErrorKind::Resource, "", "device", "no device here");
+  });
+  EXPECT_EQ(makeWeightGemm("auto", *model, {}, &note)->name().rfind("CPU", 0), 0u);
+  EXPECT_NE(note.find("no GPU: no device here"), std::string::npos) << note;
+  EXPECT_EQ(kindOf("cuda"), ErrorKind::Resource);
+  bool tf32 = false;
+  registerGpuGemmFactory([&tf32](const DecoderModel& m, const GpuGemmRequest& request) {
+    tf32 = request.allowTf32;
+    return std::unique_ptr<WeightGemm>(new RecordingGemm(m));
+  });
+  EXPECT_TRUE(gpuGemmBuilt());
+  EXPECT_EQ(makeWeightGemm("auto", *model, {true}, &note)->name(), "recording");
+  EXPECT_EQ(note, "model pass: recording (auto)");
+  EXPECT_TRUE(tf32);
+  registerGpuGemmFactory(nullptr);
+  EXPECT_FALSE(gpuGemmBuilt());
+}
+
+TEST(WeightGemm, PerplexityRunsThePassOnTheChosenEngine) {
+  const auto model = loadDecoderModel(kTiny);
+  const auto dump = DumpReader::open(writeTinyDump(test::freshTempDir(), *model));
+  PplOptions options;
+  options.backend = "cpu";
+  const PplReport cpu = evaluatePerplexity(*model, *dump, options);
+  EXPECT_EQ(cpu.passEngine.rfind("CPU (", 0), 0u) << cpu.passEngine;
+  int calls = 0;
+  registerGpuGemmFactory([&calls](const DecoderModel& m, const GpuGemmRequest&) {
+    ++calls;  // made once per evaluation: a GPU engine uploads the weights once
+    return std::unique_ptr<WeightGemm>(new RecordingGemm(m));
+  });
+  options.backend = "cuda";
+  const PplReport gpu = evaluatePerplexity(*model, *dump, options);
+  registerGpuGemmFactory(nullptr);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(gpu.passEngine, "recording");
+  EXPECT_EQ(gpu.passNote, "model pass: recording");
+  EXPECT_EQ(gpu.reference.nll, cpu.reference.nll);
+}
+
+TEST(RandomModel, IsDeterministicInItsSeedAndRefusesShapesThePassCannotRun) {
+  ModelConfig c;
+  c.numLayers = 1;
+  c.hidden = 16;
+  c.numQHeads = 4;
+  c.numKvHeads = 2;
+  c.headDim = 8;
+  c.ffn = 24;
+  c.vocab = 50;
+  c.rope.dim = 8;
+  const auto a = makeRandomDecoderModel(c, 3), b = makeRandomDecoderModel(c, 3),
+             d = makeRandomDecoderModel(c, 4);
+  EXPECT_EQ(a->layers[0].wDown, b->layers[0].wDown);
+  EXPECT_NE(a->layers[0].wDown, d->layers[0].wDown);
+  const auto logits = sequenceLogits(*a, {1, 2, 3, 4});
+  EXPECT_TRUE(std::all_of(logits.begin(), logits.end(), [](float x) { return std::isfinite(x); }));
+  EXPECT_EQ(smolLm2Config().qkvRows(), (9 + 2 * 3) * 64);
+  c.numKvHeads = 3;  // 4 query heads are not a multiple of 3
+  EXPECT_THROW(makeRandomDecoderModel(c, 1), Error);
 }
 
 // Core names the setting it refuses by its field name; the CLI turns it into its flag.

@@ -45,8 +45,11 @@ void rmsNormRows(const float* x, int64_t rows, int n, const float* weight, doubl
   }
 }
 
-DecoderPass::DecoderPass(const DecoderModel& model)
-    : m_model(model), m_invFreq(ropeInverseFrequencies(model.config.rope)) {}
+DecoderPass::DecoderPass(const DecoderModel& model, WeightGemm* gemm)
+    : m_model(model),
+      m_ownGemm(gemm == nullptr ? makeCpuWeightGemm() : nullptr),
+      m_gemm(gemm == nullptr ? m_ownGemm.get() : gemm),
+      m_invFreq(ropeInverseFrequencies(model.config.rope)) {}
 
 void DecoderPass::embed(const int32_t* tokens, int64_t n, float* x) const {
   const int h = m_model.config.hidden;
@@ -64,8 +67,8 @@ void DecoderPass::attentionBlock(int layer, float* x, int64_t tokens, KvCacheHoo
   m_norm.resize(static_cast<size_t>(tokens * c.hidden));
   m_qkv.resize(static_cast<size_t>(tokens * qkvRows));
   rmsNormRows(x, tokens, c.hidden, w.attnNorm.data(), c.rmsEps, m_norm.data());
-  model::gemmABt(engine(), tokens, qkvRows, c.hidden, m_norm.data(), c.hidden, w.wqkv.data(), c.hidden, 0.0f,
-                 m_qkv.data(), qkvRows);
+  m_gemm->multiplyABt(tokens, qkvRows, c.hidden, m_norm.data(), c.hidden, w.wqkv.data(), 0.0f, m_qkv.data(),
+                      qkvRows);
   addBias(m_qkv.data(), tokens, qkvRows, w.bqkv);
   m_k.resize(static_cast<size_t>(tokens * kvWidth));
   m_v.resize(m_k.size());
@@ -96,8 +99,7 @@ void DecoderPass::attentionBlock(int layer, float* x, int64_t tokens, KvCacheHoo
   }
   m_attn.resize(static_cast<size_t>(tokens * qWidth));
   model::causalAttention(engine(), in, m_attn.data());
-  model::gemmABt(engine(), tokens, c.hidden, qWidth, m_attn.data(), qWidth, w.wo.data(), qWidth, 1.0f, x,
-                 c.hidden);
+  m_gemm->multiplyABt(tokens, c.hidden, qWidth, m_attn.data(), qWidth, w.wo.data(), 1.0f, x, c.hidden);
   addBias(x, tokens, c.hidden, w.bo);
 }
 
@@ -107,8 +109,8 @@ void DecoderPass::mlpBlock(int layer, float* x, int64_t tokens) {
   const int64_t f = c.ffn;
   rmsNormRows(x, tokens, c.hidden, w.ffnNorm.data(), c.rmsEps, m_norm.data());
   m_gateUp.resize(static_cast<size_t>(tokens * 2 * f));
-  model::gemmABt(engine(), tokens, 2 * f, c.hidden, m_norm.data(), c.hidden, w.wGateUp.data(), c.hidden, 0.0f,
-                 m_gateUp.data(), 2 * f);
+  m_gemm->multiplyABt(tokens, 2 * f, c.hidden, m_norm.data(), c.hidden, w.wGateUp.data(), 0.0f,
+                      m_gateUp.data(), 2 * f);
   m_act.resize(static_cast<size_t>(tokens * f));
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tokens; ++t) {
@@ -119,7 +121,7 @@ void DecoderPass::mlpBlock(int layer, float* x, int64_t tokens) {
     model::expShiftedSum(a, f, 0.0f, a);  // a = exp(-g)
     for (int64_t i = 0; i < f; ++i) a[i] = g[i] / (1.0f + a[i]) * u[i];
   }
-  model::gemmABt(engine(), tokens, c.hidden, f, m_act.data(), f, w.wDown.data(), f, 1.0f, x, c.hidden);
+  m_gemm->multiplyABt(tokens, c.hidden, f, m_act.data(), f, w.wDown.data(), 1.0f, x, c.hidden);
 }
 
 void DecoderPass::runLayers(float* x, int64_t tokens, int begin, int end, KvCacheHook* hook,
@@ -137,12 +139,12 @@ void DecoderPass::finalNorm(float* x, int64_t n) const {
 
 void DecoderPass::logits(const float* h, int64_t rows, float* out) const {
   const ModelConfig& c = m_model.config;
-  model::gemmABt(engine(), rows, c.vocab, c.hidden, h, c.hidden, m_model.head().data(), c.hidden, 0.0f, out,
-                 c.vocab);
+  m_gemm->multiplyABt(rows, c.vocab, c.hidden, h, c.hidden, m_model.head().data(), 0.0f, out, c.vocab);
 }
 
-std::vector<float> sequenceLogits(const DecoderModel& model, const std::vector<int32_t>& tokens) {
-  DecoderPass pass(model);
+std::vector<float> sequenceLogits(const DecoderModel& model, const std::vector<int32_t>& tokens,
+                                  WeightGemm* gemm) {
+  DecoderPass pass(model, gemm);
   const auto n = static_cast<int64_t>(tokens.size());
   std::vector<float> x(static_cast<size_t>(n * model.config.hidden));
   pass.embed(tokens.data(), n, x.data());

@@ -269,6 +269,32 @@ void evaluateSequence(RunState& st, DecoderPass& pass, const int32_t* tokens, in
   }
 }
 
+// The cache quantizer of every variant (and the RVQ backend they share, when one needs it).
+std::unique_ptr<Backend> makeQuantizers(RunState& st, PplReport& report) {
+  const PplOptions& options = st.options;
+  const ModelConfig& c = st.model.config;
+  const DumpReader& dump = st.dump;
+  std::unique_ptr<Backend> backend;
+  const std::set<int> layerSet(st.layers.begin(), st.layers.end());
+  for (const CacheVariantSpec& spec : options.variants) {
+    validateCacheVariant(spec, options.codebooks, c.headDim);
+    if (spec.kind == CacheVariantKind::Rvq && !backend) {
+      if (dump.info().keyRope == "post") {
+        throwBadInput(
+            dump.info().path, "/ key_rope",
+            "RVQ variants quantize pre-RoPE keys; codebooks trained on this post-RoPE dump do not apply");
+      }
+      std::string note;
+      backend = makeBackend(options.backend, options.threads, &note);
+      report.backend = backend->name();
+    }
+    st.quantizers.push_back(std::make_unique<CacheQuantizer>(
+        spec, layerSet, c.numKvHeads, c.headDim, options.codebooks, options.codebookPath, backend.get()));
+    report.variants.push_back({spec, spec.label(), 0.0, {}, {}});
+  }
+  return backend;
+}
+
 }  // namespace
 
 PplReport evaluatePerplexity(const DecoderModel& model, const DumpReader& dump, const PplOptions& options,
@@ -293,29 +319,14 @@ PplReport evaluatePerplexity(const DecoderModel& model, const DumpReader& dump, 
   }
   std::vector<int64_t> starts = dump.info().sequenceStarts;
   if (starts.empty()) starts.push_back(0);
-  std::unique_ptr<Backend> backend;
-  const std::set<int> layerSet(st.layers.begin(), st.layers.end());
-  for (const CacheVariantSpec& spec : options.variants) {
-    validateCacheVariant(spec, options.codebooks, c.headDim);
-    if (spec.kind == CacheVariantKind::Rvq && !backend) {
-      if (dump.info().keyRope == "post") {
-        throwBadInput(
-            dump.info().path, "/ key_rope",
-            "RVQ variants quantize pre-RoPE keys; codebooks trained on this post-RoPE dump do not apply");
-      }
-      std::string note;
-      backend = makeBackend(options.backend, options.threads, &note);
-      report.backend = backend->name();
-    }
-    st.quantizers.push_back(std::make_unique<CacheQuantizer>(
-        spec, layerSet, c.numKvHeads, c.headDim, options.codebooks, options.codebookPath, backend.get()));
-    report.variants.push_back({spec, spec.label(), 0.0, {}, {}});
-  }
+  std::unique_ptr<Backend> backend = makeQuantizers(st, report);
   const int firstQ = st.layers.empty() ? c.numLayers : st.layers.front();
   const int64_t perSequence =
       c.numLayers + static_cast<int64_t>(st.quantizers.size()) * (c.numLayers - firstQ) + 1;
   st.unitsTotal = perSequence * static_cast<int64_t>(starts.size());
-  DecoderPass pass(model);
+  const auto gemm = makeWeightGemm(options.backend, model, {options.allowTf32}, &report.passNote);
+  report.passEngine = gemm->name();
+  DecoderPass pass(model, gemm.get());
   std::vector<double> bitsWeighted(st.quantizers.size(), 0.0);
   for (size_t s = 0; s < starts.size(); ++s) {
     const int64_t end = s + 1 < starts.size() ? starts[s + 1] : static_cast<int64_t>(ids.size());

@@ -77,6 +77,7 @@ std::string pplReportJson(const PplReport& r) {
   }
   j["dump_agreement"] = agreement;
   if (!r.backend.empty()) j["rvq_backend"] = r.backend;
+  if (!r.passEngine.empty()) j["pass_engine"] = r.passEngine;
   j["seconds"] = r.seconds;
   return j.dump(2) + "\n";
 }

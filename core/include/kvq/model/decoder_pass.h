@@ -5,14 +5,17 @@
 // keys, causal grouped-query attention, the output projection added to the residual stream,
 // RMSNorm, one GEMM for gate/up, SiLU(gate) * up, the down projection added to the residual.
 // After the last layer: RMSNorm and the output head (tied to the embedding or separate).
-// GEMMs run through OpenBLAS (or Eigen, KVQ_GEMM=eigen) split over the OpenMP threads.
+// The products with weight matrices run through a WeightGemm (weight_gemm.h: OpenBLAS split over
+// the OpenMP threads, or cuBLAS when gpu/ provides it); attention's products stay on the CPU.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kvq/base/task.h"
 #include "kvq/model/decoder_model.h"
+#include "kvq/model/weight_gemm.h"
 
 namespace kvq {
 
@@ -30,7 +33,10 @@ class KvCacheHook {
 
 class DecoderPass {
  public:
-  explicit DecoderPass(const DecoderModel& model);
+  // gemm: the engine of the weight products, outliving the pass; nullptr = the CPU's.
+  explicit DecoderPass(const DecoderModel& model, WeightGemm* gemm = nullptr);
+
+  const WeightGemm& gemm() const { return *m_gemm; }
 
   const DecoderModel& model() const { return m_model; }
 
@@ -53,12 +59,16 @@ class DecoderPass {
   void mlpBlock(int layer, float* x, int64_t tokens);
 
   const DecoderModel& m_model;
+  std::unique_ptr<WeightGemm> m_ownGemm;  // the CPU engine when none was given
+  WeightGemm* m_gemm;
   std::vector<float> m_norm, m_qkv, m_k, m_v, m_kOrig, m_vOrig, m_attn, m_gateUp, m_act;
   std::vector<double> m_invFreq;
 };
 
 // Reference logits of one sequence: [tokens, vocab] row-major float32 (tests, probes).
-std::vector<float> sequenceLogits(const DecoderModel& model, const std::vector<int32_t>& tokens);
+// gemm: the engine of the weight products (nullptr = the CPU's).
+std::vector<float> sequenceLogits(const DecoderModel& model, const std::vector<int32_t>& tokens,
+                                  WeightGemm* gemm = nullptr);
 
 // RMSNorm of rows: out[r] = float(x[r] / sqrt(mean(x[r]^2) + eps)) * weight, the mean in double.
 //   x, out: [rows, n]; weight: [n]

@@ -25,7 +25,10 @@ struct PplOptions {
   std::vector<int> layers;                  // quantized layers; empty = the codebook file's, else all
   const CodebookFile* codebooks = nullptr;  // needed by Rvq variants
   std::string codebookPath;
-  std::string backend = "auto";  // RVQ encoding backend: cpu | cuda | auto
+  // cpu | cuda | auto: the backend of RVQ encoding and of the pass's weight products (cuda: cuBLAS,
+  // when gpu/ registered it; auto falls back to the CPU and says why in PplReport::passNote).
+  std::string backend = "auto";
+  bool allowTf32 = false;  // cuBLAS in TensorFloat-32 (weight_gemm.h: past the fidelity tolerance)
   int threads = 0;
   int64_t maxTokens = 0;  // per sequence (its first tokens); 0 = all
   bool checkDump = true;  // compare the reference keys/values with the dump's stored layers
@@ -70,7 +73,8 @@ struct PplReport {
   std::vector<TokenStats> referenceSequences;
   std::vector<VariantReport> variants;
   std::vector<DumpAgreement> agreement;
-  std::string backend;  // the RVQ backend used ("" without RVQ variants)
+  std::string backend;               // the RVQ backend used ("" without RVQ variants)
+  std::string passEngine, passNote;  // the weight products' engine; the line saying why that one
   double seconds = 0;
 };
 
