@@ -98,11 +98,12 @@ int narrowToInt(const std::string& field, int64_t value);
 
 // The field `name` of Config stored in `member` (a member of Config or of a base of it).
 template <class Config, class Owner, class T>
-Field<Config> makeField(std::string name, T Owner::*member, std::string doc, FieldRange range = {}) {
+Field<Config> makeField(const std::string& name, T Owner::*member, const std::string& doc,
+                        FieldRange range = {}) {
   static_assert(std::is_base_of_v<Owner, Config>, "member must belong to Config");
   Field<Config> f;
-  f.spec.name = std::move(name);
-  f.spec.doc = std::move(doc);
+  f.spec.name = name;
+  f.spec.doc = doc;
   f.spec.type = detail::fieldTypeOf<T>();
   f.spec.range = range;
   if constexpr (std::is_enum_v<T>) {
