@@ -135,7 +135,7 @@ double logSumExp(const float* l, int64_t n, float* scratch) {
 
 class HeadScorer {
  public:
-  HeadScorer(const DecoderPass& pass, int64_t chunk) : m_pass(pass), m_chunk(chunk) {
+  HeadScorer(const DecoderPass& pass, int64_t chunk) : m_pass(pass) {
     const auto v = static_cast<size_t>(pass.model().config.vocab);
     m_ref.resize(static_cast<size_t>(chunk) * v);
     m_prob.resize(m_ref.size());
@@ -201,7 +201,6 @@ class HeadScorer {
   }
 
   const DecoderPass& m_pass;
-  int64_t m_chunk;
   std::vector<float> m_ref, m_prob, m_var;
 };
 
