@@ -230,6 +230,15 @@ TEST(GgufReader, SparseFileCannotClaimBillionsOfTensors) {
   EXPECT_NE(headerRefusal(headerBytes(65537, 0), size).find("is more than 65536"), std::string::npos);
 }
 
+// The specification caps keys at 65535 bytes; a longer one is refused before it is read
+// (a key as long as a sparse file would otherwise be read and quoted whole).
+TEST(GgufReader, KeyLongerThanTheSpecificationAllowsIsRefused) {
+  const uint64_t size = uint64_t{1} << 30;
+  EXPECT_NE(headerRefusal(headerBytes(0, 1, {65536}), size).find("longer than allowed (65535)"),
+            std::string::npos);
+  EXPECT_EQ(headerRefusal(headerBytes(0, 1, {65535}), size), "needs more bytes");
+}
+
 TEST(GgufReader, SparseFileCannotClaimBillionsOfArrayValues) {
   const uint64_t size = uint64_t{16} << 30;
   // key "x" (length 1, then the byte), type Array (9), element type UInt8 (0), count.
@@ -241,7 +250,7 @@ TEST(GgufReader, SparseFileCannotClaimBillionsOfArrayValues) {
     return b;
   };
   const std::string refusal = headerRefusal(arrayOf(uint64_t{1} << 33), size);
-  EXPECT_NE(refusal.find("metadata 'x'"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("metadata \"x\""), std::string::npos) << refusal;
   EXPECT_NE(refusal.find("more than 8388608 values in all"), std::string::npos) << refusal;
   EXPECT_EQ(headerRefusal(arrayOf(uint64_t{1} << 23), size), "needs more bytes");
   EXPECT_NE(headerRefusal(arrayOf((uint64_t{1} << 23) + 1), size).find("8388608"), std::string::npos);

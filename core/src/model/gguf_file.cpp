@@ -13,15 +13,17 @@
 #include <set>
 
 #include "kvq/base/error.h"
+#include "kvq/base/text.h"
 #include "kvq/model/gguf_dequantize.h"
 
 namespace kvq {
 
 namespace {
 
-constexpr int kMaxDims = 4;           // GGML_MAX_DIMS
-constexpr size_t kMaxNameBytes = 64;  // GGML_MAX_NAME: tensor names are at most 64 bytes
-constexpr int kMaxArrayDepth = 4;     // arrays of arrays of ... (the spec allows nesting)
+constexpr int kMaxDims = 4;               // GGML_MAX_DIMS
+constexpr size_t kMaxNameBytes = 64;      // GGML_MAX_NAME: tensor names are at most 64 bytes
+constexpr uint64_t kMaxKeyBytes = 65535;  // the GGUF specification: keys are at most 65535 bytes
+constexpr int kMaxArrayDepth = 4;         // arrays of arrays of ... (the spec allows nesting)
 // Largest header GgufFile::open reads into memory (tokenizer vocabularies are a few MB).
 constexpr uint64_t kMaxHeaderBytes = uint64_t{1} << 30;
 // Counts checked only against the file size let a small sparse file claim billions of entries,
@@ -224,8 +226,8 @@ void readMetadata(Cursor& c, uint64_t count, GgufHeader& h) {
     c.fail("header", "metadata count " + std::to_string(count) + " cannot fit in the file");
   }
   for (uint64_t i = 0; i < count; ++i) {
-    const std::string key = c.readString("metadata key " + std::to_string(i), c.remainingInFile());
-    const std::string where = "metadata '" + key + "'";
+    const std::string key = c.readString("metadata key " + std::to_string(i), kMaxKeyBytes);
+    const std::string where = "metadata " + quoteForMessage(key);
     const auto type = c.read<uint32_t>(where + " type");
     if (!knownValueType(type)) c.fail(where, "unknown value type " + std::to_string(type));
     GgufValue value = readValue(c, static_cast<GgufValueType>(type), where, 0);
