@@ -2,6 +2,7 @@
 
 #include <QDir>
 
+#include "allocation_chart.h"
 #include "channel_chart.h"
 #include "chart_export.h"
 #include "codebook_usage_chart.h"
@@ -77,7 +78,7 @@ void ChartsPanel::setChannels(const ChannelData& values, int groupSize, kvq::Gro
 }
 
 QList<ChartWidget*> ChartsPanel::charts() const {
-  return {m_rd, m_depth, m_layers, m_usage, m_channels, m_model->chart()};
+  return {m_rd, m_depth, m_layers, m_usage, m_channels, m_model->chart(), m_model->allocationChart()};
 }
 
 ChartWidget* ChartsPanel::currentChart() const {

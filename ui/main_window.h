@@ -58,6 +58,9 @@ class MainWindow : public QMainWindow {
   void runModelImpact();
   // What the charts show besides the study ("" when they show exactly the settings).
   QString chartsNotice() const;
+  // Reads a codebook file's /allocation into the Model impact tab's allocation chart (a dialog
+  // when it cannot: the chart keeps what it showed).
+  void openAllocation(const QString& path);
   // Exports; failures go to the presenter and return false. Codebooks are written
   // on the job queue: exportFinished follows.
   bool exportCurrentChart(const QString& path);

@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "allocation_chart.h"
 #include "charts_panel.h"
 #include "job_queue.h"
 #include "job_tags.h"
@@ -95,6 +96,19 @@ void MainWindow::runModelImpact() {
         m_presenter->showError(this, tr("Cannot run the model"), QString::fromStdString(error.what()));
       });
   updateActions();
+}
+
+void MainWindow::openAllocation(const QString& path) {
+  try {
+    const kvq::CodebookFile file = kvq::readCodebookFile(path.toStdString());
+    if (!file.allocation) {
+      throwBadInput(path.toStdString(), "/allocation",
+                    "no bit allocation in this file (write one with kvq allocate)");
+    }
+    m_charts->modelImpact()->allocationChart()->setAllocation(*file.allocation);
+  } catch (const kvq::Error& error) {
+    m_presenter->showError(this, tr("Cannot open the allocation"), QString::fromStdString(error.what()));
+  }
 }
 
 }  // namespace kvq::ui

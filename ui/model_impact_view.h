@@ -1,6 +1,8 @@
 // ModelImpactView — the "Model impact" tab: the GGUF model the dump was made with (picked once,
-// remembered in QSettings), a Run button, and the ModelImpactChart. MainWindow runs the
-// evaluation on the job queue (tag job_tag::kModel) when runRequested is emitted.
+// remembered in QSettings), a Run button, and the ModelImpactChart; under it the AllocationChart
+// of a codebook file written by kvq allocate ("Open allocation…"). MainWindow runs the
+// evaluation on the job queue (tag job_tag::kModel) when runRequested is emitted, and reads the
+// file when allocationRequested is.
 #pragma once
 
 #include <QWidget>
@@ -10,6 +12,7 @@ class QPushButton;
 
 namespace kvq::ui {
 
+class AllocationChart;
 class ModelImpactChart;
 
 class ModelImpactView : public QWidget {
@@ -19,6 +22,7 @@ class ModelImpactView : public QWidget {
   explicit ModelImpactView(QWidget* parent = nullptr);
 
   ModelImpactChart* chart() const { return m_chart; }
+  AllocationChart* allocationChart() const { return m_allocation; }
   QPushButton* runButton() const { return m_run; }
   // The remembered model path ("" before one was chosen).
   QString modelPath() const { return m_modelPath; }
@@ -31,15 +35,18 @@ class ModelImpactView : public QWidget {
 
  signals:
   void runRequested();
+  void allocationRequested(const QString& path);
 
  private:
   void chooseModel();
+  void chooseAllocation();
 
   QString m_modelPath;
   QLabel* m_pathLabel;
   QLabel* m_status;
   QPushButton* m_run;
   ModelImpactChart* m_chart;
+  AllocationChart* m_allocation;
 };
 
 }  // namespace kvq::ui

@@ -1,6 +1,6 @@
-// kvq ppl DUMP --model FILE.gguf [--codebooks cb.h5] [--depths 1-8] [--kivi 2,3,4] [--layers ...]
-// [--json|--csv]: perplexity and KL divergence of the model with a quantized key/value cache,
-// on the dump's own tokens (docs/model.md).
+// kvq ppl DUMP --model FILE.gguf [--codebooks cb.h5] [--depths 1-8] [--allocation] [--kivi 2,3,4]
+// [--sinks S] [--rvq-window R] [--kivi-window R] [--layers ...] [--json|--csv]: perplexity and KL divergence
+// of the model with a quantized key/value cache, on the dump's own tokens (docs/model.md).
 #include <omp.h>
 #include <CLI/CLI.hpp>
 
@@ -14,6 +14,7 @@
 #include "kvq/base/error.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/io/codebook_file.h"
+#include "kvq/model/cache_allocation.h"
 #include "kvq/model/decoder_model.h"
 #include "kvq/model/perplexity.h"
 #include "kvq/model/ppl_report.h"
@@ -24,18 +25,19 @@ namespace {
 
 struct PplArgs {
   std::string dump, model, codebooks, depths, kivi, layers;
-  int kiviWindow = 0, kiviTokenGroup = 32, kiviChannelGroup = 32;
-  bool identity = false, json = false, csv = false, noCheckDump = false, tf32 = false;
-  int64_t maxTokens = 0;
+  int kiviWindow = 0, kiviTokenGroup = 32, kiviChannelGroup = 32, sinks = 0, rvqWindow = 0;
+  bool identity = false, json = false, csv = false, noCheckDump = false, tf32 = false, allocation = false;
+  int64_t maxTokens = 0, amortise = 0;
   double memoryBudgetGiB = 8.0;
   std::string backend = "auto";
   int threads = 0;
 };
 
-std::vector<CacheVariantSpec> buildVariants(const PplArgs& a, const std::optional<CodebookFile>& codebooks) {
+std::vector<CacheVariantSpec> buildVariants(const PplArgs& a, const std::optional<CodebookFile>& codebooks,
+                                            int numLayers) {
   std::vector<CacheVariantSpec> variants;
   if (a.identity) variants.push_back({});
-  if (codebooks) {
+  if (codebooks && !(a.allocation && a.depths.empty())) {
     const std::vector<int> depths =
         a.depths.empty() ? parseIntList("1-" + std::to_string(codebooks->config.depth), "--depths")
                          : parseIntList(a.depths, "--depths");
@@ -43,10 +45,18 @@ std::vector<CacheVariantSpec> buildVariants(const PplArgs& a, const std::optiona
       CacheVariantSpec s;
       s.kind = CacheVariantKind::Rvq;
       s.depth = k;
+      s.sinks = a.sinks;
+      s.window = a.rvqWindow;
       variants.push_back(s);
     }
-  } else if (!a.depths.empty()) {
+  } else if (!codebooks && !a.depths.empty()) {
     throwBadInput("", "--depths", "RVQ depths need --codebooks");
+  }
+  if (a.allocation) {  // the file's allocation runs with the exact tokens it was made for
+    if (!codebooks || !codebooks->allocation) {
+      throwBadInput(a.codebooks, "/allocation", "--allocation needs a codebook file written by kvq allocate");
+    }
+    variants.push_back(allocationVariant(*codebooks->allocation, numLayers));
   }
   if (!a.kivi.empty()) {
     for (int b : parseIntList(a.kivi, "--kivi")) {
@@ -56,6 +66,7 @@ std::vector<CacheVariantSpec> buildVariants(const PplArgs& a, const std::optiona
       s.tokenGroup = a.kiviTokenGroup;
       s.channelGroup = a.kiviChannelGroup;
       s.window = a.kiviWindow;
+      s.sinks = a.sinks;
       variants.push_back(s);
     }
   }
@@ -71,7 +82,6 @@ void runPpl(const PplArgs& a) {
   std::optional<CodebookFile> codebooks;
   if (!a.codebooks.empty()) codebooks = readCodebookFile(a.codebooks);
   PplOptions options;
-  options.variants = buildVariants(a, codebooks);
   if (!a.layers.empty()) options.layers = parseIntList(a.layers, "--layers");
   options.codebooks = codebooks ? &*codebooks : nullptr;
   options.codebookPath = a.codebooks;
@@ -80,6 +90,7 @@ void runPpl(const PplArgs& a) {
   options.threads = a.threads;
   options.maxTokens = a.maxTokens;
   options.checkDump = !a.noCheckDump;
+  options.amortiseTokens = a.amortise;
   OpenOptions open;
   open.scanValues = false;  // only /tokens and the stored layers of the comparison are read
   const auto dump = DumpReader::open(a.dump, open);
@@ -93,6 +104,7 @@ void runPpl(const PplArgs& a) {
     throwBadInput(a.codebooks, "/ head_dim, num_kv_heads",
                   "the codebooks were trained for another head shape");
   }
+  options.variants = buildVariants(a, codebooks, model->config.numLayers);
   const PplReport report = evaluatePerplexity(*model, *dump, options, bar.control());
   bar.finish();
   std::cerr << "kvq: " << report.passNote << "\n";
@@ -119,6 +131,13 @@ void registerPpl(CLI::App& root) {
       ->required();
   cmd->add_option("--codebooks", a->codebooks, "Codebook file (kvq train): RVQ variants at its layers");
   cmd->add_option("--depths", a->depths, "RVQ depths k to evaluate, e.g. 1-8 or 4,6,8 (default: 1..K)");
+  cmd->add_flag("--allocation", a->allocation,
+                "Also run the codebook file's bit allocation (kvq allocate), with its sinks and window");
+  cmd->add_option("--sinks", a->sinks, "First S tokens of each sequence kept exact (RVQ and KIVI variants)");
+  cmd->add_option("--rvq-window", a->rvqWindow,
+                  "RVQ: sliding window of the last R tokens kept exact (0 = none)");
+  cmd->add_option("--amortise", a->amortise,
+                  "Count RVQ codebook storage in bits/channel, shared by N cached tokens (0 = not counted)");
   cmd->add_option("--kivi", a->kivi, "KIVI bit widths to evaluate, e.g. 2,3,4");
   cmd->add_option("--kivi-window", a->kiviWindow,
                   "KIVI's full-precision recent window R in tokens (0 = none)");

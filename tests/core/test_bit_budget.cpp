@@ -123,7 +123,7 @@ TEST(BitBudget, RefusesWhatCannotBeMet) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::BadInput);
-    EXPECT_EQ(e.where(), "--budget");
+    EXPECT_EQ(e.where(), "budget");
     EXPECT_NE(e.problem().find("2.0000"), std::string::npos) << e.problem();
   }
   EXPECT_THROW(allocateBudget({}, 3.0), Error);

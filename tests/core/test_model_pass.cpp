@@ -20,11 +20,10 @@
 #include "model/attention.h"
 #include "model/gemm.h"
 #include "test_util.h"
+#include "tiny_model.h"
 
 namespace kvq {
 namespace {
-
-const std::string kTiny = std::string(KVQ_TEST_DATA_DIR) + "/gguf/tiny_llama.gguf";
 
 std::vector<float> randomVector(size_t n, unsigned seed) {
   std::mt19937 rng(seed);
@@ -141,45 +140,9 @@ TEST(Attention, BlockedCausalGqaMatchesBruteForceWithAndWithoutWindow) {
   }
 }
 
-// A dump matching tiny_llama.gguf (1 layer, 1 kv head, head_dim 4, vocab 16): two sequences.
-std::string writeTinyDump(const std::filesystem::path& dir, const DecoderModel& model) {
-  const int64_t tokens = 70;
-  std::vector<int32_t> ids(static_cast<size_t>(tokens));
-  std::mt19937 rng(9);
-  for (auto& id : ids) id = static_cast<int32_t>(rng() % 16);
-  DumpHeader h;
-  h.model = "tiny";
-  h.numLayers = 1;
-  h.numKvHeads = 1;
-  h.headDim = 4;
-  h.tokens = tokens;
-  h.dtype = DType::Float32;
-  const std::string path = (dir / "tiny.h5").string();
-  auto w = DumpWriter::create(path, h);
-  // Store the model's own pre-RoPE keys/values of each sequence, as a dumper would.
-  struct Capture : KvCacheHook {
-    std::vector<float> k, v;
-    void apply(int, int64_t n, float* keys, float* values) override {
-      k.insert(k.end(), keys, keys + n * 4);
-      v.insert(v.end(), values, values + n * 4);
-    }
-  } capture;
-  DecoderPass pass(model);
-  for (auto [b, e] : {std::pair<int64_t, int64_t>{0, 40}, {40, 70}}) {
-    std::vector<float> x(static_cast<size_t>((e - b) * 8));
-    pass.embed(ids.data() + b, e - b, x.data());
-    pass.runLayers(x.data(), e - b, 0, 1, &capture, nullptr);
-  }
-  w->writeLayer(0, test::slabOf(tokens, 1, 4, capture.k), test::slabOf(tokens, 1, 4, capture.v));
-  w->writeTokenIds(ids);
-  w->writeSequenceStarts({0, 40});
-  w->commit();
-  return path;
-}
-
 TEST(Perplexity, UntouchedCacheGivesKlExactlyZeroAndTheReferencePerplexity) {
-  const auto model = loadDecoderModel(kTiny);
-  const auto dump = DumpReader::open(writeTinyDump(test::freshTempDir(), *model));
+  const auto model = loadDecoderModel(test::kTinyModel);
+  const auto dump = DumpReader::open(test::writeTinyDump(test::freshTempDir(), *model));
   PplOptions options;
   options.variants.push_back({});  // identity
   CacheVariantSpec kivi;
@@ -219,7 +182,7 @@ TEST(Perplexity, UntouchedCacheGivesKlExactlyZeroAndTheReferencePerplexity) {
 }
 
 TEST(Perplexity, PassIsCausal) {
-  const auto model = loadDecoderModel(kTiny);
+  const auto model = loadDecoderModel(test::kTinyModel);
   const std::vector<int32_t> ids = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3};
   const auto full = sequenceLogits(*model, ids);
   const auto prefix = sequenceLogits(*model, {ids.begin(), ids.begin() + 4});
@@ -227,7 +190,7 @@ TEST(Perplexity, PassIsCausal) {
 }
 
 TEST(Perplexity, RefusesADumpOfAnotherShape) {
-  const auto model = loadDecoderModel(kTiny);
+  const auto model = loadDecoderModel(test::kTinyModel);
   const auto dump = DumpReader::open(KVQ_SAMPLE_DUMP, {.scanValues = false});
   try {
     evaluatePerplexity(*model, *dump, {});

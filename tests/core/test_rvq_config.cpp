@@ -54,7 +54,12 @@ TEST(RvqConfig, Presets) {
   EXPECT_EQ(quality.lloydIterations, 3);
   EXPECT_EQ(quality.beamWidth, 4);
   EXPECT_THROW(presetConfig("nope"), Error);
-  EXPECT_EQ(presetNames().size(), 3u);
+  const RvqConfig budget = presetConfig("budget");
+  EXPECT_EQ(budget.codebookSize, 256);
+  EXPECT_EQ(budget.groupSize, 8);
+  EXPECT_EQ(budget.depth, 4);
+  EXPECT_DOUBLE_EQ(rvqBitsPerChannel(budget.codebookSize, 1, budget.groupSize, 64), 1.25);  // 1 bit a stage
+  EXPECT_EQ(presetNames().size(), 4u);
   for (const std::string& name : presetNames()) EXPECT_NO_THROW(validateConfig(presetConfig(name), 128));
 }
 

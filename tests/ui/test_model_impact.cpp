@@ -1,7 +1,10 @@
 // The Model impact tab: the model path is remembered; Run evaluates the chosen GGUF model over
 // the open dump's tokens on the job queue and fills the chart (perplexity and KL against bits per
 // channel); a model that cannot run shows the reader's message and keeps the earlier chart; the
-// chart exports like every chart.
+// chart exports like every chart. A codebook file's bit allocation opens into the allocation
+// chart (keys and values bars per layer); a file without one shows a message and keeps it.
+#include <QBarSeries>
+#include <QBarSet>
 #include <QFileInfo>
 #include <QLineSeries>
 #include <QPushButton>
@@ -12,10 +15,12 @@
 #include <memory>
 #include <random>
 
+#include "allocation_chart.h"
 #include "charts_panel.h"
 #include "job_queue.h"
 #include "job_tags.h"
 #include "kvq/dump/dump_writer.h"
+#include "kvq/io/codebook_file.h"
 #include "main_window.h"
 #include "message_presenter.h"
 #include "model_impact_chart.h"
@@ -63,6 +68,35 @@ QLineSeries* lineNamed(ChartWidget* chart, const QString& name) {
     if (s->name() == name) return qobject_cast<QLineSeries*>(s);
   }
   return nullptr;
+}
+
+// A codebook file of two layers (C = 4, g = 2, K = 3, head_dim 4), with an allocation or without.
+void writeAllocationFile(const QString& path, bool withAllocation) {
+  kvq::CodebookFile f;
+  f.config = kvq::presetConfig("paper");
+  f.config.codebookSize = 4;
+  f.config.groupSize = 2;
+  f.config.depth = 3;
+  f.headDim = 4;
+  f.numKvHeads = 1;
+  kvq::CacheAllocation a;
+  a.budget = 6.0;
+  a.bitsPerChannel = 5.75;
+  a.method = "exact";
+  a.contextTokens = 2048;
+  for (int layer : {0, 1}) {
+    for (kvq::Kind kind : {kvq::Kind::Keys, kvq::Kind::Values}) {
+      f.sets.push_back({layer, kind, {0, 1, 2, 3}, {kvq::Codebooks(3, 4, 2)}});
+      const int depth = 1 + layer + (kind == kvq::Kind::Values ? 1 : 0);  // 1 2 / 2 3
+      a.layers.push_back(layer);
+      a.kinds.push_back(kind);
+      a.depths.push_back(depth);
+      a.bits.push_back(depth + 4.0);
+      a.losses.push_back(1.0 / depth);
+    }
+  }
+  if (withAllocation) f.allocation = a;
+  kvq::writeCodebookFile(path.toStdString(), f);
 }
 
 }  // namespace
@@ -123,9 +157,33 @@ class ModelImpactTest : public QObject {
     view->setModelPath(kData + QStringLiteral("/gguf/tiny_llama.gguf"));
   }
 
+  void allocationOpensIntoItsChart() {
+    ModelImpactView* view = m_window->chartsPanel()->modelImpact();
+    QVERIFY(view->allocationChart()->isPlaceholder());
+    const QString with = m_dir.filePath(QStringLiteral("alloc.h5"));
+    const QString without = m_dir.filePath(QStringLiteral("plain.h5"));
+    writeAllocationFile(with, true);
+    writeAllocationFile(without, false);
+    const qsizetype errorsBefore = m_presenter->errors.size();
+    emit view->allocationRequested(with);
+    QVERIFY(!view->allocationChart()->isPlaceholder());
+    auto* bars = qobject_cast<QBarSeries*>(view->allocationChart()->series().value(0));
+    QVERIFY(bars != nullptr);
+    QCOMPARE(bars->count(), 2);  // keys, values
+    QCOMPARE(bars->barSets()[0]->label(), QStringLiteral("keys"));
+    QCOMPARE(bars->barSets()[0]->at(1), 6.0);  // layer 1 keys: depth 2 -> 6 bits
+    QCOMPARE(bars->barSets()[1]->at(1), 7.0);  // layer 1 values: depth 3
+    QVERIFY(view->allocationChart()->readout().contains(QStringLiteral("4 quantizers")));
+    emit view->allocationRequested(without);
+    QCOMPARE(m_presenter->errors.size(), errorsBefore + 1);
+    QVERIFY(m_presenter->errors.last().contains(QStringLiteral("no bit allocation")));
+    QCOMPARE(qobject_cast<QBarSeries*>(view->allocationChart()->series().value(0))->barSets()[1]->at(1), 7.0);
+  }
+
   void exportsLikeEveryChart() {
     QVERIFY(m_window->exportAllCharts(m_dir.path()));
     QVERIFY(QFileInfo(m_dir.filePath(QStringLiteral("model_impact.png"))).size() > 1000);
+    QVERIFY(QFileInfo(m_dir.filePath(QStringLiteral("bit_allocation.png"))).size() > 1000);
   }
 
  private:

@@ -5,6 +5,7 @@
 
 #include "h5/h5_file.h"
 #include "h5/hdf5_handle.h"
+#include "io/allocation_group.h"
 #include "io/config_attrs.h"
 #include "kvq/base/error.h"
 #include "kvq/base/file_util.h"
@@ -227,6 +228,7 @@ void writeCodebookFile(const std::string& path, const CodebookFile& file) {
         h5::writeAttr(group.get(), "relative_error_by_depth", file.relativeErrorByDepth[s]);
       }
     }
+    if (file.allocation) io::writeAllocationGroup(w, *file.allocation);
     w.close();
   }
   commitTemporaryFile(temporary, path);
@@ -247,6 +249,7 @@ CodebookFile readCodebookFile(const std::string& path) {
     }
   }
   if (file.sets.empty()) throwBadInput(path, "/layers", "the file holds no quantizer");
+  file.allocation = io::readAllocationGroup(r, file);
   return file;
 }
 

@@ -53,8 +53,9 @@ void attendBlock(GemmEngine engine, const AttentionInput& in, int h, int64_t i0,
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t t = i0 + r;
     float* s = w.s.data() + r * cols;
-    if (windowed) {  // keys at or past the last full group of R use full precision
-      const int64_t firstRecent = (t + 1) / in.window * in.window;
+    if (windowed) {  // keys at or past the last full group of R (or the last R keys) use full precision
+      const int64_t firstRecent =
+          in.slidingKeys ? std::max<int64_t>(0, t - in.window + 1) : (t + 1) / in.window * in.window;
       const float* sr = w.sRecent.data() + r * cols;
       for (int64_t j = firstRecent; j <= t; ++j) s[j] = sr[j];
     }

@@ -29,6 +29,7 @@ struct AttentionInput {
   const float* kRecent = nullptr;
   const float* vRecent = nullptr;
   int window = 0;
+  bool slidingKeys = false;
 };
 
 // out: [T, H_q*D] row-major float32.

@@ -11,56 +11,114 @@
 namespace kvq {
 
 std::string CacheVariantSpec::label() const {
+  std::string exact;
+  if (sinks > 0) exact += "-s" + std::to_string(sinks);
+  if (window > 0) exact += "-r" + std::to_string(window);
   switch (kind) {
     case CacheVariantKind::Identity:
       return "identity";
     case CacheVariantKind::Rvq:
-      return "rvq-" + std::to_string(depth);
+      return (name.empty() ? "rvq-" + std::to_string(depth) : name) + exact;
     case CacheVariantKind::Kivi:
-      return "kivi-" + std::to_string(bits) + (window > 0 ? "-r" + std::to_string(window) : std::string());
+      return "kivi-" + std::to_string(bits) + exact;
   }
   return "?";
 }
 
-double cacheBitsPerChannel(const CacheVariantSpec& spec, const CodebookFile* codebooks, int headDim,
-                           int64_t tokens) {
-  switch (spec.kind) {
-    case CacheVariantKind::Identity:
-      return 16.0;
-    case CacheVariantKind::Rvq:
-      return rvqBitsPerChannel(codebooks->config.codebookSize, spec.depth, codebooks->config.groupSize,
-                               headDim);
-    case CacheVariantKind::Kivi:
-      break;
+int CacheVariantSpec::depthOf(int layer, Kind which) const {
+  if (layerDepths.empty()) return depth;
+  if (layer < 0 || layer >= static_cast<int>(layerDepths.size())) return 0;
+  return layerDepths[static_cast<size_t>(layer)][which == Kind::Keys ? 0 : 1];
+}
+
+int64_t rvqExactTokens(int sinks, int window, int64_t tokens) {
+  return std::min<int64_t>(tokens, int64_t{std::max(sinks, 0)} + std::max(window, 0));
+}
+
+double rvqQuantizerBits(const CodebookFile& codebooks, int depth, int sinks, int window,
+                        const CacheCostBasis& basis) {
+  if (depth <= 0) return 16.0;
+  const RvqConfig& c = codebooks.config;
+  const double exact = basis.tokens > 0 ? static_cast<double>(rvqExactTokens(sinks, window, basis.tokens)) /
+                                              static_cast<double>(basis.tokens)
+                                        : 0.0;
+  double bits =
+      (1.0 - exact) * rvqBitsPerChannel(c.codebookSize, depth, c.groupSize, codebooks.headDim) + 16.0 * exact;
+  if (basis.amortiseTokens > 0) {
+    const double copies = c.perHead ? codebooks.numKvHeads : 1;
+    const double floats = copies * depth * static_cast<double>(c.codebookSize) * c.groupSize;
+    bits += 32.0 * floats /
+            (static_cast<double>(basis.amortiseTokens) * codebooks.numKvHeads * codebooks.headDim);
   }
+  return bits;
+}
+
+namespace {
+
+double kiviBitsPerChannel(const CacheVariantSpec& spec, int64_t tokens) {
   const double keyBits = scalarBitsPerChannel(spec.bits, spec.tokenGroup);
   const double valueBits = scalarBitsPerChannel(spec.bits, spec.channelGroup);
-  if (spec.window <= 0 || tokens <= 0) return 0.5 * (keyBits + valueBits);
+  if ((spec.window <= 0 && spec.sinks <= 0) || tokens <= 0) return 0.5 * (keyBits + valueBits);
   const auto t = static_cast<double>(tokens);
-  const int64_t keyFullTokens = tokens % spec.window;  // tokens past the last whole group of R
-  const auto keyFull = static_cast<double>(keyFullTokens);
-  const double valueFull = static_cast<double>(std::min<int64_t>(spec.window, tokens));
+  const int64_t sinks = std::max(spec.sinks, 0);
+  // keys: the tokens past the last whole group of R; values: the last R
+  const int64_t keyFullTokens = spec.window > 0 ? tokens % spec.window : 0;
+  const int64_t valueFullTokens = std::min<int64_t>(spec.window, tokens);
+  const auto keyFull = static_cast<double>(std::min(tokens, keyFullTokens + sinks));
+  const auto valueFull = static_cast<double>(std::min(tokens, valueFullTokens + sinks));
   const double keys = ((t - keyFull) * keyBits + keyFull * 16.0) / t;
   const double values = ((t - valueFull) * valueBits + valueFull * 16.0) / t;
   return 0.5 * (keys + values);
 }
 
+}  // namespace
+
+double cacheBitsPerChannel(const CacheVariantSpec& spec, const CodebookFile* codebooks,
+                           const std::vector<int>& layers, const CacheCostBasis& basis) {
+  switch (spec.kind) {
+    case CacheVariantKind::Identity:
+      return 16.0;
+    case CacheVariantKind::Kivi:
+      return kiviBitsPerChannel(spec, basis.tokens);
+    case CacheVariantKind::Rvq:
+      break;
+  }
+  double sum = 0;
+  for (int layer : layers) {
+    for (Kind kind : {Kind::Keys, Kind::Values})
+      sum += rvqQuantizerBits(*codebooks, spec.depthOf(layer, kind), spec.sinks, spec.window, basis);
+  }
+  return layers.empty() ? 0.0 : sum / (2.0 * static_cast<double>(layers.size()));
+}
+
 void validateCacheVariant(const CacheVariantSpec& spec, const CodebookFile* codebooks, int headDim) {
+  if (spec.sinks < 0) throwBadInput("", "sinks", "must be >= 0");
+  if (spec.window < 0) {
+    throwBadInput("", spec.kind == CacheVariantKind::Kivi ? "kivi_window" : "rvq_window", "must be >= 0");
+  }
   if (spec.kind == CacheVariantKind::Rvq) {
     if (codebooks == nullptr) throwBadInput("", "depths", "RVQ variants need codebooks");
-    if (spec.depth < 1 || spec.depth > codebooks->config.depth) {
-      throwBadInput("", "depths",
-                    "depth " + std::to_string(spec.depth) + " outside 1.." +
-                        std::to_string(codebooks->config.depth) + " (the stages of the codebook file)");
+    const int k = codebooks->config.depth;
+    auto check = [&](int depth, int low) {
+      if (depth < low || depth > k) {
+        throwBadInput("", "depths",
+                      "depth " + std::to_string(depth) + " outside " + std::to_string(low) + ".." +
+                          std::to_string(k) + " (the stages of the codebook file)");
+      }
+    };
+    if (spec.layerDepths.empty()) check(spec.depth, 1);
+    for (const auto& pair : spec.layerDepths) {
+      check(pair[0], 0);
+      check(pair[1], 0);
     }
     return;
   }
   if (spec.kind != CacheVariantKind::Kivi) return;
   if (spec.bits < 1 || spec.bits > 8) throwBadInput("", "kivi", "bits must be in 1..8");
   validateScalarBaseline({spec.bits, spec.tokenGroup, spec.channelGroup}, headDim);
-  if (spec.window < 0 || (spec.window > 0 && spec.window % spec.tokenGroup != 0)) {
+  if (spec.window > 0 && spec.window % spec.tokenGroup != 0) {
     throwBadInput("", "kivi_window",
-                  "the recent window must be a multiple of the token group " +
+                  "KIVI's recent window must be a multiple of the token group " +
                       std::to_string(spec.tokenGroup) + " (KIVI quantizes keys a whole group at a time)");
   }
 }
@@ -86,10 +144,11 @@ CacheQuantizer::CacheQuantizer(const CacheVariantSpec& spec, const std::set<int>
       }
     }
   }
-  for (const QuantizerSet& s : codebooks->sets) {  // the first `depth` stages of every quantizer
+  for (const QuantizerSet& s : codebooks->sets) {  // the first depthOf(layer, kind) stages
     m_truncatedBegin.push_back(m_truncated.size());
+    const int depth = std::max(1, spec.depthOf(s.layer, s.kind));
     for (const Codebooks& full : s.codebooks) {
-      Codebooks cut(spec.depth, full.size, full.dim);
+      Codebooks cut(depth, full.size, full.dim);
       std::memcpy(cut.data.data(), full.data.data(), cut.data.size() * sizeof(float));
       m_truncated.push_back(std::move(cut));
     }
@@ -97,7 +156,11 @@ CacheQuantizer::CacheQuantizer(const CacheVariantSpec& spec, const std::set<int>
 }
 
 int CacheQuantizer::recentWindow(int layer) const {
-  return m_spec.kind == CacheVariantKind::Kivi && m_layers.count(layer) != 0 ? m_spec.window : 0;
+  return m_spec.kind != CacheVariantKind::Identity && m_layers.count(layer) != 0 ? m_spec.window : 0;
+}
+
+bool CacheQuantizer::slidingKeyWindow(int /*layer*/) const {
+  return m_spec.kind == CacheVariantKind::Rvq;
 }
 
 const QuantizerSet& CacheQuantizer::set(int layer, Kind kind) const {
@@ -140,13 +203,7 @@ void CacheQuantizer::applyRvq(const QuantizerSet& s, int64_t tokens, float* x) {
   }
 }
 
-void CacheQuantizer::apply(int layer, int64_t tokens, float* keys, float* values) {
-  if (m_layers.count(layer) == 0 || m_spec.kind == CacheVariantKind::Identity) return;
-  if (m_spec.kind == CacheVariantKind::Rvq) {
-    applyRvq(set(layer, Kind::Keys), tokens, keys);
-    applyRvq(set(layer, Kind::Values), tokens, values);
-    return;
-  }
+void CacheQuantizer::applyKivi(int64_t tokens, float* keys, float* values) const {
   // KIVI on the whole sequence: key groups of n_t tokens start at token 0, so with a window
   // (a multiple of n_t) the groups attention reads quantized are exactly KIVI's.
   const ScalarBaselineConfig config{m_spec.bits, m_spec.tokenGroup, m_spec.channelGroup};
@@ -160,6 +217,22 @@ void CacheQuantizer::apply(int layer, int64_t tokens, float* keys, float* values
     kiviQuantize(in, kind, config, out);
     std::memcpy(data, out.data.data(), out.data.size() * sizeof(float));
   }
+}
+
+void CacheQuantizer::apply(int layer, int64_t tokens, float* keys, float* values) {
+  if (m_layers.count(layer) == 0 || m_spec.kind == CacheVariantKind::Identity) return;
+  // The sinks are quantized with the rest (KIVI's groups keep their shape) and put back exact.
+  const size_t sinkFloats =
+      static_cast<size_t>(std::min<int64_t>(m_spec.sinks, tokens)) * m_kvHeads * m_headDim;
+  const std::vector<float> sinkKeys(keys, keys + sinkFloats), sinkValues(values, values + sinkFloats);
+  if (m_spec.kind == CacheVariantKind::Kivi) {
+    applyKivi(tokens, keys, values);
+  } else {
+    if (m_spec.depthOf(layer, Kind::Keys) > 0) applyRvq(set(layer, Kind::Keys), tokens, keys);
+    if (m_spec.depthOf(layer, Kind::Values) > 0) applyRvq(set(layer, Kind::Values), tokens, values);
+  }
+  std::copy(sinkKeys.begin(), sinkKeys.end(), keys);
+  std::copy(sinkValues.begin(), sinkValues.end(), values);
 }
 
 }  // namespace kvq

@@ -96,6 +96,7 @@ void DecoderPass::attentionBlock(int layer, float* x, int64_t tokens, KvCacheHoo
     in.kRecent = m_kOrig.data();
     in.vRecent = m_vOrig.data();
     in.window = window;
+    in.slidingKeys = hook->slidingKeyWindow(layer);
   }
   m_attn.resize(static_cast<size_t>(tokens * qWidth));
   model::causalAttention(engine(), in, m_attn.data());

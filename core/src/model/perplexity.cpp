@@ -335,8 +335,9 @@ PplReport evaluatePerplexity(const DecoderModel& model, const DumpReader& dump, 
     report.sequenceTokens.push_back(n);
     evaluateSequence(st, pass, ids.data() + starts[s], n, starts[s], report);
     for (size_t v = 0; v < st.quantizers.size(); ++v) {
-      bitsWeighted[v] +=
-          cacheBitsPerChannel(options.variants[v], options.codebooks, c.headDim, n) * static_cast<double>(n);
+      bitsWeighted[v] += cacheBitsPerChannel(options.variants[v], options.codebooks, st.layers,
+                                             {n, options.amortiseTokens}) *
+                         static_cast<double>(n);
     }
   }
   int64_t total = 0;

@@ -19,7 +19,7 @@ constexpr double kGridUnits = 65536.0;
 constexpr double kRounding = 1e-12;
 
 [[noreturn]] void badBudget(const std::string& problem) {
-  throwBadInput("", "--budget", problem);
+  throwBadInput("", "budget", problem);
 }
 
 std::string bitsText(double bits) {
@@ -149,7 +149,7 @@ const char* budgetMethodName(BudgetMethod method) {
 BudgetMethod parseBudgetMethod(const std::string& name) {
   if (name == "exact") return BudgetMethod::Exact;
   if (name == "greedy") return BudgetMethod::Greedy;
-  throwBadInput("", "--budget-method", "unknown method '" + name + "' (expected exact or greedy)");
+  throwBadInput("", "method", "unknown method '" + name + "' (expected exact or greedy)");
 }
 
 double allocationBits(const std::vector<BudgetItem>& items, const std::vector<int>& choice) {

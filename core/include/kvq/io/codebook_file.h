@@ -4,11 +4,13 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "kvq/rvq/codebooks.h"
 #include "kvq/rvq/rvq_config.h"
+#include "kvq/study/bit_budget.h"
 
 namespace kvq {
 
@@ -31,6 +33,7 @@ struct CodebookFile {
   // "relative_error", "snr_db", "mean_cosine", "bits_per_channel", ...), same order as sets.
   std::vector<std::map<std::string, double>> metrics;
   std::vector<std::vector<double>> relativeErrorByDepth;  // [sets][K]
+  std::optional<CacheAllocation> allocation;              // a bit allocation of kvq allocate (/allocation)
 };
 
 // The file contents of a study (codebooks, channel orders, config, metrics).

@@ -29,6 +29,9 @@ class KvCacheHook {
   // > 0: attention keeps KIVI's full-precision recent window of this many tokens, reading the
   // keys/values as they were before apply() for it (attention.h states the rule).
   virtual int recentWindow(int /*layer*/) const { return 0; }
+  // true: the window slides one token at a time for keys too (query t reads keys t-R+1..t exact,
+  // an RVQ cache encodes a token when it leaves the window); false: KIVI's key groups of R.
+  virtual bool slidingKeyWindow(int /*layer*/) const { return false; }
 };
 
 class DecoderPass {

@@ -32,6 +32,8 @@ struct PplOptions {
   int threads = 0;
   int64_t maxTokens = 0;  // per sequence (its first tokens); 0 = all
   bool checkDump = true;  // compare the reference keys/values with the dump's stored layers
+  // Cached tokens the RVQ codebooks' storage is amortised over in bitsPerChannel (0 = not counted).
+  int64_t amortiseTokens = 0;
 };
 
 // Sums over predicted tokens. KL is KL(p_ref || p_q) in nats; top-1 agreement counts tokens

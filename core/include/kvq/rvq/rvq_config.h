@@ -75,7 +75,8 @@ template <class Config = RvqConfig>
 FieldTable<Config> rvqConfigFields() {
   using R = FieldRange;
   return {
-      makeField<Config>("preset", &RvqConfig::preset, "Settings to start from: paper, fast or quality"),
+      makeField<Config>("preset", &RvqConfig::preset,
+                        "Settings to start from: paper, fast, quality or budget"),
       makeField<Config>("codebook_size", &RvqConfig::codebookSize, "C: entries per codebook (paper: 2048)",
                         R::closed(2, 1 << 24)),
       makeField<Config>("depth", &RvqConfig::depth, "K: residual stages (paper: 8)", R::closed(1, 64)),
@@ -120,7 +121,8 @@ const FieldTable<RvqConfig>& rvqConfigTable();
 
 // Named presets: "paper" (the defaults above), "fast" (small sample, few steps:
 // interactive exploration), "quality" (dead-entry reseeding, Lloyd refinement,
-// beam 4). Throws Error(BadInput) on an unknown name.
+// beam 4), "budget" (C = 256, g = 8, K = 4: codebooks for kvq allocate's per-layer depths).
+// Throws Error(BadInput) on an unknown name.
 RvqConfig presetConfig(const std::string& name);
 std::vector<std::string> presetNames();
 

@@ -47,10 +47,29 @@ struct BudgetAllocation {
 // Channel-weighted mean cost, sum_i channels_i bits_i / sum_i channels_i, of a choice.
 double allocationBits(const std::vector<BudgetItem>& items, const std::vector<int>& choice);
 
-// Throws Error(BadInput, "", "--budget", ...) when an item has no option, a weight or cost is
+// Throws Error(BadInput, "", "budget", ...) when an item has no option, a weight or cost is
 // negative or not finite, or even the cheapest settings cost more than the budget (the message
 // gives that minimum).
 BudgetAllocation allocateBudget(const std::vector<BudgetItem>& items, double budgetBitsPerChannel,
                                 BudgetMethod method = BudgetMethod::Exact);
+
+// An allocation of RVQ depths to a cache's quantizers as exported with the codebooks (kvq allocate;
+// the /allocation group of a codebook file, docs/codebook-format.md), with the basis its bits were
+// counted on.
+struct CacheAllocation {
+  double budget = 0;           // asked, bits per channel
+  double bitsPerChannel = 0;   // of the choice, everything counted: <= budget
+  double loss = 0;             // summed loss of the choice
+  std::string lossName;        // what the loss is
+  std::string method;          // budgetMethodName
+  int64_t contextTokens = 0;   // sequence length the exact tokens are shared over
+  int64_t amortiseTokens = 0;  // cached tokens the codebook storage is shared over (0 = not counted)
+  int sinks = 0, window = 0;   // exact tokens of each sequence: the first S, a sliding window of R
+  std::vector<int> layers;     // [items]
+  std::vector<Kind> kinds;     // [items]
+  std::vector<int> depths;     // [items] RVQ stages used
+  std::vector<double> bits;    // [items] bits per channel of each quantizer
+  std::vector<double> losses;  // [items] measured loss at its depth
+};
 
 }  // namespace kvq
