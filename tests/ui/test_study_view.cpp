@@ -21,6 +21,7 @@
 #include <memory>
 #include <thread>
 
+#include "allocation_chart.h"
 #include "channel_chart.h"
 #include "charts_panel.h"
 #include "codebook_usage_chart.h"
