@@ -223,7 +223,7 @@ class RecordingGemm : public WeightGemm {
 };
 
 TEST(WeightGemm, EveryWeightProductOfThePassGoesThroughTheEngine) {
-  const auto model = loadDecoderModel(kTiny);
+  const auto model = loadDecoderModel(test::kTinyModel);
   const std::vector<int32_t> ids = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3};
   RecordingGemm recording(*model);
   const auto got = sequenceLogits(*model, ids, &recording);
@@ -256,7 +256,7 @@ TEST(WeightGemm, ModelWeightMatricesListsEachMatrixOnceWithItsShape) {
 }
 
 TEST(WeightGemm, ChoiceAndFallbackToTheCpu) {
-  const auto model = loadDecoderModel(kTiny);
+  const auto model = loadDecoderModel(test::kTinyModel);
   registerGpuGemmFactory(nullptr);
   std::string note;
   EXPECT_EQ(makeWeightGemm("cpu", *model, {}, &note)->name().rfind("CPU (", 0), 0u);
@@ -293,8 +293,8 @@ TEST(WeightGemm, ChoiceAndFallbackToTheCpu) {
 }
 
 TEST(WeightGemm, PerplexityRunsThePassOnTheChosenEngine) {
-  const auto model = loadDecoderModel(kTiny);
-  const auto dump = DumpReader::open(writeTinyDump(test::freshTempDir(), *model));
+  const auto model = loadDecoderModel(test::kTinyModel);
+  const auto dump = DumpReader::open(test::writeTinyDump(test::freshTempDir(), *model));
   PplOptions options;
   options.backend = "cpu";
   const PplReport cpu = evaluatePerplexity(*model, *dump, options);
