@@ -10,6 +10,7 @@
 #include "default_sample.h"
 #include "kvq/base/error.h"
 #include "kvq/dump/dump_reader.h"
+#include "kvq/dump/dump_json.h"
 #include "kvq/dump/dump_stats.h"
 #include "progress_bar.h"
 

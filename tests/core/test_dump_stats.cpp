@@ -11,6 +11,7 @@
 
 #include "kvq/base/error.h"
 #include "kvq/dump/dump_reader.h"
+#include "kvq/dump/dump_json.h"
 #include "kvq/dump/dump_stats.h"
 #include "kvq/dump/dump_writer.h"
 #include "test_util.h"

@@ -43,6 +43,8 @@ struct DumpInfo {
   std::vector<int64_t> queryPositions;  // /query_positions: token of each query row; empty: row t = token t
   bool hasTokenIds = false;             // /tokens present
   std::vector<int64_t> sequenceStarts;  // empty when absent
+
+  bool operator==(const DumpInfo&) const = default;
 };
 
 // A block of activations: data is [tokens, heads, dim] row-major float32.
