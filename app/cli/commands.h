@@ -25,5 +25,6 @@ void registerEval(CLI::App& root);
 void registerSweep(CLI::App& root);
 void registerEncode(CLI::App& root);
 void registerPpl(CLI::App& root);
+void registerValidate(CLI::App& root);
 
 }  // namespace kvq::cli

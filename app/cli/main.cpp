@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   kvq::cli::registerSweep(app);
   kvq::cli::registerEncode(app);
   kvq::cli::registerPpl(app);
+  kvq::cli::registerValidate(app);
 
   try {
     app.parse(argc, argv);
