@@ -10,6 +10,7 @@
 
 #include "channel_chart.h"
 #include "dump_session.h"
+#include "kvq/base/error.h"
 #include "study_controller.h"
 
 class QAction;
@@ -68,6 +69,8 @@ class MainWindow : public QMainWindow {
  signals:
   void sessionChanged();
   void openFailed(const QString& message);
+  // The dump being opened has a valid header: the dataset panel shows it (pending).
+  void openHeaderShown();
   void chartsUpdated();  // after the study charts were redrawn
   void exportFinished(const QString& path, bool ok);
 
@@ -83,6 +86,11 @@ class MainWindow : public QMainWindow {
   void connectSettings();
   void connectStudy();
   void setSession(SessionPtr session);
+  void createOpenActions();
+  kvq::OpenPolicy openPolicy() const;
+  void onOpenHeader(quint64 request, const kvq::DumpInfo& info, const QString& path);
+  void onOpenLayer(quint64 request, const kvq::LayerStats& stats);
+  void onOpenFailed(const QString& path, const kvq::Error& error);
   void openDialog();
   void exportChartDialog();
   void exportChartsDialog();
@@ -134,6 +142,7 @@ class MainWindow : public QMainWindow {
   QAction* m_exportCodebooksAction = nullptr;
   QAction* m_exportMetricsAction = nullptr;
   QAction* m_quitAction = nullptr;
+  QAction* m_trustFilesAction = nullptr;
 };
 
 }  // namespace kvq::ui

@@ -4,6 +4,7 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -28,7 +29,7 @@ int g_outFd = 1;
 
 #ifdef KVQ_VALIDATOR_TEST_HOOKS
 // Test hook: KVQ_VALIDATOR_FAULT="<fault>@<text>" makes the validator crash
-// (segv), hang (hang), exhaust its memory (memory) or abort (abort) right after
+// (segv), hang (hang), burn CPU (spin), exhaust its memory (memory) or abort right after
 // reporting the first step containing <text>, so tests can prove that each kind of
 // failure is contained and explained. Built only with KVQ_BUILD_TESTS.
 void injectFault(std::string_view step) {
@@ -44,6 +45,9 @@ void injectFault(std::string_view step) {
     std::raise(SIGSEGV);
   } else if (fault == "hang") {
     for (;;) ::pause();
+  } else if (fault == "spin") {
+    std::atomic<uint64_t> spins{0};
+    for (;;) spins.fetch_add(1, std::memory_order_relaxed);
   } else if (fault == "memory") {
     std::vector<std::unique_ptr<char[]>> hog;
     for (;;) {

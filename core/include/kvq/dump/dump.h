@@ -43,9 +43,13 @@ struct DumpInfo {
   std::vector<int64_t> queryPositions;  // /query_positions: token of each query row; empty: row t = token t
   bool hasTokenIds = false;             // /tokens present
   std::vector<int64_t> sequenceStarts;  // empty when absent
-
-  bool operator==(const DumpInfo&) const = default;
 };
+
+// Field by field (written out: the CUDA sources that include this are C++17).
+bool operator==(const DumpInfo& a, const DumpInfo& b);
+inline bool operator!=(const DumpInfo& a, const DumpInfo& b) {
+  return !(a == b);
+}
 
 // A block of activations: data is [tokens, heads, dim] row-major float32.
 struct Slab {

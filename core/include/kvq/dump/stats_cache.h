@@ -26,8 +26,6 @@ struct StatsCacheKey {
   uint64_t size = 0;
   int64_t mtimeNs = 0;
   std::string contentHash;  // 32 hex digits (XXH3-128 of the sampled bytes)
-
-  bool operator==(const StatsCacheKey&) const = default;
 };
 
 // Reads the sampled bytes of path (plain reads, no HDF5) and checks they belong to
