@@ -1,7 +1,10 @@
 // MainWindow — KVQ Studio's window: dataset panel (left dock), quantizer settings
 // (right dock), charts (centre tabs), job progress in the status bar.
-// Opening a dump runs on the jobs; a failure shows the reader's message and
-// leaves the open session exactly as it was.
+// Opening a dump runs on the job queue through core's isolated open path
+// (main_window_open.cpp): the dataset panel shows the new dump's header at once and
+// its statistics as they arrive; a failure — a crash of the isolated HDF5 library
+// included — shows a dialog and leaves the open session, the dataset panel and the
+// trained results exactly as they were.
 #pragma once
 
 #include <QMainWindow>
@@ -37,8 +40,11 @@ class MainWindow : public QMainWindow {
   explicit MainWindow(std::shared_ptr<MessagePresenter> presenter = nullptr, QWidget* parent = nullptr);
   ~MainWindow() override;
 
-  // Starts opening path on the jobs; sessionChanged or openFailed follows.
+  // Starts opening path on the job queue; openHeaderShown, then sessionChanged or
+  // openFailed follow.
   void openFile(const QString& path);
+  // "Open Files Without Isolation": for trusted files only (persisted).
+  QAction* trustFilesAction() const { return m_trustFilesAction; }
   const SessionPtr& session() const { return m_session; }
 
   JobQueue* jobs() const { return m_jobs; }

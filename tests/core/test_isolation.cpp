@@ -153,10 +153,11 @@ TEST(Isolation, ReaderRefusalsKeepTheirExactMessage) {
 
 TEST(Isolation, RealCrashingFileIsContained) {
   const std::string path = std::string(KVQ_SOURCE_DIR) + "/tests/data/hostile/crash_global_heap.h5";
-  EXPECT_EQ(failure([&] { openDump(path, isolatedPolicy(test::freshTempDir())); }),
-            path +
-                ": the HDF5 library crashed (SIGSEGV) while reading root attribute 'model': the file is damaged "
-                "or hostile");
+  EXPECT_EQ(
+      failure([&] { openDump(path, isolatedPolicy(test::freshTempDir())); }),
+      path +
+          ": the HDF5 library crashed (SIGSEGV) while reading root attribute 'model': the file is damaged "
+          "or hostile");
 }
 
 TEST(Isolation, CrashAfterTheHeaderNamesTheRead) {
@@ -168,10 +169,11 @@ TEST(Isolation, CrashAfterTheHeaderNamesTheRead) {
   listener.onHeader = [&](const DumpInfo&) { header = true; };
   OpenPolicy policy = isolatedPolicy(dir);
   policy.workers = 2;
-  EXPECT_EQ(failure([&] { openDump(path, policy, listener); }),
-            path +
-                ": the HDF5 library crashed (SIGSEGV) while reading /layers/3/values tokens [0, 300): the file is "
-                "damaged or hostile");
+  EXPECT_EQ(
+      failure([&] { openDump(path, policy, listener); }),
+      path +
+          ": the HDF5 library crashed (SIGSEGV) while reading /layers/3/values tokens [0, 300): the file is "
+          "damaged or hostile");
   EXPECT_TRUE(header);
 }
 
@@ -182,10 +184,11 @@ TEST(Isolation, HangHitsTheWallTimeLimit) {
   OpenPolicy policy = isolatedPolicy(dir);
   policy.limits.stallSeconds = 1;
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_EQ(failure([&] { openDump(path, policy); }),
-            path +
-                ": the HDF5 library stopped responding (no progress for 1 s, the wall-time limit) while reading "
-                "root attribute 'head_dim': the file is damaged or hostile");
+  EXPECT_EQ(
+      failure([&] { openDump(path, policy); }),
+      path +
+          ": the HDF5 library stopped responding (no progress for 1 s, the wall-time limit) while reading "
+          "root attribute 'head_dim': the file is damaged or hostile");
   // Not a timing assertion: proof that the hung child did not keep us waiting for good.
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60));
 }
@@ -196,10 +199,10 @@ TEST(Isolation, MemoryHitsTheLimit) {
   const ScopedFault fault("memory@reading root attribute 'key_rope'");
   OpenPolicy policy = isolatedPolicy(dir);
   policy.limits.memoryBytes = uint64_t{512} << 20;
-  EXPECT_EQ(failure([&] { openDump(path, policy); }),
-            path +
-                ": the HDF5 library exceeded the memory limit (512 MiB) while reading root attribute 'key_rope': the "
-                "file is damaged or hostile");
+  EXPECT_EQ(failure([&] { openDump(path, policy); }), path +
+                                                          ": the HDF5 library exceeded the memory limit (512 "
+                                                          "MiB) while reading root attribute 'key_rope': the "
+                                                          "file is damaged or hostile");
 }
 
 TEST(Isolation, CpuHitsTheLimit) {
@@ -208,10 +211,10 @@ TEST(Isolation, CpuHitsTheLimit) {
   const ScopedFault fault("spin@reading root attribute 'model'");
   OpenPolicy policy = isolatedPolicy(dir);
   policy.limits.cpuSeconds = 1;
-  EXPECT_EQ(failure([&] { openDump(path, policy); }),
-            path +
-                ": the HDF5 library exceeded the CPU-time limit (1 s) while reading root attribute 'model': the file "
-                "is damaged or hostile");
+  EXPECT_EQ(failure([&] { openDump(path, policy); }), path +
+                                                          ": the HDF5 library exceeded the CPU-time limit (1 "
+                                                          "s) while reading root attribute 'model': the file "
+                                                          "is damaged or hostile");
 }
 
 TEST(Isolation, CodebookFilesAreValidatedInAChild) {
@@ -229,7 +232,8 @@ TEST(Isolation, CodebookFilesAreValidatedInAChild) {
   set.kind = Kind::Values;
   set.channelOrder = {0, 1, 2, 3, 4, 5, 6, 7};
   set.codebooks.emplace_back(2, 4, 4);
-  for (size_t i = 0; i < set.codebooks[0].data.size(); ++i) set.codebooks[0].data[i] = 0.5f * static_cast<float>(i);
+  for (size_t i = 0; i < set.codebooks[0].data.size(); ++i)
+    set.codebooks[0].data[i] = 0.5f * static_cast<float>(i);
   file.sets.push_back(set);
   const std::string path = (dir / "cb.h5").string();
   writeCodebookFile(path, file);
@@ -238,14 +242,16 @@ TEST(Isolation, CodebookFilesAreValidatedInAChild) {
   EXPECT_EQ(read.sets[0].codebooks[0].data, set.codebooks[0].data);
   {
     const ScopedFault fault("segv@opening /layers/1/values/codebooks");
-    EXPECT_EQ(failure([&] { openCodebookFile(path, isolatedPolicy(dir)); }),
-              path +
-                  ": the HDF5 library crashed (SIGSEGV) while opening /layers/1/values/codebooks: the file is "
-                  "damaged or hostile");
+    EXPECT_EQ(
+        failure([&] { openCodebookFile(path, isolatedPolicy(dir)); }),
+        path +
+            ": the HDF5 library crashed (SIGSEGV) while opening /layers/1/values/codebooks: the file is "
+            "damaged or hostile");
   }
   // A dump is not a codebook file: the reader's own refusal, through the child.
   const std::string dump = synthDump(dir, 1, 20);
-  EXPECT_EQ(failure([&] { openCodebookFile(dump, isolatedPolicy(dir)); }), failure([&] { readCodebookFile(dump); }));
+  EXPECT_EQ(failure([&] { openCodebookFile(dump, isolatedPolicy(dir)); }),
+            failure([&] { readCodebookFile(dump); }));
 }
 
 TEST(Isolation, MissingOrForeignValidatorIsAnInternalError) {
@@ -301,7 +307,8 @@ TEST(Isolation, FileChangedAfterValidationIsRefused) {
   std::ofstream(path, std::ios::app) << "x";
   EXPECT_EQ(failure([&] { reader->read(0, Kind::Keys); }),
             path + ": the file changed after it was validated (its size changed from " +
-                std::to_string(stale.size) + " to " + std::to_string(stale.size + 1) + " bytes); open it again");
+                std::to_string(stale.size) + " to " + std::to_string(stale.size + 1) +
+                " bytes); open it again");
 }
 
 TEST(Isolation, ValidatorIsFoundInThisBuild) {

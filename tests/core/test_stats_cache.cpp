@@ -119,9 +119,7 @@ TEST_P(StatsCacheTest, HitChangedFileAndCorruptEntries) {
   // A changed file: new mtime -> new key -> scanned again, new entry.
   struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
-  const struct utimbuf later {
-    st.st_atime, st.st_mtime + 10
-  };
+  const struct utimbuf later { st.st_atime, st.st_mtime + 10 };
   ASSERT_EQ(::utime(path.c_str(), &later), 0);
   const OpenedDump changed = openDump(path, policy);
   EXPECT_FALSE(changed.statsFromCache);

@@ -25,6 +25,8 @@ std::vector<std::string> validatorCandidates() {
 }
 
 std::string locateValidator() {
+  // An explicit choice is final: a typo must not silently fall back to another kvq.
+  if (const char* env = std::getenv("KVQ_VALIDATOR"); env != nullptr && *env != '\0') return env;
   for (const std::string& path : validatorCandidates()) {
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0)

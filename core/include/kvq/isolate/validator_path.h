@@ -15,7 +15,8 @@ namespace kvq {
 // Not $PATH: a different kvq there might speak another protocol version.
 std::vector<std::string> validatorCandidates();
 
-// The first candidate that is an executable regular file; "" when none is.
+// $KVQ_VALIDATOR when set (final, even if it does not exist: the error then says
+// so), else the first candidate that is an executable regular file; "" when none is.
 std::string locateValidator();
 
 }  // namespace kvq
