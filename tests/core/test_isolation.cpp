@@ -182,12 +182,12 @@ TEST(Isolation, HangHitsTheWallTimeLimit) {
   const std::string path = synthDump(dir, 2, 50);
   const ScopedFault fault("hang@reading root attribute 'head_dim'");
   OpenPolicy policy = isolatedPolicy(dir);
-  policy.limits.stallSeconds = 1;
+  policy.limits.stallSeconds = 3;  // the child's start-up must fit, even on a loaded machine
   const auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(
       failure([&] { openDump(path, policy); }),
       path +
-          ": the HDF5 library stopped responding (no progress for 1 s, the wall-time limit) while reading "
+          ": the HDF5 library stopped responding (no progress for 3 s, the wall-time limit) while reading "
           "root attribute 'head_dim': the file is damaged or hostile");
   // Not a timing assertion: proof that the hung child did not keep us waiting for good.
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60));
@@ -211,6 +211,7 @@ TEST(Isolation, CpuHitsTheLimit) {
   const ScopedFault fault("spin@reading root attribute 'model'");
   OpenPolicy policy = isolatedPolicy(dir);
   policy.limits.cpuSeconds = 1;
+  policy.limits.stallSeconds = 600;  // spinning is silent: only the CPU limit may end it
   EXPECT_EQ(failure([&] { openDump(path, policy); }), path +
                                                           ": the HDF5 library exceeded the CPU-time limit (1 "
                                                           "s) while reading root attribute 'model': the file "
