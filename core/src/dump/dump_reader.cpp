@@ -2,6 +2,7 @@
 // lazy hyperslab reads converted to float32.
 #include "kvq/dump/dump_reader.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -82,8 +83,13 @@ __attribute__((target("avx,f16c"))) void widenHalfF16c(float* data, size_t n) {
   widenInPlace(data, n, DType::Float16, i);
 }
 
+// F16C is CPUID leaf 1, ECX bit 29 (not every compiler's __builtin_cpu_supports
+// knows it); "avx" also checks that the OS saves the YMM registers.
 bool haveF16c() {
-  static const bool have = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  static const bool have = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & (1u << 29)) != 0;
+  }();
   return have;
 }
 
