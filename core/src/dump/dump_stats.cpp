@@ -204,17 +204,23 @@ namespace {
 
 // Refuses the first NaN/Inf of slab (memory order: token, head, channel) with the
 // reader's message; slab is known to hold one.
-[[noreturn]] void refuseNonFinite(const DumpInfo& info, const std::string& where, const Slab& slab) {
+[[noreturn]] void refuseNonFinite(const DumpInfo& info, Kind kind, const std::string& where,
+                                  const Slab& slab) {
   const auto bad =
       std::find_if(slab.data.begin(), slab.data.end(), [](float v) { return !std::isfinite(v); });
   const auto i = static_cast<int64_t>(bad - slab.data.begin());
   const int64_t perToken = static_cast<int64_t>(slab.heads) * slab.dim;
   const float value = bad != slab.data.end() ? *bad : std::numeric_limits<float>::quiet_NaN();
   const char* what = std::isnan(value) ? "NaN" : (value > 0 ? "Inf" : "-Inf");
+  const int64_t row = slab.tokenBegin + i / perToken;
+  // Query rows name their token too when /query_positions selects them.
+  const bool mapped = kind == Kind::Queries && !info.queryPositions.empty();
+  const std::string at = mapped ? "row " + std::to_string(row) + " (token " +
+                                      std::to_string(info.queryPositions[static_cast<size_t>(row)]) + ")"
+                                : "token " + std::to_string(row);
   throwBadInput(info.path, where,
-                std::string(what) + " at token " + std::to_string(slab.tokenBegin + i / perToken) +
-                    ", head " + std::to_string((i % perToken) / slab.dim) + ", channel " +
-                    std::to_string(i % slab.dim));
+                std::string(what) + " at " + at + ", head " + std::to_string((i % perToken) / slab.dim) +
+                    ", channel " + std::to_string(i % slab.dim));
 }
 
 // Progress over the tokens of every dataset the scan reads.
