@@ -24,7 +24,7 @@ struct OpenOptions {
   bool scanValues = true;  // stream all data once to refuse NaN/Inf
   // The file as the isolated validator checked it (kvq/isolate/open_file.h): any
   // other file, or this one modified since, is refused before HDF5 reads a byte.
-  std::optional<FileIdentity> expectedIdentity;
+  std::optional<FileIdentity> expectedIdentity{};  // {}: callers may name only the fields they set
   // Largest float32 block one read() may allocate, in bytes.
   uint64_t maxReadBytes = uint64_t{8} << 30;
   const TaskControl* control = nullptr;  // progress/cancel of the value scan
