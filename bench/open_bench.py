@@ -8,7 +8,11 @@ x 128 channels, 32 768 tokens, float16, 3.7 GB -- and measures, warm and cold pa
     first paint = the first line on stdout (the header), full = exit;
   * the studio's session loader (bench_open = kvq::ui::loadSession): first paint = the
     header callback, full = the session returned;
-  * isolated (the default) and --no-isolation, and a reopen answered by the cache.
+  * isolated (the default) and --no-isolation, and a reopen answered by the cache;
+  * a baseline in h5py + numpy (--h5py-stats, run as a child of this script): the same
+    statistics (moments per layer, kind and head, mean/max |x| per channel) and the same
+    NaN/Inf check, read in blocks of 4096 tokens as the tools do; first paint = the
+    header printed after the root attributes and the layer list are read.
 
 Memory is the peak of the summed resident set of the measured process and all its
 children (the validators), sampled every 20 ms from /proc. "Cold" evicts the dump's
@@ -16,7 +20,8 @@ pages with posix_fadvise(DONTNEED) first -- only this file's, not the whole mach
 The synthesized dump is deleted afterwards unless --keep.
 
   python3 bench/open_bench.py --kvq build/app/kvq --bench-open build/bench/bench_open \\
-      [--baseline-kvq OLD_KVQ] [--dump DUMP] [--workdir /tmp] [--keep] [--repeat 2]
+      [--baseline-kvq OLD_KVQ] [--dump DUMP] [--tokens 32768] [--workdir /tmp] [--keep]
+      [--repeat 2] [--no-cold] [--no-h5py]
 """
 import argparse
 import json
@@ -29,8 +34,49 @@ import tempfile
 import threading
 import time
 
-SHAPE = ["--layers", "32", "--kv-heads", "8", "--head-dim", "128", "--tokens", "32768", "--seed", "1"]
-NEEDED_BYTES = 5 << 30  # the dump (3.7 GB) plus room
+SHAPE = ["--layers", "32", "--kv-heads", "8", "--head-dim", "128", "--seed", "1"]
+BYTES_PER_TOKEN = 32 * 8 * 128 * 2 * 2  # layers x heads x channels x {keys, values} x float16
+BLOCK_TOKENS = 4096
+
+
+def h5py_stats(path):
+    """The baseline: the statistics of `kvq info` with h5py and numpy (float64 sums)."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(path, "r") as f:
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        layers = sorted(f["layers"].keys(), key=int)
+        print(json.dumps({"model": str(attrs.get("model")), "layers": layers}), flush=True)
+        for name in layers:
+            group, row = f["layers"][name], {"layer": int(name)}
+            for kind in ("keys", "values", "queries"):
+                if kind not in group:
+                    continue
+                ds = group[kind]
+                tokens, heads, dim = ds.shape
+                sums = np.zeros((4, heads))  # sum x, x^2, x^3, x^4 per head
+                abs_sum, max_abs = np.zeros((heads, dim)), np.zeros((heads, dim))
+                for t in range(0, tokens, BLOCK_TOKENS):
+                    x = ds[t:t + BLOCK_TOKENS].astype(np.float64)
+                    if not np.isfinite(x).all():
+                        sys.exit(f"{path}: /layers/{name}/{kind}: NaN/Inf")
+                    if kind == "queries":
+                        continue
+                    x2 = x * x
+                    sums += np.stack([x.sum((0, 2)), x2.sum((0, 2)), (x2 * x).sum((0, 2)), (x2 * x2).sum((0, 2))])
+                    a = np.abs(x)
+                    abs_sum += a.sum(0)
+                    np.maximum(max_abs, a.max(0), out=max_abs)
+                if kind == "queries":
+                    continue
+                n = tokens * dim
+                mean = sums[0].sum() / (n * heads)
+                m2 = sums[1].sum() / (n * heads) - mean * mean
+                row[kind] = {"mean_abs": abs_sum.sum() / (n * heads), "std": float(np.sqrt(max(m2, 0))),
+                             "max_abs": float(max_abs.max()),
+                             "outliers": np.argsort(-abs_sum.sum(0))[:8].tolist()}
+            print(json.dumps(row), flush=True)
 
 
 def tree_rss_kb(root):
@@ -134,26 +180,34 @@ def main():
     ap.add_argument("--bench-open", required=True)
     ap.add_argument("--baseline-kvq", help="an older kvq (before the isolated, one-pass open) for comparison")
     ap.add_argument("--dump", help="use this dump instead of synthesizing one")
+    ap.add_argument("--tokens", type=int, default=32768, help="tokens of the synthesized dump (32768: 3.7 GB)")
+    ap.add_argument("--no-cold", action="store_true", help="warm page cache only")
+    ap.add_argument("--no-h5py", action="store_true", help="leave out the h5py + numpy baseline")
+    ap.add_argument("--h5py-stats", metavar="DUMP", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", default=tempfile.gettempdir())
     ap.add_argument("--keep", action="store_true", help="keep the synthesized dump")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
+    if args.h5py_stats:
+        h5py_stats(args.h5py_stats)
+        return
 
     dump, made = args.dump, False
     if dump is None:
         free = shutil.disk_usage(args.workdir).free
-        if free < NEEDED_BYTES:
-            sys.exit(f"{args.workdir} has {free >> 30} GiB free; the dump needs about 5 GiB")
-        dump = os.path.join(args.workdir, "kvq-bench-llama3-8b-shape.h5")
+        if free < args.tokens * BYTES_PER_TOKEN + (1 << 30):
+            sys.exit(f"{args.workdir} has {free >> 30} GiB free; the dump needs more")
+        dump = os.path.join(args.workdir, f"kvq-bench-llama3-8b-shape-{args.tokens}.h5")
         print(f"synthesizing {dump} ...", file=sys.stderr, flush=True)
-        subprocess.run([args.kvq, "synth", "--out", dump, *SHAPE], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([args.kvq, "synth", "--out", dump, *SHAPE, "--tokens", str(args.tokens)], check=True,
+                       stdout=subprocess.DEVNULL)
         made = True
     cache = tempfile.mkdtemp(prefix="kvq-bench-cache-")
     env = dict(os.environ, XDG_CACHE_HOME=cache)
     try:
         rows = []
         for _ in range(args.repeat):
-            for cold in (False, True):
+            for cold in (False,) if args.no_cold else (False, True):
                 if args.baseline_kvq:
                     rows.append(run_case("kvq info (before)", [args.baseline_kvq, "info", dump], env, dump, cold, False))
                 rows.append(run_case("kvq info", [args.kvq, "info", "--no-cache", dump], env, dump, cold, False))
@@ -162,6 +216,10 @@ def main():
                 rows.append(run_case("studio loader", [args.bench_open, dump], env, dump, cold, True))
                 rows.append(run_case("studio loader, no isolation", [args.bench_open, dump, "--no-isolation"], env,
                                      dump, cold, True))
+                if not args.no_h5py:
+                    rows.append(run_case("h5py + numpy baseline", [sys.executable, __file__, "--kvq", args.kvq,
+                                         "--bench-open", args.bench_open, "--h5py-stats", dump], env, dump, cold,
+                                         False))
             # Reopening: the first run fills the cache, the second is answered by it.
             run_case("fill cache", [args.kvq, "info", dump], env, dump, False, False)
             rows.append(run_case("kvq info, cached", [args.kvq, "info", dump], env, dump, False, False))
