@@ -230,7 +230,7 @@ def main():
               "peak RSS, all processes (MB) | load average |")
         print("|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['case']} | {r['cache']} | {r['first_paint_s']:.2f} | {r['full_s']:.2f} | {r['cpu_s']:.1f} | "
+            print(f"| {r['case']} | {r['cache']} | {r['first_paint_s']:.2f} | {r['full_s']:.2f} | {r['cpu_s']:.2f} | "
                   f"{r['peak_tree_rss_mb']:.0f} | {r['load']} |")
     finally:
         shutil.rmtree(cache, ignore_errors=True)
