@@ -29,6 +29,8 @@ void registerValidate(CLI::App& root) {
   cmd->add_option("--kind", args->kind, "dump or codebooks")->check(CLI::IsMember({"dump", "codebooks"}));
   cmd->add_option("--worker", args->worker, "K/N: scan every N-th layer starting at the K-th");
   cmd->add_flag("--no-stats", args->noStats, "Structure only (the statistics are cached)");
+  cmd->add_option("--address-space", args->request.addressSpaceBytes,
+                  "Bytes of address space this process may add after it started (0: no limit)");
   cmd->callback([args]() {
     ValidatorRequest& r = args->request;
     r.kind = args->kind == "codebooks" ? UntrustedKind::Codebooks : UntrustedKind::Dump;

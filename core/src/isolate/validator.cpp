@@ -2,12 +2,14 @@
 #include "kvq/isolate/validator.h"
 
 #include <hdf5.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <new>
 #include <nlohmann/json.hpp>
@@ -122,7 +124,19 @@ const char* errorKindName(ErrorKind kind) {
 
 }  // namespace
 
+// RLIMIT_AS = what this process maps now (its binary and libraries) + extra bytes.
+void limitAddressSpace(uint64_t extra) {
+  if (extra == 0) return;
+  std::ifstream statm("/proc/self/statm");
+  uint64_t pages = 0;
+  statm >> pages;  // total program size in pages
+  const uint64_t limit = pages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)) + extra;
+  const rlimit rl{limit, limit};
+  ::setrlimit(RLIMIT_AS, &rl);
+}
+
 int runValidator(const ValidatorRequest& request, int outFd) {
+  limitAddressSpace(request.addressSpaceBytes);
   g_outFd = outFd;
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // failures are reported as events, not printed
   emit({{"event", "hello"}, {"protocol", isolate::kProtocolVersion}, {"pid", ::getpid()}});

@@ -94,7 +94,9 @@ void Session::start() {
   const bool dump = m_request.kind == UntrustedKind::Dump;
   const int workers = dump && m_request.statistics ? std::max(1, m_request.workers) : 1;
   ChildLimits limits;
-  limits.addressSpaceBytes = kAddressSanitizer ? 0 : m_request.limits.memoryBytes;  // ASan reserves terabytes
+  // The validator limits its own address space once started (ValidatorRequest::
+  // addressSpaceBytes), not RLIMIT_AS before exec: kvq's libraries must load first.
+  limits.addressSpaceBytes = 0;
   limits.cpuSeconds = m_request.limits.cpuSeconds > 0
                           ? static_cast<uint64_t>(std::ceil(m_request.limits.cpuSeconds))
                           : 120 + m_request.identity.size / (uint64_t{16} << 20);
@@ -120,6 +122,10 @@ void Session::start() {
                                      "--worker",
                                      std::to_string(k) + "/" + std::to_string(workers)};
     if (!m_request.statistics) args.emplace_back("--no-stats");
+    if (!kAddressSanitizer) {  // ASan reserves terabytes: its allocator's limit applies instead
+      args.emplace_back("--address-space");
+      args.emplace_back(std::to_string(m_request.limits.memoryBytes));
+    }
     Worker w;
     w.process = std::make_unique<ChildProcess>(m_request.validator, args, limits, env);
     w.lastSign = Clock::now();

@@ -27,6 +27,11 @@ struct ValidatorRequest {
   int worker = 0;
   int workers = 1;
   bool statistics = true;  // false: structure only (the statistics came from the cache)
+  // Address space (RLIMIT_AS) this process may add to what it has mapped when it
+  // starts, set before the file is touched; 0: none. Measured from the start, not
+  // set by the parent before exec, so that the shared libraries kvq is linked with
+  // (cuBLAS alone maps hundreds of MiB) do not count against the file's budget.
+  uint64_t addressSpaceBytes = 0;
 };
 
 // Runs the validation and writes its events to outFd. Returns the exit code of
