@@ -5,7 +5,7 @@ set -euo pipefail
 
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
-  libeigen3-dev libhdf5-dev nlohmann-json3-dev libcli11-dev zlib1g-dev
+  libeigen3-dev libhdf5-dev nlohmann-json3-dev libcli11-dev zlib1g-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   qt6-base-dev qt6-charts-dev qt6-svg-dev libqt6svg6 libqt6opengl6-dev libgl-dev
   libfaiss-dev libopenblas-dev liblapack-dev

@@ -51,33 +51,62 @@ void DatasetModel::clearStats() {
 }
 
 void DatasetModel::setStats(const std::vector<kvq::LayerStats>& stats) {
+  std::vector<int> layers;
+  for (const kvq::LayerStats& layer : stats) layers.push_back(layer.layer);
+  setLayers(layers);
+  for (const kvq::LayerStats& layer : stats) fillLayer(layer);
+}
+
+void DatasetModel::setLayers(const std::vector<int>& layers) {
   clearStats();
-  for (const kvq::LayerStats& layer : stats) {
-    auto* layerItem = new QStandardItem(tr("Layer %1").arg(layer.layer));
+  for (int layer : layers) {
+    auto* layerItem = new QStandardItem(tr("Layer %1").arg(layer));
     layerItem->setEditable(false);
-    layerItem->setData(layer.layer, LayerRole);
+    layerItem->setData(layer, LayerRole);
     layerItem->setData(-1, KindRole);
     layerItem->setData(-1, HeadRole);
     QList<QStandardItem*> layerRow{layerItem};
     for (int c = 1; c < ColumnCount; ++c) {
-      auto* empty = new QStandardItem;
-      empty->setEditable(false);
-      layerRow << empty;
-    }
-    for (const kvq::Kind kind : {kvq::Kind::Keys, kvq::Kind::Values}) {
-      const kvq::KindStats& ks = kind == kvq::Kind::Keys ? layer.keys : layer.values;
-      const QList<QStandardItem*> kindRow =
-          statsRow(kind == kvq::Kind::Keys ? tr("keys") : tr("values"), ks.all, &ks.outlierChannels);
-      tagRow(kindRow, layer.layer, static_cast<int>(kind), -1);
-      for (size_t h = 0; h < ks.perHead.size(); ++h) {
-        const QList<QStandardItem*> headRow = statsRow(tr("head %1").arg(h), ks.perHead[h], nullptr);
-        tagRow(headRow, layer.layer, static_cast<int>(kind), static_cast<int>(h));
-        kindRow.front()->appendRow(headRow);
-      }
-      layerItem->appendRow(kindRow);
+      auto* pending = new QStandardItem(c == MeanAbsColumn ? tr("…") : QString());
+      pending->setEditable(false);
+      pending->setToolTip(tr("Statistics are being computed"));
+      layerRow << pending;
     }
     appendRow(layerRow);
   }
+}
+
+bool DatasetModel::fillLayer(const kvq::LayerStats& layer) {
+  QStandardItem* layerItem = nullptr;
+  for (int r = 0; r < rowCount() && layerItem == nullptr; ++r) {
+    if (item(r)->data(LayerRole).toInt() == layer.layer) layerItem = item(r);
+  }
+  if (layerItem == nullptr) return false;
+  layerItem->removeRows(0, layerItem->rowCount());
+  for (int c = 1; c < ColumnCount; ++c) {
+    QStandardItem* cell = item(layerItem->row(), c);
+    cell->setText(QString());
+    cell->setToolTip(QString());
+  }
+  for (const kvq::Kind kind : {kvq::Kind::Keys, kvq::Kind::Values}) {
+    const kvq::KindStats& ks = kind == kvq::Kind::Keys ? layer.keys : layer.values;
+    const QList<QStandardItem*> kindRow =
+        statsRow(kind == kvq::Kind::Keys ? tr("keys") : tr("values"), ks.all, &ks.outlierChannels);
+    tagRow(kindRow, layer.layer, static_cast<int>(kind), -1);
+    for (size_t h = 0; h < ks.perHead.size(); ++h) {
+      const QList<QStandardItem*> headRow = statsRow(tr("head %1").arg(h), ks.perHead[h], nullptr);
+      tagRow(headRow, layer.layer, static_cast<int>(kind), static_cast<int>(h));
+      kindRow.front()->appendRow(headRow);
+    }
+    layerItem->appendRow(kindRow);
+  }
+  return true;
+}
+
+int DatasetModel::filledLayers() const {
+  int filled = 0;
+  for (int r = 0; r < rowCount(); ++r) filled += item(r)->rowCount() > 0 ? 1 : 0;
+  return filled;
 }
 
 QModelIndex DatasetModel::indexFor(int layer, kvq::Kind kind, int head) const {

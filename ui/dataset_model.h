@@ -35,6 +35,14 @@ class DatasetModel : public QStandardItemModel {
 
   void setStats(const std::vector<kvq::LayerStats>& stats);
   void clearStats();
+  // One row per layer with empty statistics ("…"), filled in later by fillLayer:
+  // the dataset panel paints a dump's layers before its statistics arrive.
+  void setLayers(const std::vector<int>& layers);
+  // Fills the row of stats.layer (keys, values and their heads); false when the
+  // model has no such row.
+  bool fillLayer(const kvq::LayerStats& stats);
+  // Layers whose statistics are shown.
+  int filledLayers() const;
 
   // Row index of layer/kind/head (head -1: the kind's row). Invalid if absent.
   QModelIndex indexFor(int layer, kvq::Kind kind, int head = -1) const;

@@ -10,8 +10,7 @@
 namespace kvq::ui {
 namespace {
 
-QString summaryHtml(const DumpSession& session) {
-  const kvq::DumpInfo& info = session.info();
+QString summaryHtml(const kvq::DumpInfo& info) {
   QString rope = QString::fromStdString(info.keyRope);
   if (info.ropeTheta) rope += QObject::tr(" (θ %1)").arg(*info.ropeTheta);
   const auto row = [](const QString& k, const QString& v) {
@@ -61,15 +60,42 @@ DatasetPanel::DatasetPanel(QWidget* parent)
 }
 
 void DatasetPanel::setSession(const SessionPtr& session) {
+  m_session = session;
+  m_pending.reset();
   if (!session) {
     m_model->clearStats();
     m_summary->setText(tr("<i>No dump open.</i>"));
     return;
   }
   m_model->setStats(session->stats);
-  m_summary->setText(summaryHtml(*session));
+  m_summary->setText(summaryHtml(session->info()));
   m_view->expandToDepth(0);
   for (int c = 0; c < DatasetModel::ColumnCount - 1; ++c) m_view->resizeColumnToContents(c);
+}
+
+void DatasetPanel::showPending(const kvq::DumpInfo& info) {
+  m_pending = info;
+  m_model->setLayers(info.layers);
+  updatePendingSummary();
+  m_view->resizeColumnToContents(DatasetModel::NameColumn);
+}
+
+void DatasetPanel::fillPending(const kvq::LayerStats& stats) {
+  if (!m_pending || !m_model->fillLayer(stats)) return;
+  updatePendingSummary();
+}
+
+void DatasetPanel::restore() {
+  if (m_pending) setSession(m_session);
+}
+
+void DatasetPanel::updatePendingSummary() {
+  const int done = m_model->filledLayers();
+  const auto total = static_cast<int>(m_pending->layers.size());
+  m_summary->setText(summaryHtml(*m_pending) +
+                     (done < total
+                          ? tr("<p><i>Computing statistics: %1 of %2 layers…</i></p>").arg(done).arg(total)
+                          : tr("<p><i>Statistics complete; opening…</i></p>")));
 }
 
 void DatasetPanel::select(int layer, kvq::Kind kind, int head) {
@@ -78,6 +104,7 @@ void DatasetPanel::select(int layer, kvq::Kind kind, int head) {
 }
 
 void DatasetPanel::onCurrentChanged() {
+  if (m_pending) return;  // the window still holds the previous session
   const QModelIndex index = m_view->currentIndex().siblingAtColumn(DatasetModel::NameColumn);
   if (!index.isValid()) return;
   const int kind = index.data(DatasetModel::KindRole).toInt();

@@ -4,31 +4,16 @@
 #include <cmath>
 
 namespace kvq::ui {
-namespace {
 
-// A TaskControl that maps a sub-operation's 0..1 onto [begin, end) of the parent's.
-kvq::TaskControl subControl(const kvq::TaskControl& parent, double begin, double end) {
-  kvq::TaskControl sub;
-  sub.cancel = parent.cancel;
-  sub.onProgress = [&parent, begin, end](double fraction, const std::string& stage) {
-    parent.report(begin + (end - begin) * std::clamp(fraction, 0.0, 1.0), stage);
-  };
-  return sub;
-}
-
-}  // namespace
-
-SessionPtr loadSession(const QString& path, const kvq::TaskControl& control) {
+SessionPtr loadSession(const QString& path, const kvq::OpenPolicy& policy, const kvq::OpenListener& listener,
+                       const kvq::TaskControl& control) {
   auto session = std::make_shared<DumpSession>();
   session->path = path;
-  const kvq::TaskControl scan = subControl(control, 0.0, 0.5);
-  kvq::OpenOptions options;
-  options.control = &scan;
   control.report(0.0, "Opening");
-  session->reader = kvq::DumpReader::open(path.toStdString(), options);
-  control.check();
-  const kvq::TaskControl stats = subControl(control, 0.5, 1.0);
-  session->stats = kvq::computeDumpStats(*session->reader, &stats);
+  kvq::OpenedDump opened = kvq::openDump(path.toStdString(), policy, listener, &control);
+  session->reader = std::move(opened.reader);
+  session->stats = std::move(opened.stats);
+  session->statsFromCache = opened.statsFromCache;
   control.report(1.0, "Statistics");
   return session;
 }

@@ -13,6 +13,7 @@
 #include "kvq/dump/dump.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/dump/dump_stats.h"
+#include "kvq/isolate/open_file.h"
 
 namespace kvq::ui {
 
@@ -20,14 +21,18 @@ struct DumpSession {
   QString path;
   std::unique_ptr<kvq::DumpReader> reader;  // read on the worker thread only
   std::vector<kvq::LayerStats> stats;       // [present layers], ascending layer
+  bool statsFromCache = false;              // the per-user statistics cache answered
   const kvq::DumpInfo& info() const { return reader->info(); }
 };
 
 using SessionPtr = std::shared_ptr<const DumpSession>;
 
-// Opens and validates path, then computes the statistics (one pass per layer and
-// kind). Progress: 0..0.5 the value scan, 0.5..1 the statistics. Throws kvq::Error.
-SessionPtr loadSession(const QString& path, const kvq::TaskControl& control);
+// Opens path with kvq::openDump under policy: listener.onHeader fires (on this,
+// the worker thread) as soon as the header is validated, listener.onLayer as each
+// layer's statistics complete; the session comes back once every value passed.
+// Throws kvq::Error (a crash, hang or limit hit of the isolated library included).
+SessionPtr loadSession(const QString& path, const kvq::OpenPolicy& policy, const kvq::OpenListener& listener,
+                       const kvq::TaskControl& control);
 
 // Per-channel mean |x| and max |x| of one head of one layer/kind, streaming the
 // dump in chunks. meanAbs, maxAbs: [D] out.

@@ -138,6 +138,10 @@ void MainWindow::connectStudy() {
         if (outcome == JobQueue::Outcome::Cancelled && tag != job_tag::kChannels && !m_jobs->isPending(tag)) {
           statusBar()->showMessage(tr("Cancelled — earlier results kept"), 4000);
         }
+        // A cancelled open leaves the dataset panel on the session still open.
+        if (tag == job_tag::kOpen && outcome != JobQueue::Outcome::Done && !m_jobs->isPending(tag)) {
+          m_dataset->restore();
+        }
         updateActions();
       });
   connect(m_jobs, &JobQueue::taskStarted, this, [this] { updateActions(); });
@@ -187,6 +191,8 @@ void MainWindow::createActions() {
   m_exportMetricsAction->setStatusTip(tr("Save the metrics table as CSV or JSON"));
   connect(m_exportMetricsAction, &QAction::triggered, this, &MainWindow::exportMetricsDialog);
 
+  createOpenActions();
+
   m_quitAction = new QAction(tr("&Quit"), this);
   m_quitAction->setShortcut(QKeySequence::Quit);
   connect(m_quitAction, &QAction::triggered, this, &QWidget::close);
@@ -203,6 +209,8 @@ void MainWindow::createMenus() {
   file->addAction(m_exportAllChartsAction);
   file->addAction(m_exportCodebooksAction);
   file->addAction(m_exportMetricsAction);
+  file->addSeparator();
+  file->addAction(m_trustFilesAction);
   file->addSeparator();
   file->addAction(m_quitAction);
 
@@ -235,23 +243,6 @@ void MainWindow::openDialog() {
   const QString path = QFileDialog::getOpenFileName(this, tr("Open KV dump"), dir,
                                                     tr("KV dumps (*.h5 *.hdf5);;All files (*)"));
   if (!path.isEmpty()) openFile(path);
-}
-
-void MainWindow::openFile(const QString& path) {
-  const QString absolute = QFileInfo(path).absoluteFilePath();
-  m_jobs->run<SessionPtr>(
-      job_tag::kOpen, tr("Opening %1").arg(QFileInfo(path).fileName()), this,
-      [absolute](const kvq::TaskControl& control) { return loadSession(absolute, control); },
-      [this](SessionPtr& session) {
-        m_recent->add(session->path);
-        setSession(std::move(session));
-      },
-      [this, absolute](const kvq::Error& error) {
-        // The open session stays exactly as it was: nothing was replaced yet.
-        const QString message = QString::fromStdString(error.what());
-        m_presenter->showError(this, tr("Cannot open %1").arg(QFileInfo(absolute).fileName()), message);
-        emit openFailed(message);
-      });
 }
 
 void MainWindow::setSession(SessionPtr session) {

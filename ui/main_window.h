@@ -1,7 +1,10 @@
 // MainWindow — KVQ Studio's window: dataset panel (left dock), quantizer settings
 // (right dock), charts (centre tabs), job progress in the status bar.
-// Opening a dump runs on the jobs; a failure shows the reader's message and
-// leaves the open session exactly as it was.
+// Opening a dump runs on the job queue through core's isolated open path
+// (main_window_open.cpp): the dataset panel shows the new dump's header at once and
+// its statistics as they arrive; a failure — a crash of the isolated HDF5 library
+// included — shows a dialog and leaves the open session, the dataset panel and the
+// trained results exactly as they were.
 #pragma once
 
 #include <QMainWindow>
@@ -10,6 +13,7 @@
 
 #include "channel_chart.h"
 #include "dump_session.h"
+#include "kvq/base/error.h"
 #include "study_controller.h"
 
 class QAction;
@@ -36,8 +40,11 @@ class MainWindow : public QMainWindow {
   explicit MainWindow(std::shared_ptr<MessagePresenter> presenter = nullptr, QWidget* parent = nullptr);
   ~MainWindow() override;
 
-  // Starts opening path on the jobs; sessionChanged or openFailed follows.
+  // Starts opening path on the job queue; openHeaderShown, then sessionChanged or
+  // openFailed follow.
   void openFile(const QString& path);
+  // "Open Files Without Isolation": for trusted files only (persisted).
+  QAction* trustFilesAction() const { return m_trustFilesAction; }
   const SessionPtr& session() const { return m_session; }
 
   JobQueue* jobs() const { return m_jobs; }
@@ -71,6 +78,8 @@ class MainWindow : public QMainWindow {
  signals:
   void sessionChanged();
   void openFailed(const QString& message);
+  // The dump being opened has a valid header: the dataset panel shows it (pending).
+  void openHeaderShown();
   void chartsUpdated();  // after the study charts were redrawn
   void exportFinished(const QString& path, bool ok);
 
@@ -86,6 +95,11 @@ class MainWindow : public QMainWindow {
   void connectSettings();
   void connectStudy();
   void setSession(SessionPtr session);
+  void createOpenActions();
+  kvq::OpenPolicy openPolicy() const;
+  void onOpenHeader(quint64 request, const kvq::DumpInfo& info, const QString& path);
+  void onOpenLayer(quint64 request, const kvq::LayerStats& stats);
+  void onOpenFailed(const QString& path, const kvq::Error& error);
   void openDialog();
   void exportChartDialog();
   void exportChartsDialog();
@@ -137,6 +151,7 @@ class MainWindow : public QMainWindow {
   QAction* m_exportCodebooksAction = nullptr;
   QAction* m_exportMetricsAction = nullptr;
   QAction* m_quitAction = nullptr;
+  QAction* m_trustFilesAction = nullptr;
 };
 
 }  // namespace kvq::ui

@@ -64,6 +64,8 @@ void MainWindow::runModelImpact() {
   std::shared_ptr<const kvq::CodebookFile> codebooks;
   if (m_shown) codebooks = std::make_shared<const kvq::CodebookFile>(kvq::codebookFileFromStudy(*m_shown));
   const std::string dumpPath = m_session->path.toStdString();
+  // The file the isolated validator passed when the session opened, and nothing else.
+  const kvq::FileIdentity identity = m_session->reader->identity();
   const std::string modelPath = view->modelPath().toStdString();
   const std::string backend = m_lastBackendChoice.toStdString();
   view->setStatus(codebooks
@@ -71,9 +73,10 @@ void MainWindow::runModelImpact() {
                       : tr("Running the model with KIVI-2/3/4 at every layer (train a study for RVQ)…"));
   m_jobs->run<std::shared_ptr<const kvq::PplReport>>(
       job_tag::kModel, tr("Running %1").arg(QFileInfo(view->modelPath()).fileName()), this,
-      [dumpPath, modelPath, codebooks, backend](const kvq::TaskControl& control) {
+      [dumpPath, identity, modelPath, codebooks, backend](const kvq::TaskControl& control) {
         kvq::OpenOptions open;
-        open.scanValues = false;
+        open.scanValues = false;  // scanned when the session opened
+        open.expectedIdentity = identity;
         const auto dump = kvq::DumpReader::open(dumpPath, open);
         kvq::ModelLoadOptions load;
         load.control = &control;

@@ -10,6 +10,7 @@
 #include "kvq/dump/dump_reader.h"
 #include "kvq/io/codebook_file.h"
 #include "kvq/io/codes_file.h"
+#include "open_options.h"
 #include "output_paths.h"
 #include "progress_bar.h"
 
@@ -18,6 +19,7 @@ namespace kvq::cli {
 void registerEncode(CLI::App& root) {
   struct EncodeArgs {
     EngineOptions engine;
+    OpenArgs open;
     std::string codebooks, out;
   };
   auto args = std::make_shared<EncodeArgs>();
@@ -28,14 +30,16 @@ void registerEncode(CLI::App& root) {
   addComputeOptions(cmd, args->engine);
   cmd->add_option("--chunk-tokens", args->engine.chunkTokens, "Tokens per block (bounds memory)")
       ->capture_default_str();
+  addOpenOptions(cmd, args->open, true);
   cmd->callback([args]() {
     EngineOptions& o = args->engine;
     o.dump = resolveDump(o.dump, "encode");
     checkOutputPath("--out", args->out);  // fail now, not after encoding
-    const CodebookFile file = readCodebookFile(args->codebooks);
-    const auto reader = DumpReader::open(o.dump);
-    auto backend = makeEngineBackend(o);
+    const CodebookFile file = openCodebooks(args->codebooks, args->open);
     ProgressBar bar;
+    const auto reader = openDumpForWork(o.dump, args->open, bar.control());
+    bar.finish();
+    auto backend = makeEngineBackend(o);
     const EncodeSummary s =
         encodeDumpToFile(*reader, file, args->codebooks, args->out, *backend, bar.control(), o.chunkTokens);
     bar.finish();

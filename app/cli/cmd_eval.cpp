@@ -9,6 +9,7 @@
 #include "kvq/base/error.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/io/codebook_file.h"
+#include "open_options.h"
 #include "output_paths.h"
 #include "progress_bar.h"
 #include "tables.h"
@@ -18,6 +19,7 @@ namespace kvq::cli {
 void registerEval(CLI::App& root) {
   struct EvalArgs {
     EngineOptions engine;
+    OpenArgs open;
     std::string codebooks;
   };
   auto args = std::make_shared<EvalArgs>();
@@ -28,20 +30,22 @@ void registerEval(CLI::App& root) {
   addSelectionOptions(cmd, args->engine);
   addComputeOptions(cmd, args->engine);
   addReportOptions(cmd, args->engine);
+  addOpenOptions(cmd, args->open, true);
   cmd->callback([args]() {
     EngineOptions& o = args->engine;
     o.dump = resolveDump(o.dump, "eval");
     checkReportOutputs(o);  // fail now, not after the evaluation
-    const CodebookFile file = readCodebookFile(args->codebooks);
+    const CodebookFile file = openCodebooks(args->codebooks, args->open);
     const RvqConfig config = overrideConfig(file.config, o);
     const StudyOptions study = buildStudyOptions(o, config);
-    const auto reader = DumpReader::open(o.dump);
+    ProgressBar bar;
+    const auto reader = openDumpForWork(o.dump, args->open, bar.control());
+    bar.finish();
     if (reader->info().headDim != file.headDim || reader->info().numKvHeads != file.numKvHeads) {
       throwBadInput(args->codebooks, "/ head_dim, num_kv_heads",
                     "the codebooks were trained for another head shape");
     }
     auto backend = makeEngineBackend(o);
-    ProgressBar bar;
     StudyResult result =
         evaluateCodebooks(*reader, file.sets, args->codebooks, study, *backend, bar.control());
     bar.finish();

@@ -1,16 +1,22 @@
 // kvq info FILE [--json]: shape, conventions and per-layer statistics of a dump.
+// The header prints as soon as the (isolated) validator has read it, then each
+// layer's row as its statistics complete, in layer order.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "default_sample.h"
 #include "kvq/base/error.h"
+#include "kvq/dump/dump_json.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/dump/dump_stats.h"
+#include "kvq/isolate/open_file.h"
+#include "open_options.h"
 #include "progress_bar.h"
 
 namespace kvq::cli {
@@ -19,7 +25,7 @@ namespace {
 struct InfoOptions {
   std::string file;
   bool json = false;
-  bool noScan = false;
+  OpenArgs open;
 };
 
 std::string joinChannels(const std::vector<int>& channels, size_t count) {
@@ -31,7 +37,7 @@ std::string joinChannels(const std::vector<int>& channels, size_t count) {
   return out;
 }
 
-void printText(const DumpInfo& info, const std::vector<LayerStats>& stats) {
+void printHeader(const DumpInfo& info) {
   std::printf("file        %s\n", info.path.c_str());
   std::printf("model       %s\n", info.model.c_str());
   if (!info.source.empty()) std::printf("source      %s\n", info.source.c_str());
@@ -59,32 +65,57 @@ void printText(const DumpInfo& info, const std::vector<LayerStats>& stats) {
                 static_cast<long long>(info.tokens));
   }
   std::printf("\n\n");
-
   std::printf("%5s %-6s %9s %9s %9s %9s  %s\n", "layer", "kind", "mean|x|", "std", "max|x|", "kurtosis",
               "outlier channels (largest mean|x| first)");
-  for (const LayerStats& ls : stats) {
-    for (int k = 0; k < 2; ++k) {
-      const KindStats& ks = k == 0 ? ls.keys : ls.values;
-      std::printf("%5d %-6s %9.4f %9.4f %9.3f %9.2f  %s\n", ls.layer, k == 0 ? "keys" : "values",
-                  ks.all.meanAbs, ks.all.std, ks.all.maxAbs, ks.all.excessKurtosis,
-                  joinChannels(ks.outlierChannels, 6).c_str());
+  std::fflush(stdout);
+}
+
+void printRows(const LayerStats& ls) {
+  for (int k = 0; k < 2; ++k) {
+    const KindStats& ks = k == 0 ? ls.keys : ls.values;
+    std::printf("%5d %-6s %9.4f %9.4f %9.3f %9.2f  %s\n", ls.layer, k == 0 ? "keys" : "values",
+                ks.all.meanAbs, ks.all.std, ks.all.maxAbs, ks.all.excessKurtosis,
+                joinChannels(ks.outlierChannels, 6).c_str());
+  }
+  std::fflush(stdout);
+}
+
+// Prints rows in layer order while layers complete in any order.
+class RowPrinter {
+ public:
+  explicit RowPrinter(ProgressBar& bar) : m_bar(bar) {}
+  void header(const DumpInfo& info) {
+    m_layers = info.layers;
+    m_bar.finish();
+    printHeader(info);
+  }
+  void layer(const LayerStats& ls) {
+    m_waiting.emplace(ls.layer, ls);
+    while (m_next < m_layers.size() && m_waiting.count(m_layers[m_next]) > 0) {
+      m_bar.finish();
+      printRows(m_waiting.at(m_layers[m_next]));
+      m_waiting.erase(m_layers[m_next++]);
     }
   }
-}
+
+ private:
+  ProgressBar& m_bar;
+  std::vector<int> m_layers;
+  std::map<int, LayerStats> m_waiting;
+  size_t m_next = 0;
+};
 
 void runInfo(const InfoOptions& options) {
   ProgressBar bar;
-  OpenOptions openOptions;
-  openOptions.scanValues = !options.noScan;
-  openOptions.control = bar.control();
-  const auto reader = DumpReader::open(options.file, openOptions);
-  const auto stats = computeDumpStats(*reader, bar.control());
-  bar.finish();
-  if (options.json) {
-    std::cout << dumpInfoToJson(reader->info(), stats).dump(2) << "\n";
-  } else {
-    printText(reader->info(), stats);
+  RowPrinter printer(bar);
+  OpenListener listener;
+  if (!options.json) {
+    listener.onHeader = [&](const DumpInfo& info) { printer.header(info); };
+    listener.onLayer = [&](const LayerStats& ls) { printer.layer(ls); };
   }
+  const OpenedDump opened = openDump(options.file, openPolicy(options.open), listener, bar.control());
+  bar.finish();
+  if (options.json) std::cout << dumpInfoToJson(opened.reader->info(), opened.stats).dump(2) << "\n";
 }
 
 }  // namespace
@@ -95,8 +126,7 @@ void registerInfo(CLI::App& root) {
       "info", "Validate a dump and print its shape, conventions and per-layer statistics");
   cmd->add_option("file", options->file, "KV dump (HDF5, format v1); default: the bundled sample");
   cmd->add_flag("--json", options->json, "Print the same as a JSON document");
-  cmd->add_flag("--no-scan", options->noScan,
-                "Skip the NaN/Inf scan at open (statistics still read every value)");
+  addOpenOptions(cmd, options->open, true);
   cmd->callback([options]() {
     if (options->file.empty()) options->file = kvq::app::defaultSample();
     if (options->file.empty())

@@ -18,6 +18,7 @@
 #include "kvq/model/decoder_model.h"
 #include "kvq/model/perplexity.h"
 #include "kvq/model/ppl_report.h"
+#include "open_options.h"
 #include "progress_bar.h"
 
 namespace kvq::cli {
@@ -31,6 +32,7 @@ struct PplArgs {
   double memoryBudgetGiB = 8.0;
   std::string backend = "auto";
   int threads = 0;
+  OpenArgs open;
 };
 
 std::vector<CacheVariantSpec> buildVariants(const PplArgs& a, const std::optional<CodebookFile>& codebooks,
@@ -80,7 +82,7 @@ void runPpl(const PplArgs& a) {
   if (a.maxTokens < 0 || a.maxTokens == 1) throwBadInput("", "--max-tokens", "must be 0 (all) or at least 2");
   if (a.threads > 0) omp_set_num_threads(a.threads);
   std::optional<CodebookFile> codebooks;
-  if (!a.codebooks.empty()) codebooks = readCodebookFile(a.codebooks);
+  if (!a.codebooks.empty()) codebooks = openCodebooks(a.codebooks, a.open);
   PplOptions options;
   if (!a.layers.empty()) options.layers = parseIntList(a.layers, "--layers");
   options.codebooks = codebooks ? &*codebooks : nullptr;
@@ -91,10 +93,9 @@ void runPpl(const PplArgs& a) {
   options.maxTokens = a.maxTokens;
   options.checkDump = !a.noCheckDump;
   options.amortiseTokens = a.amortise;
-  OpenOptions open;
-  open.scanValues = false;  // only /tokens and the stored layers of the comparison are read
-  const auto dump = DumpReader::open(a.dump, open);
   ProgressBar bar;
+  // Validated and scanned in a limited child first, as every dump (kvq/isolate/open_file.h).
+  const auto dump = openDumpForWork(a.dump, a.open, bar.control());
   ModelLoadOptions load;
   load.memoryBudget = static_cast<uint64_t>(a.memoryBudgetGiB * static_cast<double>(uint64_t{1} << 30));
   load.control = bar.control();
@@ -159,6 +160,7 @@ void registerPpl(CLI::App& root) {
   cmd->add_option("--threads", a->threads, "CPU threads (default: all)");
   cmd->add_flag("--json", a->json, "Print the report as JSON");
   cmd->add_flag("--csv", a->csv, "Print the report as CSV");
+  addOpenOptions(cmd, a->open, true);
   cmd->callback([a]() {
     a->dump = resolveDump(a->dump, "ppl");
     runPpl(*a);

@@ -14,6 +14,7 @@
 #include "kvq/dump/dump_reader.h"
 #include "kvq/study/report.h"
 #include "kvq/study/sweep.h"
+#include "open_options.h"
 #include "output_paths.h"
 #include "progress_bar.h"
 #include "tables.h"
@@ -23,6 +24,7 @@ namespace kvq::cli {
 void registerSweep(CLI::App& root) {
   struct SweepArgs {
     EngineOptions engine;
+    OpenArgs open;
     std::string sizes = "256,1024,2048", depths = "1-8", csv, json;
   };
   auto args = std::make_shared<SweepArgs>();
@@ -37,6 +39,7 @@ void registerSweep(CLI::App& root) {
   cmd->add_option("--depths", args->depths, "Depths K, e.g. 1-8 or 2,4,8")->capture_default_str();
   cmd->add_option("--csv", args->csv, "Write the table as CSV");
   cmd->add_option("--json", args->json, "Write the table and every study as JSON");
+  addOpenOptions(cmd, args->open, true);
   cmd->callback([args]() {
     EngineOptions& o = args->engine;
     o.dump = resolveDump(o.dump, "sweep");
@@ -48,7 +51,9 @@ void registerSweep(CLI::App& root) {
     config.codebookSize = sizes.back();
     config.depth = depths.back();
     const StudyOptions study = buildStudyOptions(o, config);
-    const auto reader = DumpReader::open(o.dump);
+    ProgressBar bar;
+    const auto reader = openDumpForWork(o.dump, args->open, bar.control());
+    bar.finish();
     for (int c : sizes) {
       RvqConfig check = config;
       check.codebookSize = c;
@@ -59,7 +64,6 @@ void registerSweep(CLI::App& root) {
       }
     }
     auto backend = makeEngineBackend(o);
-    ProgressBar bar;
     const SweepResult sweep = runSweep(*reader, study, sizes, depths, *backend, bar.control());
     bar.finish();
     printSweepTable(sweep);

@@ -12,6 +12,7 @@
 #include "kvq/dump/dump_reader.h"
 #include "kvq/io/codebook_file.h"
 #include "kvq/io/codebook_npz.h"
+#include "open_options.h"
 #include "output_paths.h"
 #include "progress_bar.h"
 #include "tables.h"
@@ -22,6 +23,7 @@ namespace kvq::cli {
 void registerTrain(CLI::App& root) {
   struct TrainArgs {
     EngineOptions engine;
+    OpenArgs open;
     std::string out, npz;
   };
   auto args = std::make_shared<TrainArgs>();
@@ -34,6 +36,7 @@ void registerTrain(CLI::App& root) {
   cmd->add_option("--out", args->out, "Codebook file to write (HDF5, rvq-codebooks v1)");
   cmd->add_option("--npz", args->npz, "Also export the codebooks as a NumPy .npz");
   addReportOptions(cmd, args->engine);
+  addOpenOptions(cmd, args->open, true);
   cmd->callback([args]() {
     EngineOptions& o = args->engine;
     if (trainUnderMpi()) {  // mpirun -n N kvq train ...: train_mpi.h
@@ -46,10 +49,11 @@ void registerTrain(CLI::App& root) {
     checkReportOutputs(o);
     const RvqConfig config = buildConfig(o);
     const StudyOptions study = buildStudyOptions(o, config);
-    const auto reader = DumpReader::open(o.dump);
+    ProgressBar bar;
+    const auto reader = openDumpForWork(o.dump, args->open, bar.control());
+    bar.finish();
     validateConfig(config, reader->info().headDim);  // before any training
     auto backend = makeEngineBackend(o);
-    ProgressBar bar;
     const StudyResult result = runStudy(*reader, study, *backend, bar.control());
     bar.finish();
     printStudyTable(result);

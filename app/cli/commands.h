@@ -26,5 +26,6 @@ void registerSweep(CLI::App& root);
 void registerEncode(CLI::App& root);
 void registerPpl(CLI::App& root);
 void registerAllocate(CLI::App& root);
+void registerValidate(CLI::App& root);
 
 }  // namespace kvq::cli

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   kvq::cli::registerEncode(app);
   kvq::cli::registerPpl(app);
   kvq::cli::registerAllocate(app);
+  kvq::cli::registerValidate(app);
 
   try {
     app.parse(argc, argv);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kvq/base/error.h"
+#include "kvq/dump/dump_json.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/dump/dump_stats.h"
 #include "kvq/dump/dump_writer.h"

@@ -29,4 +29,13 @@ const char* dtypeName(DType dtype) {
   return "unknown";
 }
 
+bool operator==(const DumpInfo& a, const DumpInfo& b) {
+  return a.path == b.path && a.formatVersion == b.formatVersion && a.model == b.model &&
+         a.numLayers == b.numLayers && a.numKvHeads == b.numKvHeads && a.headDim == b.headDim &&
+         a.numQHeads == b.numQHeads && a.keyRope == b.keyRope && a.ropeTheta == b.ropeTheta &&
+         a.ropeDim == b.ropeDim && a.source == b.source && a.tokens == b.tokens && a.layers == b.layers &&
+         a.dtype == b.dtype && a.hasQueries == b.hasQueries && a.hasTokenIds == b.hasTokenIds &&
+         a.sequenceStarts == b.sequenceStarts;
+}
+
 }  // namespace kvq

@@ -2,6 +2,9 @@
 // lazy hyperslab reads converted to float32.
 #include "kvq/dump/dump_reader.h"
 
+#include <cpuid.h>
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -10,6 +13,7 @@
 #include "dump/dump_validate.h"
 #include "kvq/base/error.h"
 #include "kvq/base/half.h"
+#include "kvq/base/step_trace.h"
 
 namespace kvq {
 
@@ -20,6 +24,10 @@ DumpReader::~DumpReader() = default;
 
 const DumpInfo& DumpReader::info() const {
   return m_impl->info;
+}
+
+const FileIdentity& DumpReader::identity() const {
+  return m_impl->pinned->identity();
 }
 
 std::unique_ptr<DumpReader> DumpReader::open(const std::string& path, const OpenOptions& options) {
@@ -49,15 +57,40 @@ namespace {
 // Converts n 16-bit values stored at byte offset 2n of a float buffer of n
 // elements into float32 in place. Ascending order is safe: writing float i
 // (bytes 4i..4i+3) only overwrites 16-bit inputs with index <= i, already read.
-void widenInPlace(float* data, size_t n, DType dtype) {
+void widenInPlace(float* data, size_t n, DType dtype, size_t first = 0) {
   auto* bytes = reinterpret_cast<unsigned char*>(data);
   const unsigned char* raw = bytes + 2 * n;
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = first; i < n; ++i) {
     uint16_t v;
     std::memcpy(&v, raw + 2 * i, sizeof v);
     const float f = dtype == DType::Float16 ? halfToFloat(v) : bfloat16ToFloat(v);
     std::memcpy(bytes + 4 * i, &f, sizeof f);
   }
+}
+
+// The same for IEEE half with the F16C instruction (exact, as halfToFloat), eight
+// values at a time: each block's inputs are loaded before its outputs are stored,
+// and the stores of block i end below the inputs of block i + 1 (4i + 32 <=
+// 2n + 2i + 16 while i + 8 <= n). Decoding was a sixth of a dump's open time.
+__attribute__((target("avx,f16c"))) void widenHalfF16c(float* data, size_t n) {
+  auto* bytes = reinterpret_cast<unsigned char*>(data);
+  const unsigned char* raw = bytes + 2 * n;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(raw + 2 * i));
+    _mm256_storeu_ps(reinterpret_cast<float*>(bytes + 4 * i), _mm256_cvtph_ps(half));
+  }
+  widenInPlace(data, n, DType::Float16, i);
+}
+
+// F16C is CPUID leaf 1, ECX bit 29 (not every compiler's __builtin_cpu_supports
+// knows it); "avx" also checks that the OS saves the YMM registers.
+bool haveF16c() {
+  static const bool have = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & (1u << 29)) != 0;
+  }();
+  return have;
 }
 
 }  // namespace
@@ -74,6 +107,11 @@ void ReaderImpl::readInto(const DatasetEntry& entry, int64_t tokenBegin, int64_t
   slab.data.resize(n);
   if (n == 0) return;
 
+  pinned->requireUnchanged();
+  if (stepTracing()) {
+    traceStep("reading " + entry.path + " tokens [" + std::to_string(tokenBegin) + ", " +
+              std::to_string(tokenBegin + tokenCount) + ")");
+  }
   h5::Dataspace fileSpace(H5Dget_space(entry.dataset.get()));
   const hsize_t start[3] = {static_cast<hsize_t>(tokenBegin), static_cast<hsize_t>(std::max(head, 0)), 0};
   const hsize_t count[3] = {static_cast<hsize_t>(tokenCount), static_cast<hsize_t>(heads),
@@ -91,7 +129,11 @@ void ReaderImpl::readInto(const DatasetEntry& entry, int64_t tokenBegin, int64_t
   h5::readChecked(entry.dataset.get(), entry.storage, entry.memType.get(), memSpace.get(), fileSpace.get(),
                   target, h5::Location{info.path, entry.path}, "tokens", static_cast<hsize_t>(tokenBegin),
                   static_cast<hsize_t>(tokenCount));
-  if (narrow) widenInPlace(slab.data.data(), n, info.dtype);
+  if (narrow && info.dtype == DType::Float16 && haveF16c()) {
+    widenHalfF16c(slab.data.data(), n);
+  } else if (narrow) {
+    widenInPlace(slab.data.data(), n, info.dtype);
+  }
 }
 
 // Tokens per block for streaming: about 16 MiB of float32, a multiple of the
@@ -218,6 +260,8 @@ std::vector<int32_t> DumpReader::tokenIds() const {
   if (bytes > impl.options.maxReadBytes) {
     throwBadInput(impl.info.path, "/tokens", "reading it exceeds OpenOptions::maxReadBytes");
   }
+  impl.pinned->requireUnchanged();
+  traceStep("reading /tokens");
   std::vector<int32_t> ids(static_cast<size_t>(impl.info.tokens));
   h5::readAllChecked(impl.tokens.get(), impl.tokensStorage, H5T_NATIVE_INT32, ids.data(),
                      h5::Location{impl.info.path, "/tokens"}, "entries");

@@ -5,11 +5,13 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "h5/checked_dataset.h"
 #include "h5/hdf5_handle.h"
+#include "h5/pinned_file.h"
 #include "kvq/dump/dump_reader.h"
 
 namespace kvq::detail {
@@ -29,7 +31,8 @@ struct DatasetEntry {
 using LayerEntry = std::array<std::optional<DatasetEntry>, 3>;
 
 struct ReaderImpl {
-  h5::File file;  // declared first: closed after every dataset below
+  std::unique_ptr<h5::PinnedFile> pinned;  // the file HDF5 reads; outlives every handle below
+  h5::File file;                           // closed after every dataset below
   OpenOptions options;
   DumpInfo info;
   std::map<int, LayerEntry> layers;

@@ -6,11 +6,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <numeric>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
+#include "kvq/base/error.h"
 #include "kvq/dump/dump_reader.h"
 
 namespace kvq {
@@ -56,6 +57,63 @@ struct Moments {
   }
 };
 
+// Per-channel sums of one head over a block of tokens: the first pass of the
+// two-pass moments. Per-channel accumulators keep the inner loop free of
+// reductions so the compiler vectorises it (-O3); target_clones adds an AVX2 copy
+// chosen at load time.
+struct ChannelSums {
+  std::vector<double> sum, sumAbs, maxAbs, m2, m3, m4;
+  void resize(size_t dim) {
+    for (auto* v : {&sum, &sumAbs, &maxAbs, &m2, &m3, &m4}) v->assign(dim, 0.0);
+  }
+};
+
+// x: tokens vectors of dim floats, stride floats apart. Accumulates into sums
+// (sum, sumAbs, maxAbs), which the caller zeroed.
+__attribute__((target_clones("avx2", "default"))) void firstPass(const float* x, int64_t tokens,
+                                                                 size_t stride, size_t dim,
+                                                                 ChannelSums& sums) {
+  double* __restrict sum = sums.sum.data();
+  double* __restrict sumAbs = sums.sumAbs.data();
+  double* __restrict maxAbs = sums.maxAbs.data();
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float* __restrict v = x + static_cast<size_t>(t) * stride;
+    for (size_t c = 0; c < dim; ++c) {
+      const double value = v[c];
+      const double a = value < 0 ? -value : value;
+      sum[c] += value;
+      sumAbs[c] += a;
+      maxAbs[c] = maxAbs[c] < a ? a : maxAbs[c];
+    }
+  }
+}
+
+// Central sums of powers 2..4 about mean; the second pass.
+__attribute__((target_clones("avx2", "default"))) void secondPass(const float* x, int64_t tokens,
+                                                                  size_t stride, size_t dim, double mean,
+                                                                  ChannelSums& sums) {
+  double* __restrict m2 = sums.m2.data();
+  double* __restrict m3 = sums.m3.data();
+  double* __restrict m4 = sums.m4.data();
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float* __restrict v = x + static_cast<size_t>(t) * stride;
+    for (size_t c = 0; c < dim; ++c) {
+      const double d = v[c] - mean;
+      const double d2 = d * d;
+      m2[c] += d2;
+      m3[c] += d2 * d;
+      m4[c] += d2 * d2;
+    }
+  }
+}
+
+// Tokens per block of the two passes: about 256 KiB of float32, so the second pass
+// reads the block from cache, not memory.
+int64_t blockTokens(int heads, int dim) {
+  const int64_t perToken = static_cast<int64_t>(heads) * dim * 4;
+  return std::max<int64_t>(1, (int64_t{256} << 10) / std::max<int64_t>(1, perToken));
+}
+
 class KindAccumulator {
  public:
   KindAccumulator(int heads, int dim)
@@ -63,40 +121,19 @@ class KindAccumulator {
         m_channelSumAbs(static_cast<size_t>(dim), 0.0),
         m_channelMaxAbs(static_cast<size_t>(dim), 0.0) {}
 
-  // slab: [tokens, heads, dim] float32.
-  void add(const Slab& slab) {
-    const auto dim = static_cast<size_t>(slab.dim);
-    for (int h = 0; h < slab.heads; ++h) {
-      Moments chunk;
-      chunk.n = static_cast<double>(slab.tokens) * static_cast<double>(dim);
-      double sum = 0;
-      for (int64_t t = 0; t < slab.tokens; ++t) {
-        const float* v = slab.vector(t, h);
-        for (size_t c = 0; c < dim; ++c) {
-          const double x = v[c];
-          const double a = std::abs(x);
-          sum += x;
-          chunk.sumAbs += a;
-          chunk.maxAbs = std::max(chunk.maxAbs, a);
-          m_channelSumAbs[c] += a;
-          m_channelMaxAbs[c] = std::max(m_channelMaxAbs[c], a);
-        }
+  // slab: [tokens, heads, dim] float32. Returns false when the slab holds a NaN or
+  // an infinity (a sum of finite floats in double is finite); the accumulator is
+  // then unusable.
+  bool add(const Slab& slab) {
+    const int64_t block = blockTokens(slab.heads, slab.dim);
+    for (int64_t t0 = 0; t0 < slab.tokens; t0 += block) {
+      const int64_t tokens = std::min(block, slab.tokens - t0);
+      for (int h = 0; h < slab.heads; ++h) {
+        if (!addBlock(slab, t0, tokens, h)) return false;
       }
-      if (chunk.n == 0) continue;
-      chunk.mean = sum / chunk.n;
-      for (int64_t t = 0; t < slab.tokens; ++t) {
-        const float* v = slab.vector(t, h);
-        for (size_t c = 0; c < dim; ++c) {
-          const double d = v[c] - chunk.mean;
-          const double d2 = d * d;
-          chunk.m2 += d2;
-          chunk.m3 += d2 * d;
-          chunk.m4 += d2 * d2;
-        }
-      }
-      m_heads[static_cast<size_t>(h)].merge(chunk);
     }
     m_vectors += static_cast<double>(slab.tokens) * slab.heads;
+    return true;
   }
 
   KindStats finish() const {
@@ -124,111 +161,128 @@ class KindAccumulator {
   }
 
  private:
+  // Two passes over tokens [t0, t0+tokens) of head h, merged into the head's moments.
+  bool addBlock(const Slab& slab, int64_t t0, int64_t tokens, int h) {
+    const auto dim = static_cast<size_t>(slab.dim);
+    const size_t stride = static_cast<size_t>(slab.heads) * dim;
+    const float* x = slab.data.data() + static_cast<size_t>(t0) * stride + static_cast<size_t>(h) * dim;
+    m_sums.resize(dim);
+    firstPass(x, tokens, stride, dim, m_sums);
+    Moments block;
+    block.n = static_cast<double>(tokens) * static_cast<double>(dim);
+    double sum = 0;
+    for (size_t c = 0; c < dim; ++c) {
+      sum += m_sums.sum[c];
+      block.sumAbs += m_sums.sumAbs[c];
+      block.maxAbs = std::max(block.maxAbs, m_sums.maxAbs[c]);
+      m_channelSumAbs[c] += m_sums.sumAbs[c];
+      m_channelMaxAbs[c] = std::max(m_channelMaxAbs[c], m_sums.maxAbs[c]);
+    }
+    if (!std::isfinite(sum)) return false;
+    if (block.n == 0) return true;
+    block.mean = sum / block.n;
+    secondPass(x, tokens, stride, dim, block.mean, m_sums);
+    for (size_t c = 0; c < dim; ++c) {
+      block.m2 += m_sums.m2[c];
+      block.m3 += m_sums.m3[c];
+      block.m4 += m_sums.m4[c];
+    }
+    m_heads[static_cast<size_t>(h)].merge(block);
+    return true;
+  }
+
   std::vector<Moments> m_heads;
   std::vector<double> m_channelSumAbs;
   std::vector<double> m_channelMaxAbs;
+  ChannelSums m_sums;    // scratch of one block
   double m_vectors = 0;  // (token, head) vectors seen
 };
 
-nlohmann::json valueStatsJson(const ValueStats& s) {
-  return {{"count", s.count},
-          {"mean_abs", s.meanAbs},
-          {"std", s.std},
-          {"max_abs", s.maxAbs},
-          {"excess_kurtosis", s.excessKurtosis}};
-}
-
-nlohmann::json kindStatsJson(const KindStats& k) {
-  nlohmann::json j = valueStatsJson(k.all);
-  nlohmann::json heads = nlohmann::json::array();
-  for (const ValueStats& h : k.perHead) heads.push_back(valueStatsJson(h));
-  j["per_head"] = std::move(heads);
-  j["channel_mean_abs"] = k.channelMeanAbs;
-  j["channel_max_abs"] = k.channelMaxAbs;
-  j["outlier_channels"] = k.outlierChannels;
-  return j;
-}
-
 }  // namespace
-
-std::vector<LayerStats> computeDumpStats(const DumpReader& reader, const TaskControl* control,
-                                         int64_t chunkTokens) {
-  const DumpInfo& info = reader.info();
-  std::vector<LayerStats> result;
-  const double units = static_cast<double>(info.layers.size()) * 2.0;
-  double done = 0;
-  for (int layer : info.layers) {
-    LayerStats ls;
-    ls.layer = layer;
-    for (Kind kind : {Kind::Keys, Kind::Values}) {
-      KindAccumulator acc(info.numKvHeads, info.headDim);
-      const std::string stage = "statistics: layer " + std::to_string(layer) + " " + kindName(kind);
-      reader.forEachChunk(layer, kind, chunkTokens, [&](const Slab& slab) {
-        checkCancel(control);
-        acc.add(slab);
-        const double within =
-            static_cast<double>(slab.tokenBegin + slab.tokens) / static_cast<double>(info.tokens);
-        reportProgress(control, (done + within) / units, stage);
-      });
-      (kind == Kind::Keys ? ls.keys : ls.values) = acc.finish();
-      done += 1;
-    }
-    result.push_back(std::move(ls));
-  }
-  return result;
-}
 
 namespace {
 
-// /query_positions as [begin, end) runs of consecutive tokens (compact for the usual
-// "tail of every sequence"); null when queries hold every token or are absent.
-nlohmann::json queryRangesJson(const DumpInfo& info) {
-  if (info.queryPositions.empty()) return nullptr;
-  nlohmann::json ranges = nlohmann::json::array();
-  const std::vector<int64_t>& p = info.queryPositions;
-  size_t begin = 0;
-  for (size_t i = 1; i <= p.size(); ++i) {
-    if (i == p.size() || p[i] != p[i - 1] + 1) {
-      ranges.push_back({p[begin], p[i - 1] + 1});
-      begin = i;
+// Refuses the first NaN/Inf of slab (memory order: token, head, channel) with the
+// reader's message; slab is known to hold one.
+[[noreturn]] void refuseNonFinite(const DumpInfo& info, Kind kind, const std::string& where,
+                                  const Slab& slab) {
+  const auto bad =
+      std::find_if(slab.data.begin(), slab.data.end(), [](float v) { return !std::isfinite(v); });
+  const auto i = static_cast<int64_t>(bad - slab.data.begin());
+  const int64_t perToken = static_cast<int64_t>(slab.heads) * slab.dim;
+  const float value = bad != slab.data.end() ? *bad : std::numeric_limits<float>::quiet_NaN();
+  const char* what = std::isnan(value) ? "NaN" : (value > 0 ? "Inf" : "-Inf");
+  const int64_t row = slab.tokenBegin + i / perToken;
+  // Query rows name their token too when /query_positions selects them.
+  const bool mapped = kind == Kind::Queries && !info.queryPositions.empty();
+  const std::string at = mapped ? "row " + std::to_string(row) + " (token " +
+                                      std::to_string(info.queryPositions[static_cast<size_t>(row)]) + ")"
+                                : "token " + std::to_string(row);
+  throwBadInput(info.path, where,
+                std::string(what) + " at " + at + ", head " + std::to_string((i % perToken) / slab.dim) +
+                    ", channel " + std::to_string(i % slab.dim));
+}
+
+// Progress over the tokens of every dataset the scan reads.
+class ScanProgress {
+ public:
+  ScanProgress(const DumpReader& reader, const std::vector<int>& layers, const TaskControl* control)
+      : m_control(control) {
+    for (int layer : layers) {
+      for (Kind kind : {Kind::Keys, Kind::Values, Kind::Queries}) {
+        if (!reader.has(layer, kind)) continue;
+        m_total +=
+            static_cast<double>(kind == Kind::Queries ? reader.info().queryTokens : reader.info().tokens);
+      }
     }
   }
-  return ranges;
-}
+  void advance(int64_t tokens, const std::string& stage) {
+    m_done += static_cast<double>(tokens);
+    reportProgress(m_control, m_total > 0 ? m_done / m_total : 1.0, stage);
+  }
+
+ private:
+  const TaskControl* m_control;
+  double m_total = 0, m_done = 0;
+};
 
 }  // namespace
 
-nlohmann::json dumpInfoToJson(const DumpInfo& info, const std::vector<LayerStats>& stats) {
-  nlohmann::json j;
-  j["path"] = info.path;
-  j["format_version"] = info.formatVersion;
-  j["model"] = info.model;
-  j["source"] = info.source;
-  j["num_layers"] = info.numLayers;
-  j["num_kv_heads"] = info.numKvHeads;
-  j["head_dim"] = info.headDim;
-  j["num_q_heads"] = info.numQHeads > 0 ? nlohmann::json(info.numQHeads) : nlohmann::json(nullptr);
-  j["key_rope"] = info.keyRope;
-  j["rope_theta"] = info.ropeTheta ? nlohmann::json(*info.ropeTheta) : nlohmann::json(nullptr);
-  j["rope_dim"] = info.ropeDim ? nlohmann::json(*info.ropeDim) : nlohmann::json(nullptr);
-  j["rope_layout"] = info.ropeLayout;
-  j["rope_inv_freq"] = info.ropeInvFreq.empty() ? nlohmann::json(nullptr) : nlohmann::json(info.ropeInvFreq);
-  j["attention_scale"] = info.attentionScale ? nlohmann::json(*info.attentionScale) : nlohmann::json(nullptr);
-  j["tokens"] = info.tokens;
-  j["dtype"] = dtypeName(info.dtype);
-  j["layers_present"] = info.layers;
-  j["has_queries"] = info.hasQueries;
-  j["query_tokens"] = info.queryTokens;
-  j["query_positions"] = queryRangesJson(info);
-  j["has_token_ids"] = info.hasTokenIds;
-  j["sequence_starts"] = info.sequenceStarts;
-  nlohmann::json layers = nlohmann::json::array();
-  for (const LayerStats& ls : stats) {
-    layers.push_back(
-        {{"layer", ls.layer}, {"keys", kindStatsJson(ls.keys)}, {"values", kindStatsJson(ls.values)}});
+void scanLayers(const DumpReader& reader, const std::vector<int>& layers,
+                const std::function<void(LayerStats&&)>& onLayer, const TaskControl* control,
+                int64_t chunkTokens) {
+  const DumpInfo& info = reader.info();
+  ScanProgress progress(reader, layers, control);
+  for (int layer : layers) {
+    LayerStats ls;
+    ls.layer = layer;
+    for (Kind kind : {Kind::Keys, Kind::Values, Kind::Queries}) {
+      if (kind == Kind::Queries && !reader.has(layer, kind)) continue;
+      const std::string where = "/layers/" + std::to_string(layer) + "/" + kindName(kind);
+      const std::string stage = "statistics: layer " + std::to_string(layer) + " " + kindName(kind);
+      const int heads = kind == Kind::Queries ? info.numQHeads : info.numKvHeads;
+      KindAccumulator acc(heads, info.headDim);
+      reader.forEachChunk(layer, kind, chunkTokens, [&](const Slab& slab) {
+        checkCancel(control);
+        const bool finite = kind == Kind::Queries ? std::all_of(slab.data.begin(), slab.data.end(),
+                                                                [](float v) { return std::isfinite(v); })
+                                                  : acc.add(slab);
+        if (!finite) refuseNonFinite(info, kind, where, slab);
+        progress.advance(slab.tokens, stage);
+      });
+      if (kind != Kind::Queries) (kind == Kind::Keys ? ls.keys : ls.values) = acc.finish();
+    }
+    onLayer(std::move(ls));
   }
-  j["layers"] = std::move(layers);
-  return j;
+}
+
+std::vector<LayerStats> computeDumpStats(const DumpReader& reader, const TaskControl* control,
+                                         int64_t chunkTokens) {
+  std::vector<LayerStats> result;
+  scanLayers(
+      reader, reader.info().layers, [&](LayerStats&& ls) { result.push_back(std::move(ls)); }, control,
+      chunkTokens);
+  return result;
 }
 
 }  // namespace kvq

@@ -2,7 +2,6 @@
 // Everything here runs before any buffer sized by the file is allocated.
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -14,6 +13,7 @@
 #include "h5/checked_dataset.h"
 #include "h5/hdf5_util.h"
 #include "kvq/base/error.h"
+#include "kvq/base/step_trace.h"
 
 namespace kvq::detail {
 namespace {
@@ -64,14 +64,16 @@ class Validator {
 
   void openFile() {
     m_info.path = m_path;
-    std::error_code ec;
-    const std::filesystem::file_status status = std::filesystem::status(m_path, ec);
-    if (ec || !std::filesystem::exists(status)) bad("", "no such file");
-    if (std::filesystem::is_directory(status)) bad("", "is a directory, not a dump file");
-    const htri_t isHdf5 = H5Fis_hdf5(m_path.c_str());
+    const FileIdentity* expected =
+        m_impl.options.expectedIdentity ? &*m_impl.options.expectedIdentity : nullptr;
+    m_impl.pinned = std::make_unique<h5::PinnedFile>(m_path, expected);
+    const std::string& name = m_impl.pinned->hdf5Name();
+    traceStep("checking the HDF5 signature");
+    const htri_t isHdf5 = H5Fis_hdf5(name.c_str());
     if (isHdf5 == 0) bad("", "not an HDF5 file (no HDF5 signature)");
     if (isHdf5 < 0) bad("", "cannot read the file (" + h5::lastErrorText() + ")");
-    m_impl.file = h5::File(H5Fopen(m_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    traceStep("opening the file (superblock and root group)");
+    m_impl.file = h5::File(H5Fopen(name.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
     if (!m_impl.file) {
       const std::string detail = h5::lastErrorText();
       if (detail.find("truncated") != std::string::npos) bad("", "truncated HDF5 file (" + detail + ")");
@@ -140,6 +142,7 @@ class Validator {
   }
 
   std::vector<std::string> linkNames(hid_t group, const std::string& where) const {
+    if (stepTracing()) traceStep("listing " + where);
     H5G_info_t groupInfo;
     if (H5Gget_info(group, &groupInfo) < 0) bad(where, "cannot list: " + h5::lastErrorText());
     if (groupInfo.nlinks == 0) bad(where, "holds no layers");
@@ -232,6 +235,7 @@ class Validator {
     hsize_t dims[3] = {0, 0, 0};
     H5Sget_simple_extent_dims(space.get(), dims, nullptr);
 
+    if (stepTracing()) traceStep("reading the datatype of " + where);
     h5::Datatype fileType(H5Dget_type(ds));
     const DType dtype = classify(ds, fileType.get(), where, entry.memType);
     if (m_firstPath.empty()) {
@@ -273,6 +277,7 @@ class Validator {
       bad(where, std::to_string(dims[0]) + " tokens, but " + m_firstPath + " has " +
                      std::to_string(m_info.tokens) + " (T must be the same for every layer and kind)");
     }
+    if (stepTracing()) traceStep("reading the storage layout and chunk index of " + where);
     entry.storage = h5::checkStorage(ds, loc(where), "tokens");
     entry.kind = kind;
     entry.heads = expectedHeads;
@@ -347,6 +352,7 @@ class Validator {
                      std::to_string(m_info.tokens) + " tokens");
     }
     std::vector<int64_t> starts(count);
+    traceStep("reading /sequence_starts");
     h5::readAllChecked(ds.get(), storage, H5T_NATIVE_INT64, starts.data(), loc(where), "entries");
     if (starts[0] != 0) bad(where, "must start at 0 (found " + std::to_string(starts[0]) + ")");
     for (size_t i = 1; i < starts.size(); ++i) {

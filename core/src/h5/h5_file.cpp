@@ -6,6 +6,7 @@
 
 #include "kvq/base/error.h"
 #include "kvq/base/file_util.h"
+#include "kvq/base/step_trace.h"
 
 namespace kvq::h5 {
 namespace {
@@ -122,9 +123,13 @@ void Writer::close() {
 
 // ---- Reader -----------------------------------------------------------------
 
-Reader::Reader(std::string path) : m_path(std::move(path)) {
-  if (H5Fis_hdf5(m_path.c_str()) <= 0) throwBadInput(m_path, "", "not an HDF5 file (or it cannot be read)");
-  m_file = File(H5Fopen(m_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+Reader::Reader(std::string path, const FileIdentity* expected)
+    : m_path(std::move(path)), m_pinned(std::make_unique<PinnedFile>(m_path, expected)) {
+  const std::string& name = m_pinned->hdf5Name();
+  traceStep("checking the HDF5 signature");
+  if (H5Fis_hdf5(name.c_str()) <= 0) throwBadInput(m_path, "", "not an HDF5 file (or it cannot be read)");
+  traceStep("opening the file (superblock and root group)");
+  m_file = File(H5Fopen(name.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
   if (!m_file) fail("", "cannot open the file (" + lastErrorText() + ")");
 }
 
@@ -133,6 +138,7 @@ void Reader::fail(const std::string& where, const std::string& what) const {
 }
 
 bool Reader::hasAttr(hid_t obj, const std::string& name) const {
+  if (stepTracing()) traceStep("reading attribute '" + name + "' of " + objectPath(obj));
   const htri_t exists = H5Aexists(obj, name.c_str());
   if (exists < 0) fail(objectPath(obj), "cannot query attribute '" + name + "'");
   return exists > 0;
@@ -233,6 +239,7 @@ std::vector<float> Reader::readFloat32(const std::string& path, const std::vecto
   size_t count = 1;
   for (hsize_t s : shape) count *= s;
   std::vector<float> data(count);
+  if (stepTracing()) traceStep("reading " + path);
   readAllChecked(dataset.get(), storage, H5T_NATIVE_FLOAT, data.data(), Location{m_path, path}, rowName);
   return data;
 }
@@ -244,6 +251,7 @@ std::vector<int> Reader::readInt32(const std::string& path, const std::vector<hs
   size_t count = 1;
   for (hsize_t s : shape) count *= s;
   std::vector<int> data(count);
+  if (stepTracing()) traceStep("reading " + path);
   readAllChecked(dataset.get(), storage, H5T_NATIVE_INT, data.data(), Location{m_path, path}, rowName);
   return data;
 }

@@ -4,11 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "h5/checked_dataset.h"
 #include "h5/hdf5_util.h"
+#include "h5/pinned_file.h"
 
 namespace kvq::h5 {
 
@@ -48,7 +50,8 @@ class Writer {
 // only through hard links, checked strings, storage checked before reading.
 class Reader {
  public:
-  explicit Reader(std::string path);
+  // expected: the identity the isolated validator checked (nullptr: any file).
+  explicit Reader(std::string path, const FileIdentity* expected = nullptr);
   hid_t root() const { return m_file.get(); }
   const std::string& path() const { return m_path; }
 
@@ -77,6 +80,7 @@ class Reader {
   Dataset openChecked(const std::string& dataset, const std::vector<hsize_t>& shape, H5T_class_t cls,
                       StorageInfo& storage, const char* rowName) const;
   std::string m_path;
+  std::unique_ptr<PinnedFile> m_pinned;  // outlives m_file
   File m_file;
 };
 

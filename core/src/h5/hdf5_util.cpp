@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kvq/base/error.h"
+#include "kvq/base/step_trace.h"
 
 namespace kvq::h5 {
 namespace {
@@ -18,7 +19,16 @@ constexpr size_t kMaxLinkNameBytes = 255;
 
 // Opens attribute `name` and checks it holds exactly one element; returns an
 // invalid handle when absent.
+// For the isolated validator's crash reports (kvq/base/step_trace.h).
+void traceAttribute(const char* name, const Location& where) {
+  if (stepTracing()) {
+    traceStep(where.path == "/" ? std::string("reading root attribute '") + name + "'"
+                                : std::string("reading attribute '") + name + "' of " + where.path);
+  }
+}
+
 Attribute openScalarAttribute(hid_t obj, const char* name, const Location& where) {
+  traceAttribute(name, where);
   const htri_t exists = H5Aexists(obj, name);
   if (exists < 0) throwBadInput(where.file, where.path, std::string("cannot query attribute '") + name + "'");
   if (exists == 0) return Attribute();
@@ -111,6 +121,7 @@ namespace {
 
 hid_t openObjectOfType(hid_t loc, const std::string& name, const Location& where, H5I_type_t wanted,
                        const char* what) {
+  if (stepTracing()) traceStep("opening " + where.path);
   if (name != "/") requireHardLink(loc, name, where);
   const hid_t id = H5Oopen(loc, name.c_str(), H5P_DEFAULT);
   if (id < 0) throwBadInput(where.file, where.path, "cannot be opened: " + lastErrorText());
@@ -132,6 +143,7 @@ Dataset openDataset(hid_t loc, const std::string& name, const Location& where) {
 }
 
 std::vector<std::string> linkNames(hid_t group, const Location& where, size_t maxLinks) {
+  if (stepTracing()) traceStep("listing " + where.path);
   H5G_info_t info;
   if (H5Gget_info(group, &info) < 0) throwBadInput(where.file, where.path, "cannot list: " + lastErrorText());
   if (info.nlinks > maxLinks) {
@@ -216,6 +228,7 @@ std::optional<double> readFloatAttribute(hid_t obj, const char* name, const Loca
 
 std::optional<std::vector<double>> readFloatArrayAttribute(hid_t obj, const char* name, const Location& where,
                                                            size_t maxCount) {
+  traceAttribute(name, where);
   const htri_t exists = H5Aexists(obj, name);
   if (exists < 0) throwBadInput(where.file, where.path, std::string("cannot query attribute '") + name + "'");
   if (exists == 0) return std::nullopt;

@@ -234,9 +234,9 @@ void writeCodebookFile(const std::string& path, const CodebookFile& file) {
   commitTemporaryFile(temporary, path);
 }
 
-CodebookFile readCodebookFile(const std::string& path) {
+CodebookFile readCodebookFile(const std::string& path, const FileIdentity* expected) {
   h5::ErrorSilencer silence;
-  h5::Reader r(path);
+  h5::Reader r(path, expected);
   CodebookFile file;
   readHeader(r, file);
   for (const std::string& layerName : r.children("/layers", kMaxCount)) {

@@ -45,6 +45,12 @@ struct DumpInfo {
   std::vector<int64_t> sequenceStarts;  // empty when absent
 };
 
+// Field by field (written out: the CUDA sources that include this are C++17).
+bool operator==(const DumpInfo& a, const DumpInfo& b);
+inline bool operator!=(const DumpInfo& a, const DumpInfo& b) {
+  return !(a == b);
+}
+
 // A block of activations: data is [tokens, heads, dim] row-major float32.
 struct Slab {
   int64_t tokenBegin = 0;  // first token of the block in the dump

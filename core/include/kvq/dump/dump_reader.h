@@ -11,8 +11,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "kvq/base/file_identity.h"
 #include "kvq/base/task.h"
 #include "kvq/dump/dump.h"
 
@@ -20,6 +22,9 @@ namespace kvq {
 
 struct OpenOptions {
   bool scanValues = true;  // stream all data once to refuse NaN/Inf
+  // The file as the isolated validator checked it (kvq/isolate/open_file.h): any
+  // other file, or this one modified since, is refused before HDF5 reads a byte.
+  std::optional<FileIdentity> expectedIdentity{};  // {}: callers may name only the fields they set
   // Largest float32 block one read() may allocate, in bytes.
   uint64_t maxReadBytes = uint64_t{8} << 30;
   const TaskControl* control = nullptr;  // progress/cancel of the value scan
@@ -34,6 +39,9 @@ class DumpReader {
   DumpReader& operator=(const DumpReader&) = delete;
 
   const DumpInfo& info() const;
+  // The file opened (device, inode, size, mtime). Every read checks that it has not
+  // been modified since: a changed file is refused, not read.
+  const FileIdentity& identity() const;
   // True when the dump holds this layer and kind (queries are optional).
   bool has(int layer, Kind kind) const;
 

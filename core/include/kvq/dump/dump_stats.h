@@ -1,11 +1,12 @@
 // Summary statistics of a dump, as `kvq info` prints them and the GUI's dataset
-// panel shows them. Computed in one streaming pass per layer and kind.
+// panel shows them. Computed in one streaming pass that also refuses NaN/Inf (the
+// reader's value check), so opening a dump reads its data once; the isolated
+// validator runs the same pass in a child process (docs/architecture.md, "Opening").
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "kvq/base/task.h"
 #include "kvq/dump/dump.h"
@@ -37,11 +38,18 @@ struct LayerStats {
   KindStats values;
 };
 
-// One pass over every present layer (keys and values). chunkTokens bounds memory.
+// One pass over `layers` (each must be present): statistics of keys and values, and
+// the value check of keys, values and queries — the first NaN/Inf throws
+// Error(BadInput) "<file>: /layers/L/<kind>: NaN at token t, head h, channel c", as
+// the reader's open-time scan does. onLayer receives each layer's statistics as soon
+// as it is complete, in the order of `layers`. chunkTokens bounds memory (a block of
+// chunkTokens x H x D float32 values is read at a time).
+void scanLayers(const DumpReader& reader, const std::vector<int>& layers,
+                const std::function<void(LayerStats&&)>& onLayer, const TaskControl* control = nullptr,
+                int64_t chunkTokens = 4096);
+
+// scanLayers over every present layer, collected in ascending layer order.
 std::vector<LayerStats> computeDumpStats(const DumpReader& reader, const TaskControl* control = nullptr,
                                          int64_t chunkTokens = 4096);
-
-// The `kvq info --json` document: info fields + per-layer stats.
-nlohmann::json dumpInfoToJson(const DumpInfo& info, const std::vector<LayerStats>& stats);
 
 }  // namespace kvq

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kvq/base/file_identity.h"
 #include "kvq/rvq/codebooks.h"
 #include "kvq/rvq/rvq_config.h"
 #include "kvq/study/bit_budget.h"
@@ -45,7 +46,9 @@ void writeCodebookFile(const std::string& path, const CodebookFile& file);
 
 // Reads and validates format v1. Throws Error(BadInput) naming the file, the HDF5
 // path and the problem (wrong kvq_format/version, missing dataset, bad shape, ...).
-CodebookFile readCodebookFile(const std::string& path);
+// expected: the identity the isolated validator checked (kvq/isolate/open_file.h);
+// another file, or this one modified since, is refused before HDF5 reads it.
+CodebookFile readCodebookFile(const std::string& path, const FileIdentity* expected = nullptr);
 
 // The config stored in a file, as JSON (the same keys as the root attributes).
 std::string configToJson(const RvqConfig& config);
