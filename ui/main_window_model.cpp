@@ -11,6 +11,7 @@
 #include "job_tags.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/io/codebook_file.h"
+#include "kvq/isolate/open_file.h"
 #include "kvq/model/decoder_model.h"
 #include "kvq/model/perplexity.h"
 #include "main_window.h"
@@ -103,7 +104,8 @@ void MainWindow::runModelImpact() {
 
 void MainWindow::openAllocation(const QString& path) {
   try {
-    const kvq::CodebookFile file = kvq::readCodebookFile(path.toStdString());
+    // Validated in a limited child first, as every file the studio opens (kvq/isolate/open_file.h).
+    const kvq::CodebookFile file = kvq::openCodebookFile(path.toStdString(), openPolicy());
     if (!file.allocation) {
       throwBadInput(path.toStdString(), "/allocation",
                     "no bit allocation in this file (write one with kvq allocate)");

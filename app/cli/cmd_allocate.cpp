@@ -20,6 +20,7 @@
 #include "kvq/io/codebook_file.h"
 #include "kvq/model/cache_allocation.h"
 #include "kvq/model/decoder_model.h"
+#include "open_options.h"
 #include "output_paths.h"
 #include "progress_bar.h"
 
@@ -31,6 +32,7 @@ struct AllocateArgs {
   double budget = 0;
   AllocationOptions options;
   double memoryBudgetGiB = 8.0;
+  OpenArgs open;
 };
 
 std::string readText(const std::string& path) {
@@ -45,10 +47,9 @@ std::string readText(const std::string& path) {
 std::vector<BudgetItem> lossTable(const AllocateArgs& a, const CodebookFile& codebooks) {
   if (!a.losses.empty()) return parseLossTableCsv(readText(a.losses), a.losses);
   if (a.model.empty()) throwBadInput("", "--model", "needed to measure the losses (or give --losses)");
-  OpenOptions open;
-  open.scanValues = false;
-  const auto dump = DumpReader::open(a.dump, open);
   ProgressBar bar;
+  // Validated and scanned in a limited child first, as every dump (kvq/isolate/open_file.h).
+  const auto dump = openDumpForWork(a.dump, a.open, bar.control());
   ModelLoadOptions load;
   load.memoryBudget = static_cast<uint64_t>(a.memoryBudgetGiB * static_cast<double>(uint64_t{1} << 30));
   load.control = bar.control();
@@ -83,7 +84,7 @@ void printAllocation(const CacheAllocation& c) {
 }
 
 void runAllocate(AllocateArgs& a) {
-  CodebookFile codebooks = readCodebookFile(a.codebooks);
+  CodebookFile codebooks = openCodebooks(a.codebooks, a.open);
   if (!a.depths.empty()) a.options.depths = parseIntList(a.depths, "--depths");
   if (!a.layers.empty()) a.options.layers = parseIntList(a.layers, "--layers");
   validateAllocationOptions(a.options, codebooks);
@@ -131,6 +132,7 @@ void registerAllocate(CLI::App& root) {
   cmd->add_option("--memory-budget", a->memoryBudgetGiB, "Largest float32 model accepted, GiB (default 8)");
   cmd->add_option("--backend", a->options.backend, "RVQ encoding backend: cpu, cuda or auto");
   cmd->add_option("--threads", a->options.threads, "CPU threads (default: all)");
+  addOpenOptions(cmd, a->open, true);
   cmd->callback([a]() {
     if (a->losses.empty()) a->dump = resolveDump(a->dump, "allocate");
     runAllocate(*a);
