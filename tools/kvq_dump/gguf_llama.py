@@ -25,7 +25,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from .rope import apply_rope
+from .rope import apply_rope, rope_inverse_frequencies
 
 
 class UnsupportedModelError(ValueError):
@@ -44,6 +44,7 @@ class LlamaConfig:
     ffn: int
     rope_theta: float
     rope_dim: int
+    rope_inv_freq: np.ndarray  # [rope_dim/2] float64, the frequencies the forward pass rotates with
     rms_eps: float
     vocab_size: int
     bos_id: Optional[int]
@@ -128,6 +129,12 @@ class GgufLlama:
         self._tensors = {t.name: t for t in self._reader.tensors}
         self._cache: dict[str, np.ndarray] = {}  # dequantized tensors by GGUF name
         self._qk_hf: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per layer: (wq, wk) in HF row order
+        if "rope_freqs.weight" in self._tensors:  # Llama 3.1-style frequency factors: f_i / factor_i
+            factors = self.weight("rope_freqs.weight").astype(np.float64)
+            if factors.shape != self.config.rope_inv_freq.shape:
+                raise UnsupportedModelError(f"{path}: rope_freqs.weight has shape {list(factors.shape)}, expected "
+                                            f"[{self.config.rope_dim // 2}]")
+            self.config.rope_inv_freq = self.config.rope_inv_freq / factors
 
     def _read_config(self) -> LlamaConfig:
         r, a = self._reader, self._arch
@@ -135,8 +142,15 @@ class GgufLlama:
         heads = int(_field(r, f"{a}.attention.head_count"))
         head_dim = hidden // heads
         tokens = _field(r, "tokenizer.ggml.tokens") or []
-        if _field(r, f"{a}.rope.scaling.type") not in (None, "none"):
-            raise UnsupportedModelError(f"{self.path}: scaled RoPE is not supported")
+        theta = float(_field(r, f"{a}.rope.freq_base", 10000.0))
+        rope_dim = int(_field(r, f"{a}.rope.dimension_count", head_dim))
+        inv_freq = rope_inverse_frequencies(theta, rope_dim)
+        scaling = _field(r, f"{a}.rope.scaling.type")
+        if scaling == "linear":  # positions divided by the factor, as llama.cpp's freq_scale does
+            inv_freq = inv_freq / float(_field(r, f"{a}.rope.scaling.factor", 1.0))
+        elif scaling not in (None, "none"):
+            raise UnsupportedModelError(f"{self.path}: RoPE scaling {scaling!r} is not supported (none, linear, "
+                                        f"or Llama 3 frequency factors)")
         bos = _field(r, "tokenizer.ggml.bos_token_id")
         return LlamaConfig(
             name=str(_field(r, "general.name", os.path.basename(self.path))),
@@ -147,8 +161,9 @@ class GgufLlama:
             num_kv_heads=int(_field(r, f"{a}.attention.head_count_kv", heads)),
             head_dim=head_dim,
             ffn=int(_field(r, f"{a}.feed_forward_length")),
-            rope_theta=float(_field(r, f"{a}.rope.freq_base", 10000.0)),
-            rope_dim=int(_field(r, f"{a}.rope.dimension_count", head_dim)),
+            rope_theta=theta,
+            rope_dim=rope_dim,
+            rope_inv_freq=inv_freq,
             rms_eps=float(_field(r, f"{a}.attention.layer_norm_rms_epsilon", 1e-5)),
             vocab_size=int(_field(r, f"{a}.vocab_size", len(tokens))),
             bos_id=None if bos is None else int(bos),
@@ -264,8 +279,8 @@ class GgufLlama:
             q = (h @ wq.T + self._bias(layer, "q")).reshape(t, c.num_q_heads, c.head_dim)
             k = (h @ wk.T + self._bias(layer, "k")).reshape(t, c.num_kv_heads, c.head_dim)
             v = (h @ wv.T + self._bias(layer, "v")).reshape(t, c.num_kv_heads, c.head_dim)
-            q_rot = apply_rope(q, positions, c.rope_theta, c.rope_dim)
-            k_rot = apply_rope(k, positions, c.rope_theta, c.rope_dim)
+            q_rot = apply_rope(q, positions, inv_freq=c.rope_inv_freq)
+            k_rot = apply_rope(k, positions, inv_freq=c.rope_inv_freq)
             if layer in capture:
                 captured = {"keys": k if key_rope == "pre" else k_rot, "values": v}
                 if capture_queries:

@@ -40,6 +40,8 @@ class HfModelInfo:
     rope_theta: Optional[float]
     rope_dim: Optional[int]
     rope_scaled: bool
+    rope_inv_freq: Optional[np.ndarray] = None  # [rope_dim/2] float64 from the model's rotary module
+    attention_scale: Optional[float] = None  # softmax scale, when it is not 1/sqrt(head_dim)
 
 
 def _import_torch():
@@ -86,8 +88,45 @@ def _config_value(config, *names, default=None):
     return default
 
 
+def _rotary_module(model):
+    """The model's rotary embedding module (shared, or the first layer's in older transformers), or None."""
+    for path in ("model.rotary_emb", "model.language_model.rotary_emb", "model.model.rotary_emb",
+                 "model.layers.0.self_attn.rotary_emb"):
+        obj = model
+        for part in path.split("."):
+            obj = obj[int(part)] if part.isdigit() else getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is not None and getattr(obj, "inv_freq", None) is not None:
+            return obj
+    return None
+
+
+def _rotary_details(model, head_dim: int, rope_dim: Optional[int]):
+    """(inv_freq [rope_dim/2] float64 or None, attention_scale or None) as the model computes attention.
+
+    inv_freq is the rotary module's own buffer (scaled RoPE such as Llama 3.1's or YaRN included).
+    attention_scale is the attention module's softmax scale times the rotary module's attention_scaling
+    squared (YaRN's mscale multiplies cos and sin, so both q and k), written only when it is not
+    1/sqrt(head_dim)."""
+    module = _rotary_module(model)
+    if module is None:
+        return None, None
+    inv_freq = module.inv_freq.detach().double().cpu().numpy()
+    mscale = float(getattr(module, "attention_scaling", 1.0) or 1.0)
+    attn = attention_modules(model)[0]
+    scale = float(getattr(attn, "scaling", head_dim ** -0.5))
+    if mscale != 1.0:
+        if rope_dim is not None and rope_dim != head_dim:
+            raise UnsupportedArchitectureError(
+                "the rotary embedding scales cos/sin (attention_scaling) on a partial rotary embedding: a single "
+                "attention_scale cannot describe it")
+        scale *= mscale * mscale
+    return inv_freq, (None if abs(scale * np.sqrt(head_dim) - 1.0) < 1e-9 else scale)
+
+
 def model_info(model) -> HfModelInfo:
-    """Head counts and RoPE parameters from the model's config."""
+    """Head counts and RoPE parameters from the model's config and its rotary module."""
     config = model.config
     text_config = getattr(config, "text_config", None) or config  # multimodal wrappers
     heads = int(_config_value(text_config, "num_attention_heads"))
@@ -100,6 +139,10 @@ def model_info(model) -> HfModelInfo:
                                   default=rope_params.get("partial_rotary_factor", 1.0)))
     scaled_type = (rope_scaling or {}).get("rope_type") or (rope_scaling or {}).get("type") or \
         rope_params.get("rope_type", "default")
+    rope_dim = int(round(head_dim * partial)) if theta is not None else None
+    inv_freq, attention_scale = _rotary_details(model, head_dim, rope_dim)
+    if inv_freq is not None and rope_dim is None:
+        rope_dim = 2 * len(inv_freq)
     return HfModelInfo(
         model_type=str(getattr(config, "model_type", type(model).__name__)),
         num_layers=int(_config_value(text_config, "num_hidden_layers")),
@@ -107,8 +150,10 @@ def model_info(model) -> HfModelInfo:
         num_kv_heads=int(_config_value(text_config, "num_key_value_heads", default=heads)),
         head_dim=head_dim,
         rope_theta=None if theta is None else float(theta),
-        rope_dim=int(round(head_dim * partial)) if theta is not None else None,
+        rope_dim=rope_dim,
         rope_scaled=scaled_type not in (None, "default"),
+        rope_inv_freq=inv_freq,
+        attention_scale=attention_scale,
     )
 
 
@@ -162,10 +207,10 @@ class HfDumper:
         self.layers = list(layers)
         self.key_rope = key_rope
         self.with_queries = with_queries
-        if key_rope == "post" and with_queries and (self.info.rope_theta is None or self.info.rope_scaled):
+        if key_rope == "post" and with_queries and self.info.rope_inv_freq is None:
             raise UnsupportedArchitectureError(
-                f"{self.info.model_type}: post-RoPE queries need the standard rotary embedding (this model "
-                f"has scaled or no RoPE); dump with --key-rope pre instead")
+                f"{self.info.model_type}: post-RoPE queries need the model's rotary frequencies (no rotary "
+                f"module with inv_freq found); dump with --key-rope pre instead")
         self._modules = attention_modules(model)
         bad = [layer for layer in self.layers if not 0 <= layer < len(self._modules)]
         if bad:
@@ -221,14 +266,14 @@ class HfDumper:
                     f"(sliding-window attention?); use a shorter --seq-len or --key-rope pre")
             if self.with_queries:
                 # Rotate queries ourselves, after checking our formulas reproduce the cached keys.
-                ours = apply_rope(captured[layer]["keys"], positions, info.rope_theta, info.rope_dim)
+                ours = apply_rope(captured[layer]["keys"], positions, inv_freq=info.rope_inv_freq)
                 err = np.linalg.norm(ours - post) / max(np.linalg.norm(post), 1e-30)
                 if err > 1e-2:
                     raise UnsupportedArchitectureError(
                         f"{info.model_type}: the model's rotary embedding differs from the standard one "
                         f"(relative difference {err:.3g} on layer {layer}); dump queries with --key-rope pre")
-                captured[layer]["queries"] = apply_rope(captured[layer]["queries"], positions, info.rope_theta,
-                                                        info.rope_dim)
+                captured[layer]["queries"] = apply_rope(captured[layer]["queries"], positions,
+                                                        inv_freq=info.rope_inv_freq)
             captured[layer]["keys"] = post
 
 

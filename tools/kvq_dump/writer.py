@@ -51,6 +51,9 @@ class DumpHeader:
     num_q_heads: Optional[int] = None  # H_q; required when queries are stored
     rope_theta: Optional[float] = None
     rope_dim: Optional[int] = None  # rotated channels per head (D for a full rotary embedding)
+    rope_layout: Optional[str] = None  # "half" (readers' default) or "interleaved"
+    rope_inv_freq: Optional[np.ndarray] = None  # [rope_dim/2] the model's exact inverse frequencies
+    attention_scale: Optional[float] = None  # softmax scale when it is not 1/sqrt(head_dim)
     source: str = ""  # tool, version, text or data set
 
     def validate(self) -> None:
@@ -65,6 +68,16 @@ class DumpHeader:
             raise ValueError(f"num_q_heads must be positive, got {self.num_q_heads}")
         if self.rope_dim is not None and not 0 < self.rope_dim <= self.head_dim:
             raise ValueError(f"rope_dim must be in 1..head_dim, got {self.rope_dim}")
+        if self.rope_layout is not None and self.rope_layout not in ("half", "interleaved"):
+            raise ValueError(f'rope_layout must be "half" or "interleaved", got {self.rope_layout!r}')
+        if self.rope_inv_freq is not None:
+            freq = np.asarray(self.rope_inv_freq, dtype=np.float64)
+            pairs = (self.rope_dim or self.head_dim) // 2
+            if freq.shape != (pairs,) or not np.all(np.isfinite(freq)) or not np.all(freq > 0):
+                raise ValueError(f"rope_inv_freq must hold rope_dim/2 = {pairs} finite positive values, got "
+                                 f"shape {list(freq.shape)}")
+        if self.attention_scale is not None and not (np.isfinite(self.attention_scale) and self.attention_scale > 0):
+            raise ValueError(f"attention_scale must be positive, got {self.attention_scale}")
 
 
 def float32_to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
@@ -100,14 +113,16 @@ class DumpWriter:
     """Streams a dump to disk. Use as a context manager; the file appears only after close().
 
     layers: layer indices to store; num_tokens: T (known up front: the format has one T for every
-    layer and kind); with_queries: store /layers/<L>/queries ([T, H_q, D]); dtype: "float16",
-    "bfloat16" or "float32"; compression: gzip level 0-9 (0 = none), always with shuffle; every
-    dataset carries Fletcher-32 checksums.
+    layer and kind); with_queries: store /layers/<L>/queries ([T, H_q, D]); query_positions: store
+    queries only for these tokens (ascending; written as /query_positions, queries become
+    [len(query_positions), H_q, D]; write() still takes whole token slabs and keeps the rows of these
+    tokens); dtype: "float16", "bfloat16" or "float32"; compression: gzip level 0-9 (0 = none), always
+    with shuffle; every dataset carries Fletcher-32 checksums.
     """
 
     def __init__(self, path: str, header: DumpHeader, layers: Sequence[int], num_tokens: int,
                  dtype: str = "float16", with_queries: bool = False, compression: int = 4,
-                 check_free_space: bool = True):
+                 check_free_space: bool = True, query_positions: Optional[Sequence[int]] = None):
         header.validate()
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -120,6 +135,14 @@ class DumpWriter:
             raise ValueError(f"{path}: layer indices must be in 0..{header.num_layers - 1}, got {layers}")
         if with_queries and header.num_q_heads is None:
             raise ValueError(f"{path}: num_q_heads is required when queries are stored")
+        if query_positions is not None:
+            query_positions = np.asarray(query_positions, dtype=np.int64)
+            if not with_queries or query_positions.ndim != 1 or query_positions.size == 0 or \
+                    np.any(np.diff(query_positions) <= 0) or query_positions[0] < 0 or \
+                    query_positions[-1] >= num_tokens:
+                raise ValueError(f"{path}: query_positions must be strictly ascending tokens in "
+                                 f"0..{num_tokens - 1}, with queries stored")
+        self.query_positions = query_positions
 
         self.path = os.fspath(path)
         self.header = header
@@ -131,14 +154,14 @@ class DumpWriter:
         self._heads = {"keys": header.num_kv_heads, "values": header.num_kv_heads}
         if with_queries:
             self._heads["queries"] = int(header.num_q_heads)
-        self._written = {(layer, kind): np.zeros(self.num_tokens, dtype=bool)
+        self._written = {(layer, kind): np.zeros(self._rows(kind), dtype=bool)
                          for layer in layers for kind in self._heads}
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise DumpWriteError(f"{self.path}: directory {directory} does not exist")
         if check_free_space:
-            needed = estimate_bytes(self.num_tokens, list(self._heads.values()), header.head_dim, dtype,
-                                    len(layers))
+            needed = sum(estimate_bytes(self._rows(kind), [heads], header.head_dim, dtype, len(layers))
+                         for kind, heads in self._heads.items())
             free = shutil.disk_usage(directory).free
             if needed > free:
                 raise DumpWriteError(f"{self.path}: not enough free disk space: the dump needs up to "
@@ -156,6 +179,12 @@ class DumpWriter:
                 raise _disk_full_error(self.path, exc) from exc
             raise
 
+    def _rows(self, kind: str) -> int:
+        """Rows of a dataset of this kind: T, or one per query position."""
+        if kind == "queries" and self.query_positions is not None:
+            return int(self.query_positions.size)
+        return self.num_tokens
+
     def _write_header(self, compression: int) -> None:
         h = self.header
         attrs = self._file.attrs
@@ -172,8 +201,17 @@ class DumpWriter:
             attrs["rope_theta"] = np.float64(h.rope_theta)
         if h.rope_dim is not None:
             attrs["rope_dim"] = np.int32(h.rope_dim)
+        if h.rope_layout is not None:
+            attrs["rope_layout"] = h.rope_layout
+        if h.attention_scale is not None:
+            attrs["attention_scale"] = np.float64(h.attention_scale)
         if h.source:
             attrs["source"] = h.source
+        if h.rope_inv_freq is not None:
+            self._file.create_dataset("rope_inv_freq", data=np.asarray(h.rope_inv_freq, dtype=np.float64),
+                                      fletcher32=True)
+        if self.query_positions is not None:
+            self._file.create_dataset("query_positions", data=self.query_positions, fletcher32=True)
 
         storage = {"float16": np.float16, "bfloat16": np.uint16, "float32": np.float32}[self.dtype]
         # Fletcher-32 per chunk (last in the pipeline, as the readers require): a damaged chunk is
@@ -185,8 +223,8 @@ class DumpWriter:
         for layer in self.layers:
             layer_group = group.create_group(str(layer))
             for kind, heads in self._heads.items():
-                shape = (self.num_tokens, heads, h.head_dim)
-                chunks = (min(self.num_tokens, CHUNK_TOKENS), heads, h.head_dim)
+                shape = (self._rows(kind), heads, h.head_dim)
+                chunks = (min(self._rows(kind), CHUNK_TOKENS), heads, h.head_dim)
                 ds = layer_group.create_dataset(kind, shape=shape, dtype=storage, chunks=chunks, **filters)
                 if self.dtype == "bfloat16":
                     ds.attrs["dtype"] = "bfloat16"
@@ -208,9 +246,16 @@ class DumpWriter:
             free = shutil.disk_usage(os.path.dirname(os.path.abspath(self._tmp_path))).free
             if free < data.size * 4 + DISK_MARGIN_BYTES:
                 raise OSError(errno.ENOSPC, f"No space left on device (only {free / 1e6:.1f} MB free)")
-        self._file[f"layers/{layer}/{kind}"][token_begin:end] = self._convert(data, f"layers/{layer}/{kind}",
-                                                                             token_begin)
-        self._written[(layer, kind)][token_begin:end] = True
+        stored = self._convert(data, f"layers/{layer}/{kind}", token_begin)
+        rows = slice(token_begin, end)
+        if kind == "queries" and self.query_positions is not None:  # keep the rows of the chosen tokens
+            first, last = np.searchsorted(self.query_positions, [token_begin, end])
+            rows = slice(int(first), int(last))
+            stored = stored[self.query_positions[rows] - token_begin]
+            if stored.shape[0] == 0:
+                return
+        self._file[f"layers/{layer}/{kind}"][rows] = stored
+        self._written[(layer, kind)][rows] = True
 
     def _convert(self, data: np.ndarray, where: str, token_begin: int) -> np.ndarray:
         x = data.astype(np.float32, copy=False)
@@ -300,12 +345,14 @@ class DumpWriter:
 
 def write_dump(path: str, header: DumpHeader, layers: Mapping[int, Mapping[str, np.ndarray]],
                tokens: Optional[np.ndarray] = None, sequence_starts: Optional[Sequence[int]] = None,
-               dtype: str = "float16", compression: int = 4) -> None:
+               dtype: str = "float16", compression: int = 4,
+               query_positions: Optional[Sequence[int]] = None) -> None:
     """Writes a whole dump from memory.
 
     layers: {layer index: {"keys": [T, H_kv, D], "values": [T, H_kv, D], optional "queries":
     [T, H_q, D]}} float arrays; every layer must hold the same kinds and the same T.
-    tokens: optional [T] int token ids; sequence_starts: optional [S] offsets (first is 0).
+    tokens: optional [T] int token ids; sequence_starts: optional [S] offsets (first is 0);
+    query_positions: store only these tokens' queries (see DumpWriter).
     """
     if not layers:
         raise ValueError(f"{path}: no layers to write")
@@ -323,8 +370,8 @@ def write_dump(path: str, header: DumpHeader, layers: Mapping[int, Mapping[str, 
             if np.asarray(array).shape[0] != num_tokens:
                 raise ValueError(f"{path}: layers/{layer}/{kind} has {np.asarray(array).shape[0]} tokens, "
                                  f"expected {num_tokens} (T must be the same everywhere)")
-    with DumpWriter(path, header, list(layers), num_tokens, dtype=dtype,
-                    with_queries="queries" in kinds, compression=compression) as writer:
+    with DumpWriter(path, header, list(layers), num_tokens, dtype=dtype, with_queries="queries" in kinds,
+                    compression=compression, query_positions=query_positions) as writer:
         for layer, arrays in layers.items():
             for kind, array in arrays.items():
                 writer.write(layer, kind, 0, array)

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kvq/io/codebook_file.h"
+#include "kvq/study/attention_report.h"
 
 namespace kvq {
 namespace {
@@ -152,7 +153,12 @@ json studyToJson(const StudyResult& s, bool includeHistograms) {
   j["totals"] = totals;
   j["jobs"] = json::array();
   for (const LayerKindResult& job : s.jobs) j["jobs"].push_back(jobToJson(job, includeHistograms));
+  if (!s.attention.layers.empty()) j["attention"] = attentionToJson(s.attention);
   return j;
+}
+
+std::string studyCsvHeader() {
+  return kCsvHeader;
 }
 
 std::string studyToCsv(const StudyResult& s) {
@@ -183,7 +189,7 @@ std::string studyToCsv(const StudyResult& s) {
                       16.0 / bits, total});
     }
   }
-  return out;
+  return s.attention.layers.empty() ? out : withAttentionCsv(out, s.attention, c.codebookSize);
 }
 
 json sweepToJson(const SweepResult& sweep) {

@@ -21,8 +21,12 @@ nlohmann::json studyToJson(const StudyResult& study, bool includeHistograms = tr
 // Columns: layer,kind,head,method,codebook_size,depth,bits,group_size,bits_per_channel,
 // compression_ratio,relative_error,snr_db,mean_cosine,vectors. head "all" for every
 // head together; method "rvq" (one row per depth 1..K) or "kivi" (one row per b);
-// layer "all" rows sum every layer of a kind.
+// layer "all" rows sum every layer of a kind. With attention results, the
+// columns of attentionCsvColumns() follow (attention_report.h).
 std::string studyToCsv(const StudyResult& study);
+
+// The header line of studyToCsv and sweepToCsv (with its newline).
+std::string studyCsvHeader();
 
 nlohmann::json sweepToJson(const SweepResult& sweep);
 // Same columns as studyToCsv (head "all"): the rate-distortion table.
