@@ -204,6 +204,9 @@ void BackgroundTrainer::startNext() {
   kvq::StudyOptions options;
   options.config = sizedConfig(size);
   options.layers.assign(m_layers.begin(), m_layers.end());
+  options.attention = m_attention;
+  options.attention.rvqDepths.clear();  // every depth of this training
+  for (int k = 1; k <= options.config.depth; ++k) options.attention.rvqDepths.push_back(k);
   const SessionPtr session = m_session;
   const std::shared_ptr<BackendHolder> holder = m_backend;
   const std::string choice = m_choice.toStdString();

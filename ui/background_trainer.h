@@ -64,6 +64,9 @@ class BackgroundTrainer : public QObject {
   void setRange(Range range) { m_range = range; }
   Range range() const { return m_range; }
   void setEnabled(bool enabled);
+  // Attention metrics each background training measures (as the foreground one would, so
+  // its results answer the same requests); off by default.
+  void setAttention(const kvq::AttentionOptions& attention) { m_attention = attention; }
   bool isEnabled() const { return m_enabled; }
   void setSession(SessionPtr session);           // drops the plan
   void setBackendChoice(const QString& choice);  // drops the plan, measures the new backend
@@ -109,6 +112,7 @@ class BackgroundTrainer : public QObject {
   QString m_base;  // baseKey of the plan ("" when none)
   kvq::RvqConfig m_config;
   QList<int> m_layers;
+  kvq::AttentionOptions m_attention;
   int64_t m_sampleVectors = 0;
   QList<int> m_pending;          // sizes to train, next first
   QHash<int, QString> m_failed;  // size -> message

@@ -2,6 +2,7 @@
 
 #include <QChart>
 #include <QChartView>
+#include <QHBoxLayout>
 #include <QLabel>
 #include <QLegend>
 #include <QVBoxLayout>
@@ -90,6 +91,16 @@ void ChartWidget::resetChart(const QString& title) {
 
 void ChartWidget::setReadout(const QString& text) {
   m_readout->setText(text);
+}
+
+void ChartWidget::addControl(QWidget* control) {
+  if (m_controls == nullptr) {
+    m_controls = new QHBoxLayout;
+    m_controls->setContentsMargins(4, 0, 4, 0);
+    m_controls->addStretch(1);
+    static_cast<QVBoxLayout*>(layout())->insertLayout(0, m_controls);
+  }
+  m_controls->insertWidget(m_controls->count() - 1, control);
 }
 
 void ChartWidget::attach(QAbstractSeries* s, QAbstractAxis* x, QAbstractAxis* y) {

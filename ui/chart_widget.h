@@ -7,6 +7,7 @@
 
 #include <functional>
 
+class QHBoxLayout;
 class QLabel;
 class QChart;
 class QChartView;
@@ -41,6 +42,9 @@ class ChartWidget : public QWidget {
   // Removes every series and axis (deleting them).
   void resetChart(const QString& title);
   void setReadout(const QString& text);
+  // Adds a control (a choice of what to plot) to a row above the chart; the widget
+  // becomes a child of this chart.
+  void addControl(QWidget* control);
   // Attaches s to the chart and to axes x and y (added to the chart if new).
   void attach(QAbstractSeries* s, QAbstractAxis* x, QAbstractAxis* y);
   // Hover read-out: text(index of the nearest point) while the mouse is over s.
@@ -52,6 +56,8 @@ class ChartWidget : public QWidget {
   QLabel* m_readout;
   QLabel* m_placeholder;  // shown instead of the empty chart
   QLabel* m_notice;
+  QLabel* m_placeholder;              // shown instead of the empty chart
+  QHBoxLayout* m_controls = nullptr;  // created by the first addControl
 };
 
 // The index of the point of s nearest to p in screen-independent units (x and y

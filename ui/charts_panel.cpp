@@ -3,6 +3,7 @@
 #include <QDir>
 
 #include "allocation_chart.h"
+#include "attention_layer_chart.h"
 #include "channel_chart.h"
 #include "chart_export.h"
 #include "codebook_usage_chart.h"
@@ -19,6 +20,7 @@ ChartsPanel::ChartsPanel(QWidget* parent)
       m_rd(new RateDistortionChart(this)),
       m_depth(new DepthErrorChart(this)),
       m_layers(new LayerErrorChart(this)),
+      m_attention(new AttentionLayerChart(this)),
       m_usage(new CodebookUsageChart(this)),
       m_channels(new ChannelChart(this)),
       m_model(new ModelImpactView(this)) {
@@ -26,16 +28,20 @@ ChartsPanel::ChartsPanel(QWidget* parent)
   addTab(m_rd, tr("Rate–distortion"));
   addTab(m_depth, tr("Error by depth"));
   addTab(m_layers, tr("Error by layer"));
+  addTab(m_attention, tr("Attention error by layer"));
   addTab(m_usage, tr("Codebook usage"));
   addTab(m_channels, tr("Channels"));
   addTab(m_model, tr("Model impact"));
   setTabToolTip(0,
-                tr("Bits per channel vs relative error: RVQ at every depth and the KIVI scalar baselines"));
+                tr("Bits per channel vs relative error, attention-output error or attention KL: RVQ at every "
+                   "depth and the KIVI scalar baselines"));
   setTabToolTip(1, tr("Error of the selected layer after each residual stage"));
   setTabToolTip(2, tr("Relative error of keys and values in every trained layer"));
-  setTabToolTip(3, tr("How evenly each stage's codebook entries are used on held-out tokens"));
-  setTabToolTip(4, tr("Mean and max |x| per channel with the channel groups marked"));
-  setTabToolTip(5, tr("Perplexity and KL of the model with the quantized cache, against bits per channel"));
+  setTabToolTip(
+      3, tr("Attention-output error and KL of RVQ and KIVI at equal bits in every layer with queries"));
+  setTabToolTip(4, tr("How evenly each stage's codebook entries are used on held-out tokens"));
+  setTabToolTip(5, tr("Mean and max |x| per channel with the channel groups marked"));
+  setTabToolTip(6, tr("Perplexity and KL of the model with the quantized cache, against bits per channel"));
 }
 
 void ChartsPanel::setStudy(const std::shared_ptr<const kvq::StudyResult>& study, int depth, int layer,
@@ -46,18 +52,27 @@ void ChartsPanel::setStudy(const std::shared_ptr<const kvq::StudyResult>& study,
   }
   // The same picture again (a settings change answered by the study already shown):
   // nothing to rebuild, so the UI thread stays free.
-  const Drawn drawn{study, depth, layer, kind, head};
+  const Drawn drawn{study, depth, layer, kind, head, m_comparison, m_comparisonLabel};
   if (drawn == m_drawn) return;
   m_drawn = drawn;
-  m_rd->setStudy(*study, depth);
+  m_rd->setStudy(study, depth, m_comparison, m_comparisonLabel);
   m_depth->setStudy(*study, layer, depth);
   m_layers->setStudy(*study, depth);
+  m_attention->setStudy(*study, depth, m_comparison.get(), m_comparisonLabel);
   m_usage->setStudy(*study, layer, kind, head, depth);
+}
+
+void ChartsPanel::setComparison(std::shared_ptr<const kvq::StudyResult> comparison, const QString& label) {
+  m_comparison = std::move(comparison);
+  m_comparisonLabel = label;
 }
 
 void ChartsPanel::clearStudy() {
   m_drawn = {};
+  m_rd->setStudy(nullptr, 1);
   m_rd->showPlaceholder(tr("Train a quantizer (Ctrl+T) to see its rate–distortion curve"));
+  m_attention->showPlaceholder(
+      tr("Train a quantizer on a dump with queries to see its attention error by layer"));
   m_depth->showPlaceholder(tr("Train a quantizer to see the error after each stage"));
   m_layers->showPlaceholder(tr("Train a quantizer to compare layers"));
   m_usage->showPlaceholder(tr("Train a quantizer to see how its codebook entries are used"));
@@ -78,7 +93,8 @@ void ChartsPanel::setChannels(const ChannelData& values, int groupSize, kvq::Gro
 }
 
 QList<ChartWidget*> ChartsPanel::charts() const {
-  return {m_rd, m_depth, m_layers, m_usage, m_channels, m_model->chart(), m_model->allocationChart()};
+  return {m_rd,    m_depth,    m_layers,         m_attention,
+          m_usage, m_channels, m_model->chart(), m_model->allocationChart()};
 }
 
 ChartWidget* ChartsPanel::currentChart() const {

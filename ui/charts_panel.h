@@ -11,6 +11,7 @@
 
 namespace kvq::ui {
 
+class AttentionLayerChart;
 class ChartWidget;
 class ChannelChart;
 class CodebookUsageChart;
@@ -28,6 +29,11 @@ class ChartsPanel : public QTabWidget {
   // Redraws the study charts for depth (1..trained) and the selected layer/kind/head.
   void setStudy(const std::shared_ptr<const kvq::StudyResult>& study, int depth, int layer, kvq::Kind kind,
                 int head);
+  // Codebooks from a file evaluated on the open dump, drawn beside the study in the
+  // rate–distortion and attention charts as "from <label>" (nullptr: none). Takes
+  // effect at the next setStudy.
+  void setComparison(std::shared_ptr<const kvq::StudyResult> comparison, const QString& label);
+  const std::shared_ptr<const kvq::StudyResult>& comparison() const { return m_comparison; }
   void clearStudy();
   // A line above each study chart about what it shows ("C = 4096 is training in the
   // background…"); empty hides it.
@@ -40,6 +46,7 @@ class ChartsPanel : public QTabWidget {
   RateDistortionChart* rateDistortion() const { return m_rd; }
   DepthErrorChart* depthError() const { return m_depth; }
   LayerErrorChart* layerError() const { return m_layers; }
+  AttentionLayerChart* attentionByLayer() const { return m_attention; }
   CodebookUsageChart* codebookUsage() const { return m_usage; }
   ChannelChart* channels() const { return m_channels; }
   ModelImpactView* modelImpact() const { return m_model; }
@@ -51,6 +58,7 @@ class ChartsPanel : public QTabWidget {
   RateDistortionChart* m_rd;
   DepthErrorChart* m_depth;
   LayerErrorChart* m_layers;
+  AttentionLayerChart* m_attention;
   CodebookUsageChart* m_usage;
   ChannelChart* m_channels;
   ModelImpactView* m_model;
@@ -61,9 +69,13 @@ class ChartsPanel : public QTabWidget {
     int layer = 0;
     kvq::Kind kind = kvq::Kind::Keys;
     int head = -1;
+    std::shared_ptr<const kvq::StudyResult> comparison;  // codebooks from a file, drawn beside
+    QString comparisonLabel;
     bool operator==(const Drawn&) const = default;
   };
   Drawn m_drawn;
+  std::shared_ptr<const kvq::StudyResult> m_comparison;
+  QString m_comparisonLabel;
 };
 
 }  // namespace kvq::ui

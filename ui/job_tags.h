@@ -17,6 +17,7 @@ inline const QString kModel = QStringLiteral("model");        // perplexity/KL w
 // when HDF5 reads cannot run on a second thread).
 inline const QString kBackgroundSize = QStringLiteral("background size");  // one neighbouring size
 inline const QString kCalibrate = QStringLiteral("calibrate");             // measure a backend's throughput
+inline const QString kEvaluate = QStringLiteral("evaluate");  // codebooks from a file on the open dump
 
 // Each export has a tag of its own (a counter and the target path): one export must
 // never replace or cancel another.

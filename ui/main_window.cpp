@@ -133,6 +133,22 @@ void MainWindow::connectStudy() {
   connect(m_study, &StudyController::resultReady, this, &MainWindow::onStudyReady);
   connect(m_study, &StudyController::trainingFailed, this,
           [this](const QString& message) { m_presenter->showError(this, tr("Training failed"), message); });
+  connect(m_study, &StudyController::evaluationReady, this,
+          [this](const StudyPtr& study, const QString& path) {
+            m_comparison = study;
+            m_comparisonLabel = QFileInfo(path).fileName();
+            statusBar()->showMessage(
+                tr("Evaluated %1 on %2 layer×kind quantizers").arg(m_comparisonLabel).arg(study->jobs.size()),
+                8000);
+            refreshStudyCharts();
+            emit comparisonReady();
+          });
+  connect(m_study, &StudyController::evaluationFailed, this,
+          [this](const QString& path, const QString& message) {
+            m_presenter->showError(
+                this, tr("Cannot evaluate %1 on this dump").arg(QFileInfo(path).fileName()), message);
+            emit comparisonFailed(message);
+          });
   connect(
       m_jobs, &JobQueue::taskFinished, this, [this](const QString& tag, quint64, JobQueue::Outcome outcome) {
         if (outcome == JobQueue::Outcome::Cancelled && tag != job_tag::kChannels && !m_jobs->isPending(tag)) {
@@ -192,6 +208,22 @@ void MainWindow::createActions() {
   connect(m_exportMetricsAction, &QAction::triggered, this, &MainWindow::exportMetricsDialog);
 
   createOpenActions();
+  m_evaluateAction = new QAction(tr("E&valuate Codebooks…"), this);
+  m_evaluateAction->setStatusTip(
+      tr("Measure a codebook file (say, trained on another corpus) on the open dump, beside this training"));
+  connect(m_evaluateAction, &QAction::triggered, this, &MainWindow::evaluateCodebooksDialog);
+
+  m_attentionAction = new QAction(tr("Measure &Attention"), this);
+  m_attentionAction->setCheckable(true);
+  m_attentionAction->setChecked(QSettings().value(QStringLiteral("study/attention"), true).toBool());
+  m_attentionAction->setStatusTip(
+      tr("On dumps with queries, also measure what the quantizers do to attention"));
+  m_study->setAttentionEnabled(m_attentionAction->isChecked());
+  connect(m_attentionAction, &QAction::toggled, this, [this](bool on) {
+    m_study->setAttentionEnabled(on);
+    QSettings().setValue(QStringLiteral("study/attention"), on);
+    refreshStudyCharts();
+  });
 
   m_quitAction = new QAction(tr("&Quit"), this);
   m_quitAction->setShortcut(QKeySequence::Quit);
@@ -205,6 +237,8 @@ void MainWindow::createMenus() {
   m_recent = new RecentFiles(m_recentMenu, this);
   connect(m_recent, &RecentFiles::openRequested, this, &MainWindow::openFile);
   file->addSeparator();
+  file->addAction(m_evaluateAction);
+  file->addSeparator();
   file->addAction(m_exportChartAction);
   file->addAction(m_exportAllChartsAction);
   file->addAction(m_exportCodebooksAction);
@@ -217,6 +251,8 @@ void MainWindow::createMenus() {
   QMenu* study = menuBar()->addMenu(tr("&Study"));
   study->addAction(m_trainAction);
   study->addAction(m_cancelAction);
+  study->addSeparator();
+  study->addAction(m_attentionAction);
 
   QMenu* view = menuBar()->addMenu(tr("&View"));
   view->addAction(m_datasetDock->toggleViewAction());
@@ -250,6 +286,8 @@ void MainWindow::setSession(SessionPtr session) {
   m_session = std::move(session);
   m_study->setSession(m_session);
   m_shown.reset();
+  m_comparison.reset();  // evaluated on the previous dump
+  m_charts->setComparison(nullptr, QString());
   m_charts->clearStudy();
   m_settings->setHeadDim(m_session->info().headDim);
   m_dataset->setSession(m_session);
@@ -275,10 +313,11 @@ void MainWindow::updateActions() {
   m_settings->trainButton()->setEnabled(open);
   m_cancelAction->setEnabled(m_jobs->isPending(job_tag::kOpen) || m_jobs->isPending(job_tag::kTrain) ||
                              m_jobs->isPending(job_tag::kModel) || m_jobs->isPending(job_tag::kPreview) ||
-                             !m_study->background()->isIdle());
+                             m_jobs->isPending(job_tag::kEvaluate) || !m_study->background()->isIdle());
   m_charts->modelImpact()->runButton()->setEnabled(open && !m_jobs->isPending(job_tag::kModel));
   m_exportCodebooksAction->setEnabled(m_shown != nullptr);
   m_exportMetricsAction->setEnabled(m_shown != nullptr);
+  m_evaluateAction->setEnabled(open);
   m_exportChartAction->setEnabled(open);
   m_exportAllChartsAction->setEnabled(open);
 }

@@ -74,6 +74,11 @@ class MainWindow : public QMainWindow {
   bool exportAllCharts(const QString& dir);
   bool exportMetrics(const QString& path);
   void exportCodebooks(const QString& path);
+  // Evaluates a codebook file on the open dump and shows it beside the training
+  // ("from FILE"); a file that does not fit the dump gets a dialog naming why.
+  // comparisonReady or comparisonFailed follows.
+  void evaluateCodebooks(const QString& path);
+  const StudyPtr& comparison() const { return m_comparison; }
 
  signals:
   void sessionChanged();
@@ -82,6 +87,8 @@ class MainWindow : public QMainWindow {
   void openHeaderShown();
   void chartsUpdated();  // after the study charts were redrawn
   void exportFinished(const QString& path, bool ok);
+  void comparisonReady();
+  void comparisonFailed(const QString& message);
 
  protected:
   void closeEvent(QCloseEvent* event) override;
@@ -105,6 +112,7 @@ class MainWindow : public QMainWindow {
   void exportChartsDialog();
   void exportCodebooksDialog();
   void exportMetricsDialog();
+  void evaluateCodebooksDialog();
   void about();
   void onSelection(int layer, int kind, int head);
   void refreshStudyCharts();
@@ -126,6 +134,8 @@ class MainWindow : public QMainWindow {
   JobQueue* m_jobs;
   SessionPtr m_session;
   StudyPtr m_shown;
+  StudyPtr m_comparison;  // codebooks from a file evaluated on the open dump
+  QString m_comparisonLabel;
   ChannelData m_channelData;
   int m_layer = 0;
   kvq::Kind m_kind = kvq::Kind::Keys;
@@ -150,6 +160,8 @@ class MainWindow : public QMainWindow {
   QAction* m_exportAllChartsAction = nullptr;
   QAction* m_exportCodebooksAction = nullptr;
   QAction* m_exportMetricsAction = nullptr;
+  QAction* m_evaluateAction = nullptr;
+  QAction* m_attentionAction = nullptr;
   QAction* m_quitAction = nullptr;
   QAction* m_trustFilesAction = nullptr;
 };

@@ -163,6 +163,10 @@ void MainWindow::refreshStudyCharts() {
   } else if ((study = m_study->lookupPreview(config, layers)) ||
              (study = m_study->lookupShallower(config, layers))) {
     m_shown = study;
+  } else if (!m_shown && m_comparison) {
+    study = m_comparison;  // nothing trained here yet: the evaluated codebooks alone
+    m_settings->setStatusText(
+        tr("Showing the codebooks of %1. Train (Ctrl+T) to compare.").arg(m_comparisonLabel));
   } else {
     study = m_shown;
   }
@@ -175,6 +179,7 @@ void MainWindow::refreshStudyCharts() {
   int layer = m_layer;
   if (!trained.empty() && std::find(trained.begin(), trained.end(), layer) == trained.end())
     layer = trained.front();
+  m_charts->setComparison(study == m_comparison ? nullptr : m_comparison, m_comparisonLabel);
   m_charts->setStudy(study, depth, layer, m_kind, m_head);
   emit chartsUpdated();
 }
@@ -285,6 +290,19 @@ void MainWindow::exportCodebooks(const QString& path) {
         if (ok) statusBar()->showMessage(tr("Saved %1").arg(QDir::toNativeSeparators(path)), 5000);
         emit exportFinished(path, ok);
       });
+}
+
+void MainWindow::evaluateCodebooks(const QString& path) {
+  if (!m_session) return;
+  m_study->evaluate(path);
+}
+
+void MainWindow::evaluateCodebooksDialog() {
+  if (!m_session) return;
+  const QString path = QFileDialog::getOpenFileName(
+      this, tr("Evaluate codebooks on %1").arg(QFileInfo(m_session->path).fileName()), QString(),
+      tr("KVQ codebook files (*.h5);;All files (*)"));
+  if (!path.isEmpty()) evaluateCodebooks(path);
 }
 
 void MainWindow::exportChartDialog() {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "attention_layer_chart.h"
 #include "channel_chart.h"
 #include "chart_export.h"
 #include "chart_widget.h"
@@ -32,9 +33,62 @@ bool save(QWidget* widget, const QString& path) {
   return true;
 }
 
+// The rate–distortion chart under each of its y axes (attention ones only when measured).
+bool saveRateDistortionAxes(ChartsPanel* charts, const QString& dir) {
+  RateDistortionChart* rd = charts->rateDistortion();
+  charts->setCurrentWidget(rd);  // a chart redrawn while hidden is laid out only when shown
+  bool ok = true;
+  for (const RdMetric metric : {RdMetric::AttentionOutput, RdMetric::AttentionKl}) {
+    rd->setMetric(metric);
+    QCoreApplication::processEvents();
+    if (rd->isPlaceholder()) continue;
+    const QString path = QDir(dir).filePath(rd->fileStem() + QStringLiteral(".png"));
+    try {
+      exportWidgetImage(rd, path);
+      std::printf("wrote %s\n", qPrintable(path));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      ok = false;
+    }
+  }
+  rd->setMetric(RdMetric::RelativeError);
+  QCoreApplication::processEvents();
+  return ok;
+}
+
+// Evaluates `codebooks` on the open dump and saves the charts that show it.
+bool saveComparison(MainWindow& window, RecordingPresenter& presenter, const QString& codebooks,
+                    const QString& dir) {
+  window.evaluateCodebooks(codebooks);
+  if (!waitForSignal(&window, &MainWindow::comparisonReady, 600'000)) {
+    std::fprintf(stderr, "cannot evaluate %s: %s\n", qPrintable(codebooks),
+                 qPrintable(presenter.errors.join('\n')));
+    return false;
+  }
+  ChartsPanel* charts = window.chartsPanel();
+  charts->setCurrentWidget(charts->rateDistortion());
+  charts->rateDistortion()->setMetric(RdMetric::AttentionOutput);
+  bool ok = true;
+  for (ChartWidget* chart : {static_cast<ChartWidget*>(charts->rateDistortion()),
+                             static_cast<ChartWidget*>(charts->attentionByLayer())}) {
+    charts->setCurrentWidget(chart);
+    QCoreApplication::processEvents();
+    const QString path = QDir(dir).filePath(chart->fileStem() + QStringLiteral("_compared.png"));
+    try {
+      exportWidgetImage(chart, path);
+      std::printf("wrote %s\n", qPrintable(path));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      ok = false;
+    }
+  }
+  charts->rateDistortion()->setMetric(RdMetric::RelativeError);
+  return ok;
+}
+
 }  // namespace
 
-int renderScreenshots(const QString& dump, const QString& dir) {
+int renderScreenshots(const QString& dump, const QString& dir, const QString& compare) {
   // Keep the user's recent files and window layout out of it.
   QCoreApplication::setOrganizationName(QStringLiteral("kvq-screenshots"));
   QSettings().clear();  // the same first-run layout every time
@@ -54,7 +108,7 @@ int renderScreenshots(const QString& dump, const QString& dir) {
   }
   SettingsPanel* settings = window.settingsPanel();
   settings->applyPreset(QStringLiteral("fast"));
-  settings->setCodebookSize(256);
+  settings->setCodebookSize(2048);  // K = 8 is then the paper's 3 bits/channel, KIVI-2's
   settings->setDepth(8);
   const std::vector<int>& layers = window.session()->info().layers;
   const int last = layers[std::min<size_t>(layers.size(), 4) - 1];
@@ -73,7 +127,7 @@ int renderScreenshots(const QString& dump, const QString& dir) {
     std::fprintf(stderr, "training failed: %s\n", qPrintable(presenter->errors.join('\n')));
     return 1;
   }
-  settings->setDepth(4);  // a depth inside the curve shows the highlight mid-way
+  settings->setDepth(6);  // a depth inside the curve shows the highlight mid-way
   window.datasetPanel()->select(layers.front(), kvq::Kind::Keys, -1);
   QCoreApplication::processEvents();
 
@@ -93,6 +147,8 @@ int renderScreenshots(const QString& dump, const QString& dir) {
       ok = false;
     }
   }
+  ok = saveRateDistortionAxes(charts, dir) && ok;
+  if (!compare.isEmpty()) ok = saveComparison(window, *presenter, compare, dir) && ok;
   // The codebook-size slider moved to a size the background is still training: the
   // charts keep the trained size and say that the new one is on its way.
   charts->setCurrentWidget(charts->rateDistortion());

@@ -8,7 +8,11 @@
 namespace kvq::ui {
 
 // dump: file to open; dir: output folder (created). Training uses the "fast"
-// preset with C = 256 on at most four layers so it takes seconds, not minutes.
-int renderScreenshots(const QString& dump, const QString& dir);
+// preset with C = 2048 (K = 8: the paper's 3 bits) on at most four layers, shown at
+// K = 6.
+// On a dump with queries the attention charts are rendered too (the rate–distortion
+// chart once per y axis); compare: a codebook file evaluated on the dump and drawn
+// beside the training ("" = none).
+int renderScreenshots(const QString& dump, const QString& dir, const QString& compare = {});
 
 }  // namespace kvq::ui

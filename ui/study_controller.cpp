@@ -1,5 +1,7 @@
 #include "study_controller.h"
 
+#include <QFileInfo>
+
 #include <algorithm>
 #include <limits>
 #include <utility>
@@ -8,6 +10,7 @@
 #include "job_queue.h"
 #include "job_tags.h"
 #include "kvq/io/codebook_file.h"
+#include "kvq/io/codebook_fit.h"
 #include "kvq/rvq/backend_registry.h"
 #include "kvq/study/work_estimate.h"
 #include "study_queries.h"
@@ -28,7 +31,8 @@ StudyController::StudyController(JobQueue* jobs, QObject* parent)
   connect(m_background, &BackgroundTrainer::studyReady, this, [this](const StudyPtr& study) {
     QList<int> layers;
     for (int layer : studyLayers(*study)) layers << layer;
-    if (m_session) store(cacheKey(m_session->path, study->config, layers), study);
+    if (m_session)
+      store(cacheKey(m_session->path, study->config, layers, !study->attention.layers.empty()), study);
     emit backgroundResult(study);
   });
   connect(m_background, &BackgroundTrainer::throughputMeasured, this, [this](double throughput) {
@@ -94,20 +98,73 @@ bool StudyController::isTraining() const {
   return m_jobs && m_jobs->isPending(job_tag::kTrain);
 }
 
-QString StudyController::cacheKey(const QString& dump, const kvq::RvqConfig& config,
-                                  const QList<int>& layers) {
+QString StudyController::cacheKey(const QString& dump, const kvq::RvqConfig& config, const QList<int>& layers,
+                                  bool attention) {
   kvq::RvqConfig keyed = config;
   keyed.depth = 0;    // depth is read from the curve, not trained separately
   keyed.preset = "";  // a preset name is a label, the settings are the key
   QStringList layerText;
   for (int l : layers) layerText << QString::number(l);
   return dump + QLatin1Char('|') + layerText.join(QLatin1Char(',')) + QLatin1Char('|') +
-         QString::fromStdString(kvq::configToJson(keyed));
+         QString::fromStdString(kvq::configToJson(keyed)) +
+         (attention ? QStringLiteral("|attention") : QString());
+}
+
+bool StudyController::measuresAttention(const QList<int>& layers) const {
+  if (!m_attention || !m_session) return false;
+  const QList<int> wanted = layers.isEmpty()
+                                ? QList<int>(m_session->info().layers.begin(), m_session->info().layers.end())
+                                : layers;
+  return std::any_of(wanted.begin(), wanted.end(),
+                     [this](int layer) { return m_session->reader->has(layer, kvq::Kind::Queries); });
+}
+
+kvq::AttentionOptions StudyController::attentionOptions(bool enabled, int depth) {
+  kvq::AttentionOptions a;
+  a.enabled = enabled;
+  for (int k = 1; k <= depth; ++k) a.rvqDepths.push_back(k);
+  return a;
+}
+
+QString StudyController::keyFor(const kvq::RvqConfig& config, const QList<int>& layers) const {
+  return m_session ? cacheKey(m_session->path, config, layers, measuresAttention(layers)) : QString();
+}
+
+void StudyController::evaluate(const QString& codebooksPath) {
+  if (!m_session || !m_jobs) return;
+  const SessionPtr session = m_session;
+  const std::shared_ptr<kvq::Backend> backend = m_backend;
+  const bool attention = m_attention;
+  m_jobs->run<StudyPtr>(
+      job_tag::kEvaluate, tr("Evaluating %1").arg(QFileInfo(codebooksPath).fileName()), this,
+      [session, backend, attention, codebooksPath](const kvq::TaskControl& control) -> StudyPtr {
+        const std::string path = codebooksPath.toStdString();
+        const kvq::CodebookFile file = kvq::readCodebookFile(path);
+        kvq::checkCodebooksFitDump(file, path, session->info());
+        kvq::StudyOptions options;
+        options.config = file.config;
+        options.kinds.clear();
+        for (const kvq::QuantizerSet& set : file.sets) {
+          if (std::find(options.kinds.begin(), options.kinds.end(), set.kind) == options.kinds.end())
+            options.kinds.push_back(set.kind);
+        }
+        options.layers = kvq::codebookLayers(file);
+        const bool queries = std::any_of(options.layers.begin(), options.layers.end(), [&](int layer) {
+          return session->reader->has(layer, kvq::Kind::Queries);
+        });
+        options.attention = attentionOptions(attention && queries, file.config.depth);
+        return std::make_shared<const kvq::StudyResult>(
+            kvq::evaluateCodebooks(*session->reader, file.sets, path, options, *backend, &control));
+      },
+      [this, codebooksPath](StudyPtr& study) { emit evaluationReady(study, codebooksPath); },
+      [this, codebooksPath](const kvq::Error& error) {
+        emit evaluationFailed(codebooksPath, QString::fromStdString(error.what()));
+      });
 }
 
 StudyPtr StudyController::lookup(const kvq::RvqConfig& config, const QList<int>& layers) const {
   if (!m_session) return nullptr;
-  const StudyPtr hit = m_cache.value(cacheKey(m_session->path, config, layers));
+  const StudyPtr hit = m_cache.value(keyFor(config, layers));
   return hit && hit->config.depth >= config.depth && hit->backendName == m_backendName.toStdString()
              ? hit
              : nullptr;
@@ -115,7 +172,7 @@ StudyPtr StudyController::lookup(const kvq::RvqConfig& config, const QList<int>&
 
 StudyPtr StudyController::lookupShallower(const kvq::RvqConfig& config, const QList<int>& layers) const {
   if (!m_session) return nullptr;
-  const StudyPtr hit = m_cache.value(cacheKey(m_session->path, config, layers));
+  const StudyPtr hit = m_cache.value(keyFor(config, layers));
   return hit && hit->config.depth < config.depth && hit->backendName == m_backendName.toStdString() ? hit
                                                                                                     : nullptr;
 }
@@ -149,11 +206,11 @@ size_t StudyController::approximateBytes(const kvq::StudyResult& study) {
 
 bool StudyController::isTrainingFor(const kvq::RvqConfig& config, const QList<int>& layers) const {
   return m_session && m_jobs && m_jobs->isPending(job_tag::kTrain) && m_pendingDepth >= config.depth &&
-         m_pendingKey == cacheKey(m_session->path, config, layers);
+         m_pendingKey == keyFor(config, layers);
 }
 
 StudyPtr StudyController::lookupPreview(const kvq::RvqConfig& config, const QList<int>& layers) const {
-  if (!m_session || !m_preview || m_previewKey != cacheKey(m_session->path, config, layers)) return nullptr;
+  if (!m_session || !m_preview || m_previewKey != keyFor(config, layers)) return nullptr;
   return m_preview;
 }
 
@@ -166,7 +223,7 @@ bool StudyController::train(const kvq::RvqConfig& config, const QList<int>& laye
     return false;
   }
   if (isTrainingFor(config, layers)) return true;  // the same training is under way
-  const QString key = cacheKey(m_session->path, config, layers);
+  const QString key = keyFor(config, layers);
   const kvq::RvqConfig preview = kvq::previewConfig(config);
   // A preview only when it is much quicker than the full recipe (evaluation costs both the same).
   const bool withPreview =
@@ -191,6 +248,8 @@ void StudyController::submit(const QString& tag, const kvq::RvqConfig& config, c
   kvq::StudyOptions options;
   options.config = config;
   options.layers.assign(layers.begin(), layers.end());
+  // Previews stay quick: attention is measured by the full training only.
+  options.attention = attentionOptions(!preview && measuresAttention(layers), config.depth);
   const QString label = (preview ? tr("Preview C=%1 K=%2 g=%3") : tr("Training C=%1 K=%2 g=%3"))
                             .arg(config.codebookSize)
                             .arg(config.depth)
@@ -219,7 +278,7 @@ void StudyController::submit(const QString& tag, const kvq::RvqConfig& config, c
 
 void StudyController::onFullResult(const StudyPtr& study, const QList<int>& layers) {
   ++m_trainings;
-  if (m_session) store(cacheKey(m_session->path, study->config, layers), study);
+  if (m_session) store(keyFor(study->config, layers), study);
   const double work = studyWork(study->config, layers);
   if (study->totalSeconds > 0 && work > 0) {
     m_throughput = work / study->totalSeconds;
@@ -237,6 +296,7 @@ void StudyController::planBackground() {
   // The vectors one quantizer trained on, after the trainer's subsampling.
   const int64_t sample =
       std::min(m_lastFull->config.trainSample, m_lastFull->jobs.front().quantizers.front().trainVectors);
+  m_background->setAttention(attentionOptions(measuresAttention(m_lastLayers), m_lastFull->config.depth));
   m_background->plan(m_lastFull->config, m_lastLayers, sample);
 }
 

@@ -58,10 +58,25 @@ class StudyController : public QObject {
   // failure the previous backend stays.
   void setBackendChoice(const QString& choice);
 
+  // Attention metrics (on by default): a training of layers that store queries also
+  // measures attention at every depth 1..K (docs/metrics.md, "Attention").
+  void setAttentionEnabled(bool enabled) { m_attention = enabled; }
+  bool attentionEnabled() const { return m_attention; }
+  // Whether a training of these layers would measure attention.
+  bool measuresAttention(const QList<int>& layers) const;
+  // Attention of every depth 1..depth (so the rate–distortion chart can plot it), or off.
+  static kvq::AttentionOptions attentionOptions(bool enabled, int depth);
+
   // Trains config on layers (all present when empty) unless a cached study answers it
   // or the same training is already under way. Returns false when the cache answered
   // (resultReady is emitted at once).
   bool train(const kvq::RvqConfig& config, const QList<int>& layers, Mode mode = Mode::Full);
+
+  // Evaluates the codebooks of a file on the open dump (held-out error and, with
+  // queries, attention), on the job queue: evaluationReady or evaluationFailed
+  // follows. Codebooks that do not fit the dump (head_dim, layers, group size) fail
+  // with a message naming the mismatch; earlier results stay.
+  void evaluate(const QString& codebooksPath);
   // A cached study trained with config (any depth >= config.depth), or nullptr.
   StudyPtr lookup(const kvq::RvqConfig& config, const QList<int>& layers) const;
   // A cached study with every setting of config but a smaller trained depth, or nullptr.
@@ -83,13 +98,16 @@ class StudyController : public QObject {
   double estimateSeconds(const kvq::RvqConfig& config, const QList<int>& layers) const;
   double throughput() const { return m_throughput; }  // multiply-adds per second, 0 unknown
 
-  static QString cacheKey(const QString& dump, const kvq::RvqConfig& config, const QList<int>& layers);
+  static QString cacheKey(const QString& dump, const kvq::RvqConfig& config, const QList<int>& layers,
+                          bool attention = false);
 
  signals:
   void resultReady(const kvq::ui::StudyPtr& study);
   void previewReady(const kvq::ui::StudyPtr& study);
   void backgroundResult(const kvq::ui::StudyPtr& study);
   void trainingFailed(const QString& message);
+  void evaluationReady(const kvq::ui::StudyPtr& study, const QString& codebooksPath);
+  void evaluationFailed(const QString& codebooksPath, const QString& message);
   void backendChanged(const QString& name);
   void backendFailed(const QString& message);
   void throughputChanged(double multiplyAddsPerSecond);
@@ -118,6 +136,7 @@ class StudyController : public QObject {
   double m_throughput = 0;
   bool m_throughputFromTraining = false;  // a real training measured it (preferred)
   BackgroundTrainer* m_background;
+  bool m_attention = true;
 };
 
 }  // namespace kvq::ui

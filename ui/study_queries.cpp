@@ -1,6 +1,7 @@
 #include "study_queries.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace kvq::ui {
 
@@ -51,6 +52,53 @@ double baselineBitsPerChannel(const kvq::StudyResult& study, kvq::Kind kind, siz
     if (job.kind == kind && index < job.baselines.size()) return job.baselines[index].bitsPerChannel;
   }
   return 0.0;
+}
+
+bool hasAttention(const kvq::StudyResult& study) {
+  return !study.attention.layers.empty();
+}
+
+const kvq::AttentionMethodResult* findAttention(const kvq::LayerAttentionResult& layer,
+                                                const std::string& method, int depthOrBits) {
+  for (const kvq::AttentionMethodResult& m : layer.methods) {
+    if (m.method == method && (method == "rvq" ? m.depth : m.bits) == depthOrBits) return &m;
+  }
+  return nullptr;
+}
+
+std::vector<int> attentionDepths(const kvq::StudyResult& study) {
+  std::vector<int> depths;
+  if (!hasAttention(study)) return depths;
+  for (const kvq::AttentionMethodResult& m : study.attention.layers.front().methods) {
+    if (m.method == "rvq") depths.push_back(m.depth);
+  }
+  std::sort(depths.begin(), depths.end());
+  return depths;
+}
+
+int attentionDepthFor(const kvq::StudyResult& study, int depth) {
+  const std::vector<int> depths = attentionDepths(study);
+  if (depths.empty()) return 0;
+  int best = depths.front();
+  for (int d : depths) {
+    if (d <= depth) best = d;
+  }
+  return best;
+}
+
+int kiviBitsNear(const kvq::StudyResult& study, double bitsPerChannel) {
+  if (!hasAttention(study)) return 0;
+  int best = 0;
+  double bestGap = 0;
+  for (const kvq::AttentionMethodResult& m : study.attention.layers.front().methods) {
+    if (m.method != "kivi") continue;
+    const double gap = std::abs(m.bitsPerChannel - bitsPerChannel);
+    if (best == 0 || gap < bestGap - 1e-9 || (std::abs(gap - bestGap) <= 1e-9 && m.bits < best)) {
+      best = m.bits;
+      bestGap = gap;
+    }
+  }
+  return best;
 }
 
 }  // namespace kvq::ui

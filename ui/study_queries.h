@@ -22,4 +22,20 @@ kvq::ErrorSums baselineTotal(const kvq::StudyResult& study, kvq::Kind kind, size
 // Its bits per channel (0 when no job of kind has it).
 double baselineBitsPerChannel(const kvq::StudyResult& study, kvq::Kind kind, size_t index);
 
+// ---- attention (StudyResult::attention) ------------------------------------------
+
+// True when the study measured attention on at least one layer.
+bool hasAttention(const kvq::StudyResult& study);
+// The method of one layer's attention result ("rvq" with depth, "kivi"/"kivi-window"
+// with bits), or nullptr.
+const kvq::AttentionMethodResult* findAttention(const kvq::LayerAttentionResult& layer,
+                                                const std::string& method, int depthOrBits);
+// The RVQ depths the study measured attention at, ascending.
+std::vector<int> attentionDepths(const kvq::StudyResult& study);
+// The measured depth to show for `depth`: the largest one <= depth (else the smallest); 0 if none.
+int attentionDepthFor(const kvq::StudyResult& study, int depth);
+// The KIVI bits (of study.baselineBits) whose attention bits per channel are nearest
+// to `bitsPerChannel` (the lower on a tie); 0 when the study has none.
+int kiviBitsNear(const kvq::StudyResult& study, double bitsPerChannel);
+
 }  // namespace kvq::ui

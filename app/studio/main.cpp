@@ -36,12 +36,19 @@ int main(int argc, char** argv) {
       QStringLiteral("screenshots"),
       QStringLiteral("Render the window and every chart to PNG in <dir>, then exit"), QStringLiteral("dir"));
   parser.addOption(screenshots);
+  const QCommandLineOption compare(
+      QStringLiteral("compare"),
+      QStringLiteral(
+          "With --screenshots: also evaluate this codebook file on the dump and render the comparison"),
+      QStringLiteral("codebooks"));
+  parser.addOption(compare);
   parser.process(app);
 
   QString file = parser.positionalArguments().value(0);
   if (file.isEmpty()) file = QString::fromStdString(kvq::app::defaultSample());
 
-  if (parser.isSet(screenshots)) return kvq::ui::renderScreenshots(file, parser.value(screenshots));
+  if (parser.isSet(screenshots))
+    return kvq::ui::renderScreenshots(file, parser.value(screenshots), parser.value(compare));
 
   kvq::ui::MainWindow window;
   window.show();

@@ -68,7 +68,7 @@ struct Scratch {
   void fit(int64_t rows, int64_t cols, int Dp, int topK) {
     for (auto* m : {&sRef, &pRef, &sVar, &pVar}) m->resize(static_cast<size_t>(rows * cols));
     for (auto* v : {&q, &oRef, &oVar, &sinkRef, &recentRef}) v->resize(static_cast<size_t>(rows * Dp));
-    tmp.resize(static_cast<size_t>(3 * Dp));
+    tmp.resize(3 * static_cast<size_t>(Dp));
     lseRef.resize(static_cast<size_t>(rows));
     top.resize(static_cast<size_t>(topK));
   }
