@@ -22,7 +22,6 @@
 #include <vector>
 
 #include "kvq/attention/attention_metrics.h"
-#include "kvq/attention/rope.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/rvq/cpu_backend.h"
 #include "kvq/study/attention_study.h"

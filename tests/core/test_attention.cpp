@@ -7,7 +7,8 @@
 #include <vector>
 
 #include "kvq/attention/attention_metrics.h"
-#include "kvq/attention/rope.h"
+#include "kvq/base/error.h"
+#include "kvq/model/rope.h"
 
 namespace kvq {
 namespace {
@@ -329,24 +330,14 @@ TEST(AttentionMetrics, BlockSizeDoesNotChangeTheResult) {
 
 // ---- RoPE -------------------------------------------------------------------------
 
-TEST(Rope, InverseFrequencies) {
-  const std::vector<double> f = ropeInverseFrequencies(10000.0, 8);
-  ASSERT_EQ(f.size(), 4u);
-  EXPECT_DOUBLE_EQ(f[0], 1.0);
-  EXPECT_NEAR(f[1], std::pow(10000.0, -0.25), 1e-15);
-  EXPECT_NEAR(f[3], std::pow(10000.0, -0.75), 1e-15);
-}
-
-TEST(Rope, HalfAndInterleavedPairTheirChannels) {
+// The shared rotation (kvq/model/rope.h) in both layouts the dump format names.
+TEST(RopeLayouts, HalfAndInterleavedPairTheirChannels) {
   // D = 6, rope_dim = 4 (two pairs), channels 4 and 5 pass through.
-  Rope rope;
-  rope.invFreq = {0.5, 0.125};
+  const std::vector<double> invFreq{0.5, 0.125};
   const std::vector<float> x{1, 2, 3, 4, 5, 6};
-  const int64_t pos = 3;
   auto rotated = [&](RopeLayout layout) {
-    rope.layout = layout;
     std::vector<float> y = x;
-    applyRope(y.data(), 1, 1, 6, &pos, rope);
+    applyRope(y.data(), 1, 1, 6, 6, 3, invFreq, layout);  // position 3
     return y;
   };
   auto rot = [](float a, float b, double angle, float* out) {
@@ -372,17 +363,22 @@ TEST(Rope, HalfAndInterleavedPairTheirChannels) {
     EXPECT_EQ(y[4], 5.0f);
     EXPECT_EQ(y[5], 6.0f);
   }
+  EXPECT_EQ(parseRopeLayout("interleaved", "rope_layout"), RopeLayout::Interleaved);
+  EXPECT_STREQ(ropeLayoutName(RopeLayout::Half), "half");
+  EXPECT_THROW(parseRopeLayout("neox", "rope_layout"), Error);
 }
 
-TEST(Rope, DotProductDependsOnlyOnTheOffset) {
-  Rope rope;
-  rope.invFreq = ropeInverseFrequencies(100000.0, 8);
+TEST(RopeLayouts, InterleavedDotProductDependsOnlyOnTheOffset) {
+  RopeConfig config;
+  config.theta = 100000.0;
+  config.dim = 8;
+  const std::vector<double> invFreq = ropeInverseFrequencies(config);
   const std::vector<float> q0{0.3f, -1.0f, 2.0f, 0.5f, 1.5f, -0.2f, 0.7f, 1.1f};
   const std::vector<float> k0{1.0f, 0.4f, -0.6f, 2.2f, 0.1f, 0.9f, -1.3f, 0.5f};
   auto dot = [&](int64_t pq, int64_t pk) {
     std::vector<float> q = q0, k = k0;
-    applyRope(q.data(), 1, 1, 8, &pq, rope);
-    applyRope(k.data(), 1, 1, 8, &pk, rope);
+    applyRope(q.data(), 1, 1, 8, 8, pq, invFreq, RopeLayout::Interleaved);
+    applyRope(k.data(), 1, 1, 8, 8, pk, invFreq, RopeLayout::Interleaved);
     double s = 0;
     for (int d = 0; d < 8; ++d) s += static_cast<double>(q[d]) * k[d];
     return s;

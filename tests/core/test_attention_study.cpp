@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "kvq/attention/rope.h"
 #include "kvq/base/error.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/dump/dump_writer.h"
+#include "kvq/model/rope.h"
 #include "kvq/rvq/cpu_backend.h"
 #include "kvq/study/attention_study.h"
 #include "kvq/study/quantize_study.h"
@@ -44,6 +44,12 @@ struct Activations {
 };
 
 // Rotation in double, written independently of kvq::applyRope.
+std::vector<double> thetaFrequencies(double theta, int dim) {
+  std::vector<double> f(static_cast<size_t>(dim / 2));
+  for (int i = 0; i < dim / 2; ++i) f[i] = std::pow(theta, -2.0 * i / dim);
+  return f;
+}
+
 void rotate(std::vector<float>& x, int heads, bool interleaved, const std::vector<double>& freq) {
   const int pairs = static_cast<int>(freq.size());
   for (int64_t t = 0; t < kT; ++t) {
@@ -137,7 +143,7 @@ TEST_P(PrePostRope, SameAttentionForTheIdentity) {
   const bool interleaved = GetParam();
   const Activations pre;
   Activations post = pre;
-  const std::vector<double> freq = ropeInverseFrequencies(1000.0, 12);
+  const std::vector<double> freq = thetaFrequencies(1000.0, 12);
   rotate(post.keys, kKv, interleaved, freq);
   rotate(post.queries, kQ, interleaved, freq);
   const auto dir = test::freshTempDir();
@@ -175,7 +181,7 @@ TEST(AttentionStudy, RopeInvFreqOverridesTheta) {
   // Scaled frequencies (a Llama-3.1-like rescale of the slow pairs), stored in
   // /rope_inv_freq: a post dump rotated with them matches; theta alone does not.
   const Activations pre;
-  std::vector<double> freq = ropeInverseFrequencies(1000.0, 12);
+  std::vector<double> freq = thetaFrequencies(1000.0, 12);
   for (size_t i = 3; i < freq.size(); ++i) freq[i] /= 8.0;
   Activations post = pre;
   rotate(post.keys, kKv, false, freq);

@@ -6,6 +6,16 @@
 
 namespace kvq {
 
+const char* ropeLayoutName(RopeLayout layout) {
+  return layout == RopeLayout::Half ? "half" : "interleaved";
+}
+
+RopeLayout parseRopeLayout(const std::string& text, const std::string& where) {
+  if (text == "half") return RopeLayout::Half;
+  if (text == "interleaved") return RopeLayout::Interleaved;
+  throwBadInput("", where, "\"" + text + "\" is not a RoPE layout (half, interleaved)");
+}
+
 std::vector<double> ropeInverseFrequencies(const RopeConfig& rope) {
   if (rope.dim <= 0 || rope.dim % 2 != 0)
     throwInternal("ropeInverseFrequencies", "rope dim must be even and > 0");
@@ -21,9 +31,12 @@ std::vector<double> ropeInverseFrequencies(const RopeConfig& rope) {
 }
 
 void applyRope(float* x, int64_t tokens, int heads, int headDim, int64_t rowStride, int64_t firstPosition,
-               const std::vector<double>& invFreq) {
+               const std::vector<double>& invFreq, RopeLayout layout) {
   const auto half = static_cast<int>(invFreq.size());
   if (2 * half > headDim) throwInternal("applyRope", "rope dim exceeds head_dim");
+  // Pair i is channels (first(i), first(i) + step): (i, i + half) or (2i, 2i + 1).
+  const bool interleaved = layout == RopeLayout::Interleaved;
+  const int step = interleaved ? 1 : half;
   std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
   for (int64_t t = 0; t < tokens; ++t) {
     const auto pos = static_cast<double>(firstPosition + t);
@@ -35,10 +48,11 @@ void applyRope(float* x, int64_t tokens, int heads, int headDim, int64_t rowStri
     for (int h = 0; h < heads; ++h) {
       float* v = x + t * rowStride + static_cast<int64_t>(h) * headDim;
       for (int i = 0; i < half; ++i) {
-        const float x1 = v[i], x2 = v[i + half];
+        const int a = interleaved ? 2 * i : i;
+        const float x1 = v[a], x2 = v[a + step];
         const float c = cs[static_cast<size_t>(i)], s = sn[static_cast<size_t>(i)];
-        v[i] = x1 * c - x2 * s;
-        v[i + half] = x2 * c + x1 * s;
+        v[a] = x1 * c - x2 * s;
+        v[a + step] = x2 * c + x1 * s;
       }
     }
   }

@@ -7,7 +7,7 @@
 #include <random>
 #include <string>
 
-#include "kvq/attention/rope.h"
+#include "kvq/attention/dump_rope.h"
 #include "kvq/base/error.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/rvq/encoder.h"
@@ -166,12 +166,10 @@ std::vector<float> readQueries(const DumpReader& reader, int layer, const std::v
 }
 
 // Rotates [T, D] keys of one head in place (positions within their sequences).
-void rotateHead(std::vector<float>& x, const std::vector<TokenRange>& sequences, int D, const Rope& rope) {
-  for (const TokenRange& r : sequences) {
-    std::vector<int64_t> pos(static_cast<size_t>(r.size()));
-    for (int64_t t = 0; t < r.size(); ++t) pos[t] = t;
-    applyRope(x.data() + r.begin * D, r.size(), 1, D, pos.data(), rope);
-  }
+void rotateHead(std::vector<float>& x, const std::vector<TokenRange>& sequences, int D,
+                const DumpRope& rope) {
+  for (const TokenRange& r : sequences)
+    applyRope(x.data() + r.begin * D, r.size(), 1, D, D, 0, rope.invFreq, rope.layout);
 }
 
 // Everything needed to reconstruct and rotate one kv head.
@@ -180,7 +178,7 @@ struct HeadContext {
   const StudyOptions* so = nullptr;
   const LayerPlan* plan = nullptr;
   const std::vector<TokenRange>* sequences = nullptr;
-  const Rope* rope = nullptr;  // nullptr: keys are post-RoPE
+  const DumpRope* rope = nullptr;  // nullptr: keys are post-RoPE
   Backend* backend = nullptr;
   int head = 0;
 };
@@ -279,7 +277,7 @@ HeadVariants buildVariants(const HeadContext& c, const std::vector<float>& keys,
   return hv;
 }
 
-std::string ropeText(const DumpInfo& info, const Rope* rope) {
+std::string ropeText(const DumpInfo& info, const DumpRope* rope) {
   if (rope == nullptr) return "none (keys and queries post-RoPE)";
   char buffer[160];
   if (!info.ropeInvFreq.empty()) {
@@ -294,7 +292,7 @@ std::string ropeText(const DumpInfo& info, const Rope* rope) {
 
 LayerAttentionResult measureLayer(const DumpReader& reader, const LayerPlan& plan, const TokenSplit& split,
                                   const StudyOptions& so, const AttentionOptions& ao,
-                                  const AttentionSettings& settings, const Rope* rope, Backend& backend,
+                                  const AttentionSettings& settings, const DumpRope* rope, Backend& backend,
                                   const TaskControl* control) {
   const auto start = Clock::now();
   const DumpInfo& info = reader.info();
@@ -310,10 +308,12 @@ LayerAttentionResult measureLayer(const DumpReader& reader, const LayerPlan& pla
   for (int64_t t : data.positions) data.starts.push_back(sequenceStartOf(sequences, t));
   checkCancel(control);
   data.queries = readQueries(reader, plan.layer, data.positions);
-  if (rope != nullptr) {
-    std::vector<int64_t> pos(data.positions.size());
-    for (size_t i = 0; i < pos.size(); ++i) pos[i] = data.positions[i] - data.starts[i];
-    applyRope(data.queries.data(), static_cast<int64_t>(pos.size()), info.numQHeads, D, pos.data(), *rope);
+  if (rope != nullptr) {  // each query at its own position within its sequence
+    const int64_t row = static_cast<int64_t>(info.numQHeads) * D;
+    for (size_t i = 0; i < data.positions.size(); ++i) {
+      applyRope(data.queries.data() + static_cast<int64_t>(i) * row, 1, info.numQHeads, D, row,
+                data.positions[i] - data.starts[i], rope->invFreq, rope->layout);
+    }
   }
   data.keys = readHeads(reader, plan.layer, Kind::Keys);
   data.values = readHeads(reader, plan.layer, Kind::Values);
@@ -443,8 +443,8 @@ AttentionResult measureAttention(const DumpReader& reader, const std::vector<int
   settings.topK = ao.topK;
   settings.recentWindow = ao.recentWindow;
   result.scale = settings.scale;
-  const Rope rope = info.keyRope == "pre" ? ropeFromDump(info) : Rope{};
-  const Rope* ropePtr = info.keyRope == "pre" ? &rope : nullptr;
+  const DumpRope rope = info.keyRope == "pre" ? ropeFromDump(info) : DumpRope{};
+  const DumpRope* ropePtr = info.keyRope == "pre" ? &rope : nullptr;
   result.rope = ropeText(info, ropePtr);
   const TokenSplit split = splitTokens(info.tokens, info.sequenceStarts, so.config.heldOutFraction);
   for (size_t i = 0; i < measured.size(); ++i) {

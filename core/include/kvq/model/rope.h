@@ -1,7 +1,9 @@
-// Rotary position embedding (RoPE) in the Hugging Face channel layout ("rotate_half"): within
-// each head, channel i (< dim/2) pairs with channel i + dim/2, and pair i turns by
-// position * invFreq[i]. Channels dim..D-1 (partial rotary embeddings) pass through unchanged.
-// Shared by the model pass and anything else that rotates pre-RoPE keys or queries.
+// Rotary position embedding (RoPE), the one rotation of core: pair i turns by position *
+// invFreq[i]. Pairs in the Hugging Face channel layout ("rotate_half", the default): within
+// each head, channel i (< dim/2) pairs with channel i + dim/2; or interleaved (GPT-J,
+// llama.cpp's own row order): channels 2i and 2i + 1. Channels dim..D-1 (partial rotary
+// embeddings) pass through unchanged. Shared by the model pass and the attention metrics
+// (kvq/attention/dump_rope.h says which rotation a dump describes).
 #pragma once
 
 #include <cstdint>
@@ -9,6 +11,14 @@
 #include <vector>
 
 namespace kvq {
+
+enum class RopeLayout {
+  Half,        // pair i = channels (i, i + dim/2): Hugging Face / GPT-NeoX "rotate_half"
+  Interleaved  // pair i = channels (2i, 2i + 1)
+};
+const char* ropeLayoutName(RopeLayout layout);  // "half", "interleaved"
+// Throws Error(BadInput) naming `where` for anything but "half" / "interleaved".
+RopeLayout parseRopeLayout(const std::string& text, const std::string& where);
 
 struct RopeConfig {
   double theta = 10000.0;  // base of the frequencies
@@ -29,9 +39,10 @@ std::vector<double> ropeInverseFrequencies(const RopeConfig& rope);
 //             x + t * rowStride + h * headDim
 //   invFreq:  [dim/2] from ropeInverseFrequencies (dim = 2 * invFreq.size() <= headDim)
 //   position of token t = firstPosition + t
+//   layout:   which channels pair up
 // cos/sin of position * invFreq[i] are computed in double and rounded to float; the rotation
 // itself is float32: (x1 cos - x2 sin, x2 cos + x1 sin).
 void applyRope(float* x, int64_t tokens, int heads, int headDim, int64_t rowStride, int64_t firstPosition,
-               const std::vector<double>& invFreq);
+               const std::vector<double>& invFreq, RopeLayout layout = RopeLayout::Half);
 
 }  // namespace kvq
