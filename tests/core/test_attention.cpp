@@ -96,14 +96,22 @@ TEST(AttentionMetrics, TopTwoTieGoesToTheRecentKey) {
   EXPECT_EQ(s.regions[0].recalledMass, 0.0);
 }
 
-TEST(AttentionMetrics, ExactWindowReadsExactKeysAndValues) {
-  // Window of 2 keys: keys 1 and 2 are exact, only the sink reads the variant.
+TEST(AttentionMetrics, KiviWindowKeysByWholeGroupsValuesSliding) {
+  // KIVI's window R with m = 3 keys read. R = 2: keys are quantized 2 at a time, so only
+  // key 2 (from floor(3/2)·2 on) is exact and k1 stays changed: p~ = (0.2, 0.2, 0.6) and the
+  // KL is the windowless one; values slide, so v1 and v2 are exact:
+  // o~ = 0.2 (6, 0) + 0.2 (0, 3) + 0.6 (2, 2) = (2.4, 1.8), ||o - o~||^2 = 0.16 + 0.04.
   const HandCase c;
   AttentionSettings st = c.settings();
   st.recentWindow = 2;
   const AttentionSums s = runOne(st, 3, 2, c.k, c.v, {c.kt.data(), c.vt.data(), true}, c.q);
-  EXPECT_EQ(s.outputErrorEnergy, 0.0);  // k0 and v0 are the same in the variant
-  EXPECT_EQ(s.kl, 0.0);
+  EXPECT_NEAR(s.outputErrorEnergy, 0.2, 1e-5);
+  EXPECT_NEAR(s.meanKl(), (2.0 / 3.0) * std::log(5.0 / 6.0) + std::log(5.0 / 3.0) / 3.0, 1e-6);
+  // R = 4: no whole group of 4 yet, so every key and value is exact.
+  st.recentWindow = 4;
+  const AttentionSums all = runOne(st, 3, 2, c.k, c.v, {c.kt.data(), c.vt.data(), true}, c.q);
+  EXPECT_EQ(all.outputErrorEnergy, 0.0);
+  EXPECT_EQ(all.kl, 0.0);
 }
 
 // ---- random cases against a double-precision brute force ----------------------------
@@ -158,11 +166,13 @@ void bruteRow(const AttentionSettings& st, const RandomCase& c, const AttentionV
     }
     return s;
   };
-  const int64_t winBegin = std::max<int64_t>(0, m - st.recentWindow),
+  // KIVI's window: keys from floor(m/R)·R on, the last R values (docs/metrics.md).
+  const int64_t keyWin = m / st.recentWindow * st.recentWindow,
+                valueWin = std::max<int64_t>(0, m - st.recentWindow),
                 recentBegin = std::max<int64_t>(1, m - st.recentWindow);
   std::vector<double> s = logitsOf(c.k.data()), st2 = logitsOf(var.keys);
   if (var.exactWindow) {
-    for (int64_t j = winBegin; j < m; ++j) st2[j] = s[j];
+    for (int64_t j = keyWin; j < m; ++j) st2[j] = s[j];
   }
   auto softmax = [](const std::vector<double>& x) {
     const double mx = *std::max_element(x.begin(), x.end());
@@ -179,7 +189,7 @@ void bruteRow(const AttentionSettings& st, const RandomCase& c, const AttentionV
   for (int64_t j = 0; j < m; ++j) {
     const int r = region(j);
     const float* vj = c.v.data() + (s0 + j) * D;
-    const float* vtj = (var.exactWindow && j >= winBegin ? c.v.data() : var.values) + (s0 + j) * D;
+    const float* vtj = (var.exactWindow && j >= valueWin ? c.v.data() : var.values) + (s0 + j) * D;
     for (int d = 0; d < D; ++d) {
       o[d] += p[j] * vj[d];
       ot[d] += pt[j] * vtj[d];

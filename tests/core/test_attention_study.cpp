@@ -236,10 +236,26 @@ TEST(AttentionStudy, KiviBitsCountTheWindowAtTheDumpsLength) {
   ASSERT_EQ(methods.size(), 3u);
   EXPECT_EQ(methods[1].method, "kivi");
   EXPECT_DOUBLE_EQ(methods[1].bitsPerChannel, 2.0 + 32.0 / 8);
-  // Window 16 of sequences 120 and 80 tokens: (2 * 16 * 16 + (104 + 64) * 6) / 200.
-  EXPECT_DOUBLE_EQ(methods[2].bitsPerChannel, (2 * 16 * 16.0 + 168 * 6.0) / 200);
+  // Window 16, sequences of 120 and 80 tokens, b + 32/n = 6: keys keep 120 mod 16 = 8 and
+  // 80 mod 16 = 0 tokens at 16 bits, (112·6 + 8·16 + 80·6)/200 = 6.4; values the last 16 of
+  // each, (104·6 + 64·6 + 2·16·16)/200 = 7.6; their mean 7.0.
+  EXPECT_DOUBLE_EQ(methods[2].bitsPerChannel, 7.0);
   EXPECT_GT(methods[1].total.kl, methods[2].total.kl);  // the exact window helps
   EXPECT_GT(methods[1].total.kl, 0.0);
+  // Keys are quantized a whole group of n_t = 8 at a time: a window of 12 is refused, and
+  // accepted once KIVI's window is not measured.
+  AttentionOptions odd = exactOnly();
+  odd.recentWindow = 12;
+  const std::string path = (dir / "d.h5").string();
+  try {
+    measure(path, studyOptions({2}), odd);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e.what()).find("multiple of the key token group 8"), std::string::npos) << e.what();
+  }
+  odd.kiviWindow = false;
+  EXPECT_EQ(measure(path, studyOptions({2}), odd).layers[0].methods.size(), 2u);
 }
 
 TEST(AttentionStudy, SamplingIsStratifiedAndReproducible) {

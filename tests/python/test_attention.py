@@ -126,10 +126,11 @@ def _reference(k, v, q, kq, vq, window):
             s = k[keys, hkv].astype(np.float64) @ qv
             st = kq[keys, hkv].astype(np.float64) @ qv
             vt = vq[keys, hkv].astype(np.float64)
-            if window:
-                win = np.arange(m) >= m - WINDOW
-                st[win] = s[win]
-                vt[win] = v[keys[win], hkv]
+            if window:  # KIVI's window: keys quantized WINDOW at a time, values a sliding window
+                key_win = np.arange(m) >= m // WINDOW * WINDOW
+                value_win = np.arange(m) >= m - WINDOW
+                st[key_win] = s[key_win]
+                vt[value_win] = v[keys[value_win], hkv]
             p, pt = np.exp(s - s.max()), np.exp(st - st.max())
             p, pt = p / p.sum(), pt / pt.sum()
             o, ot = p @ v[keys, hkv].astype(np.float64), pt @ vt
@@ -229,9 +230,12 @@ def test_bits_of_kivi_with_its_window_are_counted_at_the_dumps_length(tmp_path):
     _write(path, k, v, q)
     doc = _run(path, tmp_path)
     methods = {m["method"]: m for m in doc["layers"][0]["methods"]}
-    b = BITS + 32 / NT
+    b = BITS + 32 / NT  # NT = NC
     assert methods["kivi"]["bits_per_channel"] == pytest.approx(b)
-    assert methods["kivi-window"]["bits_per_channel"] == pytest.approx((2 * WINDOW * 16 + (T - 2 * WINDOW) * b) / T)
+    lengths = np.diff(STARTS + [T])
+    keys = sum((n - n % WINDOW) * b + n % WINDOW * 16 for n in lengths) / T  # whole groups of WINDOW quantized
+    values = sum((n - min(WINDOW, n)) * b + min(WINDOW, n) * 16 for n in lengths) / T  # the last WINDOW exact
+    assert methods["kivi-window"]["bits_per_channel"] == pytest.approx((keys + values) / 2)
 
 
 # ---- the CLI: --attention on train/eval, kvq attention --codebooks, mismatches ----------------------------------

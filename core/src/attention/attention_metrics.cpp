@@ -115,12 +115,17 @@ struct HeadInputs {
 struct RowRegions {
   int64_t m = 0;            // keys read: sequence start .. the query's token
   int64_t recentBegin = 0;  // first key of the recent region (after the sink)
-  int64_t windowBegin = 0;  // first key of KIVI's exact window (the sink included when near)
+  // KIVI's full-precision window R as KIVI decodes after appending the query's token:
+  // keys are quantized R at a time, so keys from floor(m/R)·R on are exact; values
+  // leave the window one at a time, so the last R are exact (the sink too when near).
+  int64_t keyWindowBegin = 0;
+  int64_t valueWindowBegin = 0;
 
   RowRegions(int64_t keys, int window)
       : m(keys),
         recentBegin(std::max<int64_t>(1, keys - window)),
-        windowBegin(std::max<int64_t>(0, keys - window)) {}
+        keyWindowBegin(keys / window * window),
+        valueWindowBegin(std::max<int64_t>(0, keys - window)) {}
   KeyRegion of(int64_t j) const {
     return j == 0 ? KeyRegion::Sink : j >= recentBegin ? KeyRegion::Recent : KeyRegion::Rest;
   }
@@ -190,13 +195,13 @@ void addOutputSums(const RowContext& r, const RowRegions& g, float* tmp, Attenti
   float* recentVar = tmp + Dp;
   float* restRef = tmp + 2 * Dp;
   std::fill(tmp, tmp + 2 * Dp, 0.0f);
-  if (r.exactWindow) {  // the window reads exact values: o~ += sum_{win} p~ (v - v~)
-    for (int64_t j = g.windowBegin; j < g.m; ++j) {
+  if (r.exactWindow) {  // the window reads exact values: o~ += sum_{value window} p~ (v - v~)
+    for (int64_t j = g.valueWindowBegin; j < g.m; ++j) {
       const float w = r.pVar[j];
       for (int c = 0; c < D; ++c) r.oVar[c] += w * (r.vExact[j * Dp + c] - r.vVar[j * Dp + c]);
     }
   }
-  const bool sinkExact = r.exactWindow && g.windowBegin == 0;
+  const bool sinkExact = r.exactWindow && g.valueWindowBegin == 0;
   accumulateRows(r.pVar, sinkExact ? r.vExact : r.vVar, 0, 1, Dp, D, sinkVar);
   accumulateRows(r.pVar, r.exactWindow ? r.vExact : r.vVar, g.recentBegin, g.m, Dp, D, recentVar);
   double restError = 0;
@@ -290,12 +295,12 @@ class BlockRunner {
     if (!reuseLogits)
       attn::logits(m_in.isa, m_sc.q.data(), m_rowsPadded, m_in.packed[m_in.packedOf[v]], keyBegin(), m_cols,
                    sVar, m_cols);
-    if (var.exactWindow) {  // the window's logits are the exact ones
+    if (var.exactWindow) {  // the key window's logits are the exact ones
       for (int r = 0; r < m_rows; ++r) {
         const RowRegions g(rowKeys(r), m_in.settings->recentWindow);
         const int64_t off = static_cast<int64_t>(r) * m_cols + m_lead;
-        std::copy(m_sc.sRef.data() + off + g.windowBegin, m_sc.sRef.data() + off + g.m,
-                  sVar + off + g.windowBegin);
+        std::copy(m_sc.sRef.data() + off + g.keyWindowBegin, m_sc.sRef.data() + off + g.m,
+                  sVar + off + g.keyWindowBegin);
       }
     }
     logitsAndSoftmax(m_in.packed[0], sVar, m_sc.pVar.data(), lseVar.data(), false);

@@ -104,14 +104,11 @@ double kindBits(const MethodSpec& m, Kind kind, const DumpInfo& info, const Stud
   if (m.method == "exact") return 16.0;
   if (m.method == "rvq")
     return rvqBitsPerChannel(so.config.codebookSize, m.depth, so.config.groupSize, info.headDim);
-  const double b =
-      scalarBitsPerChannel(m.bits, kind == Kind::Keys ? so.baselineTokenGroup : so.baselineChannelGroup);
-  if (!m.window) return b;
-  double total = 0;  // the window's tokens cost 16 bits in every sequence
-  for (const TokenRange& r : sequenceRanges(info)) {
-    const double w = static_cast<double>(std::min<int64_t>(window, r.size()));
-    total += w * 16.0 + (static_cast<double>(r.size()) - w) * b;
-  }
+  const int n = kind == Kind::Keys ? so.baselineTokenGroup : so.baselineChannelGroup;
+  if (!m.window) return scalarBitsPerChannel(m.bits, n);
+  double total = 0;  // each sequence's cache at its full length, weighted by its tokens
+  for (const TokenRange& r : sequenceRanges(info))
+    total += kiviWindowBitsPerChannel(m.bits, n, kind, window, r.size()) * static_cast<double>(r.size());
   return total / static_cast<double>(info.tokens);
 }
 
@@ -427,6 +424,12 @@ AttentionResult measureAttention(const DumpReader& reader, const std::vector<int
                                  const std::vector<QuantizerSet>& sets, const StudyOptions& so,
                                  const AttentionOptions& ao, Backend& backend, const TaskControl* control) {
   validateAttentionOptions(ao);
+  if (ao.kiviWindow && !so.baselineBits.empty() && ao.recentWindow % so.baselineTokenGroup != 0) {
+    throwBadInput(
+        "", "--attention-window",
+        "KIVI's window must be a multiple of the key token group " + std::to_string(so.baselineTokenGroup) +
+            " (keys are quantized a group at a time); or leave KIVI's window out (--no-kivi-window)");
+  }
   checkAttentionInputs(reader, layers);
   const DumpInfo& info = reader.info();
   for (int bits : so.baselineBits)

@@ -13,6 +13,14 @@ double scalarBitsPerChannel(int bits, int groupSize) {
   return bits + 32.0 / groupSize;
 }
 
+double kiviWindowBitsPerChannel(int bits, int groupSize, Kind kind, int window, int64_t tokens) {
+  const double quantized = scalarBitsPerChannel(bits, groupSize);
+  if (window <= 0 || tokens <= 0) return quantized;
+  const int64_t full = kind == Kind::Keys ? tokens % window : std::min<int64_t>(window, tokens);
+  const auto t = static_cast<double>(tokens), f = static_cast<double>(full);
+  return ((t - f) * quantized + f * 16.0) / t;
+}
+
 void quantizeGroupAsymmetric(const float* x, int64_t n, int64_t stride, int bits, float* out) {
   if (n <= 0) return;
   float lo = x[0], hi = x[0];

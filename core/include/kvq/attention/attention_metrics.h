@@ -79,8 +79,10 @@ struct AttentionSettings {
 struct AttentionVariant {
   const float* keys = nullptr;    // [T, D] reconstructed keys, post-RoPE
   const float* values = nullptr;  // [T, D] reconstructed values
-  // The recentWindow most recent keys of each query read the EXACT keys and values
-  // (KIVI's full-precision window); older ones read the reconstruction.
+  // KIVI's full-precision window R = recentWindow, as KIVI decodes after appending the
+  // query's token (m keys read): keys from floor(m/R)·R on (quantized R at a time) and
+  // the last R values (a sliding window) read the EXACT keys and values; the others
+  // read the reconstruction.
   bool exactWindow = false;
 };
 

@@ -3,7 +3,9 @@
 // Asymmetric uniform b-bit quantization with an fp16 scale and zero point per
 // group: keys per channel over groups of n_t consecutive tokens, values per token
 // over groups of n_c consecutive channels. Bits per channel = b + 32/n. KIVI's
-// full-precision window of recent tokens is not modelled: every token is quantized.
+// full-precision window of recent tokens is not modelled here (every token is
+// quantized); kiviWindowBitsPerChannel counts its bits, the attention metrics and the
+// model pass read the window's tokens at full precision.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +22,14 @@ struct ScalarBaselineConfig {
 
 // b + 32/n for the kind's group size (n_t for keys, n_c for values).
 double scalarBitsPerChannel(int bits, int groupSize);
+
+// Bits per channel of one kind of a KIVI cache holding a sequence of `tokens` tokens
+// with KIVI's full-precision recent window R (`window`; 0 = none): the F tokens held at
+// full precision cost 16 bits, the others b + 32/n. Keys are quantized R tokens at a
+// time, so F = tokens mod R of them are full precision; values leave the window one
+// at a time, so F = min(R, tokens) (docs/metrics.md). Used by the attention metrics and
+// the model pass alike.
+double kiviWindowBitsPerChannel(int bits, int groupSize, Kind kind, int window, int64_t tokens);
 
 // Quantizes one group of n values read with a stride, writing the dequantized
 // values to out (same stride). min/max over the group give
