@@ -13,12 +13,15 @@
 // the metrics does not depend on which quantizer made them. Prints a markdown table.
 #include <omp.h>
 
+#include <time.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kvq/attention/attention_metrics.h"
@@ -34,6 +37,29 @@ using Clock = std::chrono::steady_clock;
 
 double seconds(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// CPU seconds of the whole process (every thread): on a shared machine the wall time
+// measures the other users as well; CPU / threads is the wall time of an idle machine.
+double cpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Wall and CPU seconds of f().
+template <typename F>
+std::pair<double, double> timed(F&& f) {
+  const auto start = Clock::now();
+  const double cpu0 = cpuSeconds();
+  f();
+  return {seconds(start), cpuSeconds() - cpu0};
+}
+
+void printRow(const std::string& data, const std::string& what, const std::string& heads, double wall,
+              double cpu) {
+  std::printf("| %s | %s | %s | %.2f s | %.2f s | %.2f s |\n", data.c_str(), what.c_str(), heads.c_str(),
+              wall, cpu, cpu / omp_get_max_threads());
 }
 
 std::vector<float> gaussian(size_t n, float scale, std::mt19937_64& rng) {
@@ -60,7 +86,7 @@ void benchLong(int kvHeads, int methods) {
   }
   kvq::AttentionSettings s;
   s.scale = 1.0 / std::sqrt(static_cast<double>(D));
-  double total = 0;
+  double total = 0, cpu = 0;
   for (int h = 0; h < kvHeads; ++h) {
     LongHead head;
     head.keys = gaussian(static_cast<size_t>(T * D), 1.0f, rng);
@@ -83,21 +109,22 @@ void benchLong(int kvHeads, int methods) {
     }
     const kvq::AttentionQueries q{head.queries.data(), G, positions.data(), starts.data(), kQueries};
     std::vector<std::vector<kvq::AttentionSums>> sums;
-    const auto start = Clock::now();
-    kvq::accumulateAttention(s, T, D, head.keys.data(), head.values.data(), variants, q, sums);
-    total += seconds(start);
+    const auto [wall, used] = timed(
+        [&] { kvq::accumulateAttention(s, T, D, head.keys.data(), head.values.data(), variants, q, sums); });
+    total += wall;
+    cpu += used;
   }
-  std::printf(
-      "| 32768 tokens, 32 q / 8 kv heads, D = 128, 1024 queries | reference + %d method%s | %d of 8 kv heads "
-      "| %.2f s | %.2f s |\n",
-      methods, methods == 1 ? "" : "s", kvHeads, total, total * 8 / kvHeads);
+  const double scale = 8.0 / kvHeads;  // per layer of 8 kv heads
+  printRow("32768 tokens, 32 q / 8 kv heads, D = 128, 1024 queries",
+           "reference + " + std::to_string(methods) + (methods == 1 ? " method" : " methods"),
+           std::to_string(kvHeads) + " of 8 (scaled to 8)", total * scale, cpu * scale);
 }
 
 void benchSample(const std::string& path, int layer) {
   const auto reader = kvq::DumpReader::open(path);
   const kvq::DumpInfo& info = reader->info();
   if (!reader->has(layer, kvq::Kind::Queries)) {
-    std::printf("| sample layer %d | (the dump has no queries) | | | |\n", layer);
+    std::printf("| sample layer %d | (the dump has no queries) | | | | |\n", layer);
     return;
   }
   auto backend = kvq::makeCpuBackend();
@@ -105,9 +132,8 @@ void benchSample(const std::string& path, int layer) {
   so.config.heldOutFraction = 0.25;
   kvq::AttentionOptions ao;
   // End to end: reading, RoPE, KIVI-2/3/4 reconstructions, attention with and without windows.
-  auto start = Clock::now();
-  const kvq::AttentionResult r = kvq::measureAttention(*reader, {layer}, {}, so, ao, *backend);
-  const double endToEnd = seconds(start);
+  const auto [endWall, endCpu] =
+      timed([&] { kvq::measureAttention(*reader, {layer}, {}, so, ao, *backend); });
   // The arithmetic alone: the same seven variants per kv head, prepared outside the timer.
   const int H = info.numKvHeads, G = info.numQHeads / H, D = info.headDim;
   const kvq::TokenSplit split = kvq::splitTokens(info.tokens, info.sequenceStarts, 0.25);
@@ -117,7 +143,7 @@ void benchSample(const std::string& path, int layer) {
   const kvq::Slab keys = reader->read(layer, kvq::Kind::Keys),
                   values = reader->read(layer, kvq::Kind::Values);
   std::mt19937_64 rng(3);
-  double arithmetic = 0;
+  double arithmetic = 0, arithmeticCpu = 0;
   for (int h = 0; h < H; ++h) {
     std::vector<float> k(static_cast<size_t>(info.tokens * D)), v(k.size());
     for (int64_t t = 0; t < info.tokens; ++t) {
@@ -147,20 +173,18 @@ void benchSample(const std::string& path, int layer) {
     kvq::AttentionSettings s;
     s.scale = 1.0 / std::sqrt(static_cast<double>(D));
     std::vector<std::vector<kvq::AttentionSums>> sums;
-    start = Clock::now();
-    kvq::accumulateAttention(s, info.tokens, D, k.data(), v.data(), variants, aq, sums);
-    arithmetic += seconds(start);
+    const auto [wall, used] =
+        timed([&] { kvq::accumulateAttention(s, info.tokens, D, k.data(), v.data(), variants, aq, sums); });
+    arithmetic += wall;
+    arithmeticCpu += used;
   }
-  std::printf(
-      "| sample layer %d: %lld tokens, %d q / %d kv heads, D = %d, %lld queries | reference + 7 methods "
-      "(arithmetic) | all | %.2f s | |\n",
-      layer, static_cast<long long>(info.tokens), info.numQHeads, H, D, static_cast<long long>(tokens.size()),
-      arithmetic);
-  std::printf(
-      "| sample layer %d | measureAttention, KIVI-2/3/4 with and without window (end to end) | all | %.2f s "
-      "| |\n",
-      layer, endToEnd);
-  (void)r;
+  const std::string data = "sample layer " + std::to_string(layer) + ": " + std::to_string(info.tokens) +
+                           " tokens, " + std::to_string(info.numQHeads) + " q / " + std::to_string(H) +
+                           " kv heads, D = " + std::to_string(D) + ", " + std::to_string(tokens.size()) +
+                           " queries";
+  printRow(data, "reference + 7 methods (arithmetic only)", "all", arithmetic, arithmeticCpu);
+  printRow(data, "measureAttention with KIVI-2/3/4, with and without window (end to end)", "all", endWall,
+           endCpu);
 }
 
 }  // namespace
@@ -174,7 +198,9 @@ int main(int argc, char** argv) {
     if (a == "--sample" && i + 1 < argc) sample = argv[++i];
   }
   std::printf("threads: %d\n\n", omp_get_max_threads());
-  std::printf("| data | what | kv heads timed | time | per layer (8 kv heads) |\n|---|---|---|---|---|\n");
+  std::printf(
+      "| data | what | kv heads timed | wall | CPU (all threads) | CPU / threads |\n"
+      "|---|---|---|---|---|---|\n");
   benchSample(sample, 12);
   benchLong(quick ? 1 : 8, 1);
   benchLong(quick ? 1 : 2, 7);
