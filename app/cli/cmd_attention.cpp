@@ -17,6 +17,7 @@
 #include "kvq/io/codebook_fit.h"
 #include "kvq/study/attention_report.h"
 #include "kvq/study/report.h"
+#include "output_paths.h"
 #include "progress_bar.h"
 
 namespace kvq::cli {
