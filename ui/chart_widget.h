@@ -56,7 +56,6 @@ class ChartWidget : public QWidget {
   QLabel* m_readout;
   QLabel* m_placeholder;  // shown instead of the empty chart
   QLabel* m_notice;
-  QLabel* m_placeholder;              // shown instead of the empty chart
   QHBoxLayout* m_controls = nullptr;  // created by the first addControl
 };
 

@@ -113,6 +113,8 @@ class StudyController : public QObject {
   void throughputChanged(double multiplyAddsPerSecond);
 
  private:
+  // The cache key of config on layers of the open dump, attention included when measured.
+  QString keyFor(const kvq::RvqConfig& config, const QList<int>& layers) const;
   void store(const QString& key, StudyPtr study);
   void submit(const QString& tag, const kvq::RvqConfig& config, const QList<int>& layers, bool preview);
   void onFullResult(const StudyPtr& study, const QList<int>& layers);
