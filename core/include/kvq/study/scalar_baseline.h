@@ -27,8 +27,8 @@ double scalarBitsPerChannel(int bits, int groupSize);
 // with KIVI's full-precision recent window R (`window`; 0 = none): the F tokens held at
 // full precision cost 16 bits, the others b + 32/n. Keys are quantized R tokens at a
 // time, so F = tokens mod R of them are full precision; values leave the window one
-// at a time, so F = min(R, tokens) (docs/metrics.md). Used by the attention metrics and
-// the model pass alike.
+// at a time, so F = min(R, tokens) (docs/metrics.md), as the model pass counts them
+// (cache_quantizer.cpp, which adds its exact sinks).
 double kiviWindowBitsPerChannel(int bits, int groupSize, Kind kind, int window, int64_t tokens);
 
 // Quantizes one group of n values read with a stride, writing the dequantized
