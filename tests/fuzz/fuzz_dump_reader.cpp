@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fuzz_common.h"
+#include "kvq/dump/dump_json.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/dump/dump_stats.h"
 

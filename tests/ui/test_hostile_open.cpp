@@ -84,6 +84,11 @@ void HostileOpenTest::initTestCase() {
   m_window->openFile(m_good);
   QVERIFY(waitForSignal(m_window.get(), &MainWindow::sessionChanged));
   SettingsPanel* settings = m_window->settingsPanel();
+  // One training and nothing after it: a background size or an auto-train landing later
+  // would replace the shown study that every test compares against.
+  settings->setAutoTrain(false);
+  settings->setBackgroundTraining(false);
+  m_window->study()->setBackgroundEnabled(false);
   settings->applyPreset(QStringLiteral("fast"));
   settings->setCodebookSize(32);
   settings->setDepth(2);

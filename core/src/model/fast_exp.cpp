@@ -23,7 +23,9 @@ constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.33345190
 // GCC 12's AVX-512 intrinsics seed their results with _mm512_undefined_ps(), which its own
 // -Wmaybe-uninitialized then reports at -O3; the values are fully defined.
 #pragma GCC diagnostic push
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 // exp(v - shift) of 16 lanes.
 KVQ_AVX512 inline __m512 exp512(__m512 v, __m512 shift) {
