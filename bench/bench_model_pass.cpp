@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kvq/base/error.h"
+#include "kvq/base/openmp_process.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/model/decoder_model.h"
 #include "kvq/model/perplexity.h"
@@ -87,6 +88,7 @@ double numpyPass(const std::string& model, const std::string& dump) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  kvq::preferPassiveOpenMpWait(argv);  // as kvq ppl does
   std::string model = std::getenv("KVQ_SMOLLM2_GGUF") != nullptr ? std::getenv("KVQ_SMOLLM2_GGUF") : "";
   if (model.empty() && std::getenv("HOME") != nullptr) {
     model = std::string(std::getenv("HOME")) + "/.cache/kvq-studio/models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -112,13 +114,15 @@ int main(int argc, char** argv) {
 #endif
   if (synthetic) numpy = false;  // numpy needs the GGUF file
   try {
-    std::printf("threads %d, exp kernels %s\n", omp_get_max_threads(), kvq::model::fastExpIsa());
+    const char* policy = std::getenv("OMP_WAIT_POLICY");
+    std::printf("threads %d, OpenMP wait policy %s, exp kernels %s\n", omp_get_max_threads(),
+                policy != nullptr ? policy : "default", kvq::model::fastExpIsa());
     std::printf("GEMMs of SmolLM2-135M's shapes (2048 tokens):\n");
     for (auto engine : {kvq::model::GemmEngine::OpenBlas, kvq::model::GemmEngine::Eigen}) {
       benchGemm(engine, "q/k/v", 2048, 960, 576);
       benchGemm(engine, "gate/up", 2048, 3072, 576);
       benchGemm(engine, "down", 2048, 576, 1536);
-      benchGemm(engine, "head (64 rows)", 64, 49152, 576);
+      benchGemm(engine, "head (128 rows)", 128, 49152, 576);
     }
     auto t = Clock::now();
     const auto m =

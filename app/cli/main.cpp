@@ -5,11 +5,13 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <string_view>
 
 #include "commands.h"
 #include "config_flags.h"
 #include "kvq/base/error.h"
 #include "kvq/base/hdf5_process.h"
+#include "kvq/base/openmp_process.h"
 #ifdef KVQ_HAVE_CUDA
 #include "kvq/gpu/cuda_backend.h"
 #endif
@@ -17,7 +19,22 @@
 #include "kvq/gpu/cublas_model_gemm.h"
 #endif
 
+namespace {
+
+// The subcommand: the first argument that is not an option (nullptr when none).
+const char* subcommandOf(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i][0] != '-') return argv[i];
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  // The model pass's OpenMP threads sleep, not spin, while they wait (measured for kvq ppl only).
+  const char* command = subcommandOf(argc, argv);
+  if (command != nullptr && std::string_view(command) == "ppl") kvq::preferPassiveOpenMpWait(argv);
   kvq::prepareHdf5ForProcess();  // first: before anything touches HDF5
 #ifdef KVQ_HAVE_CUDA
   kvq::gpu::registerCudaBackend();

@@ -177,3 +177,27 @@ def test_kvq_ppl_refuses_sparse_files_claiming_billions_of_entries(tmp_path):
                              text=True, timeout=60)
         assert run.returncode == 2, (name, run.returncode, run.stderr)
         assert name in run.stderr and phrase in run.stderr, (name, run.stderr)
+
+
+def _gomp_spin_counts(kvq: str, args: list[str], policy: str | None) -> list[str]:
+    """GOMP_SPINCOUNT as each libgomp start-up of `kvq ARGS` printed it (OMP_DISPLAY_ENV=verbose)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["OMP_DISPLAY_ENV"] = "verbose"
+    if policy is not None:
+        env["OMP_WAIT_POLICY"] = policy
+    run = subprocess.run([kvq, *args], capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 0, run.stderr
+    return [line.split("'")[1] for line in (run.stdout + run.stderr).splitlines() if "GOMP_SPINCOUNT" in line]
+
+
+def test_kvq_ppl_runs_with_passive_openmp_waits():
+    """kvq ppl re-executes itself once with OMP_WAIT_POLICY=passive (spin count 0: waiting threads
+    sleep); a policy the user set is kept, and other commands keep libgomp's default."""
+    kvq = os.environ.get("KVQ_BIN")
+    if not kvq:
+        pytest.skip("KVQ_BIN is not set (ctest sets it)")
+    ppl = _gomp_spin_counts(kvq, ["ppl", "--help"], None)
+    assert len(ppl) == 2 and ppl[-1] == "0", ppl  # the first image, then the passive one
+    assert _gomp_spin_counts(kvq, ["ppl", "--help"], "active") == ["30000000000"]
+    info = _gomp_spin_counts(kvq, ["info", "--help"], None)
+    assert len(info) == 1 and info[0] != "0", info

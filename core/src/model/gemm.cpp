@@ -26,8 +26,10 @@ void singleThreadedBlas() {
   std::call_once(once, [] { openblas_set_num_threads(1); });
 }
 
-// Splits the n output columns over the OpenMP threads (multiples of 16 columns) and runs
-// piece(n0, n1) for each; runs it whole when already inside a parallel region or n is small.
+// Splits the n output columns into 1 to 4 pieces per thread (multiples of 16 columns, at least
+// 256 where n allows) and runs piece(n0, n1) for each, handing them out as threads come free: on
+// a loaded machine one thread is often descheduled, and the other then takes its share instead of
+// waiting for it. Runs it whole when already inside a parallel region or n is small.
 template <typename Piece>
 void splitColumns(int64_t m, int64_t n, int64_t k, Piece piece) {
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -36,12 +38,10 @@ void splitColumns(int64_t m, int64_t n, int64_t k, Piece piece) {
     piece(0, n);
     return;
   }
-  const int64_t step = ((n + threads - 1) / threads + 15) / 16 * 16;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int t = 0; t < threads; ++t) {
-    const int64_t n0 = std::min(n, t * step), n1 = std::min(n, n0 + step);
-    if (n1 > n0) piece(n0, n1);
-  }
+  const int64_t wanted = threads * std::clamp<int64_t>(n / (256 * int64_t{threads}), 1, 4);
+  const int64_t step = ((n + wanted - 1) / wanted + 15) / 16 * 16, pieces = (n + step - 1) / step;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t p = 0; p < pieces; ++p) piece(p * step, std::min(n, (p + 1) * step));
 }
 
 }  // namespace
