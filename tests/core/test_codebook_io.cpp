@@ -69,6 +69,8 @@ void expectSameConfig(const RvqConfig& a, const RvqConfig& b) {
   EXPECT_EQ(a.deadThreshold, b.deadThreshold);
   EXPECT_EQ(a.lloydIterations, b.lloydIterations);
   EXPECT_EQ(a.beamWidth, b.beamWidth);
+  EXPECT_EQ(a.refineRounds, b.refineRounds);
+  EXPECT_EQ(a.queryAware, b.queryAware);
   EXPECT_EQ(a.heldOutFraction, b.heldOutFraction);
   EXPECT_EQ(a.seed, b.seed);
 }
@@ -77,7 +79,10 @@ class CodebookIo : public ::testing::TestWithParam<bool> {};
 
 TEST_P(CodebookIo, WriteThenReadIsIdentical) {
   const std::string path = (test::freshTempDir() / "cb.h5").string();
-  const CodebookFile written = sampleFile(GetParam());
+  CodebookFile written = sampleFile(GetParam());
+  written.config.queryAware = true;
+  written.config.refineRounds = 2;
+  written.sets[0].channelWeights = {0.5f, 2.0f, 1.0f, 1.5f, 0.25f, 3.0f, 1.0f, 0.75f};
   writeCodebookFile(path, written);
   const CodebookFile read = readCodebookFile(path);
   expectSameConfig(read.config, written.config);
@@ -90,6 +95,7 @@ TEST_P(CodebookIo, WriteThenReadIsIdentical) {
     EXPECT_EQ(read.sets[s].layer, written.sets[s].layer);  // numeric order: 3 before 10
     EXPECT_EQ(read.sets[s].kind, written.sets[s].kind);
     EXPECT_EQ(read.sets[s].channelOrder, written.sets[s].channelOrder);
+    EXPECT_EQ(read.sets[s].channelWeights, written.sets[s].channelWeights);  // set 0 only: [8], others []
     ASSERT_EQ(read.sets[s].codebooks.size(), written.sets[s].codebooks.size());
     for (size_t q = 0; q < read.sets[s].codebooks.size(); ++q) {
       EXPECT_EQ(read.sets[s].codebooks[q].data, written.sets[s].codebooks[q].data);

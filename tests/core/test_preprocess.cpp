@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 #include <vector>
 
 #include "kvq/base/error.h"
 #include "kvq/rvq/preprocess.h"
+#include "kvq/study/channel_weights.h"
 
 namespace kvq {
 namespace {
@@ -17,6 +19,52 @@ TEST(Preprocess, ChannelOrderByHand) {
   // g = 4, G = 2: group 0 = {0, 2, 4, 6}, group 1 = {1, 3, 5, 7}.
   EXPECT_EQ(channelOrder(8, 4, Grouping::Strided), (std::vector<int>{0, 2, 4, 6, 1, 3, 5, 7}));
   EXPECT_THROW(channelOrder(8, 3, Grouping::Contiguous), Error);
+}
+
+TEST(Preprocess, WeightedRoundTripAndErrorByHand) {
+  // D = 4, g = 2, contiguous, w = (2, 1, 0.5, 1). Weighted x = (2, 2, 1.5, 4): mean 2.375,
+  // squared deviations 0.140625 + 0.140625 + 0.765625 + 2.640625 = 3.6875, /3, sqrt = 1.10868...
+  // -> fp16 1.1083984375.
+  const std::vector<int> order = channelOrder(4, 2, Grouping::Contiguous);
+  const float w[4] = {2, 1, 0.5f, 1};
+  const float x[4] = {1, 2, 3, 4};
+  float groups[4], scale = 0, back[4];
+  scaleAndGroup(x, 1, 4, order, 2, groups, &scale, w);
+  EXPECT_EQ(scale, 1.1083984375f);
+  EXPECT_FLOAT_EQ(groups[0], 2.0f / scale);
+  EXPECT_FLOAT_EQ(groups[2], 1.5f / scale);
+  ungroupAndUnscale(groups, &scale, 1, 4, order, 2, back, w);
+  for (int c = 0; c < 4; ++c) EXPECT_FLOAT_EQ(back[c], x[c]);
+  // An error e in the grouped space is sum_c (s e_c / w_c)^2 ... in x; conversely plain squared
+  // error in the grouped space equals sum_c w_c^2 (x_c - x~_c)^2 / s^2. Brute force on a perturbation.
+  float moved[4] = {groups[0] + 0.1f, groups[1], groups[2] - 0.2f, groups[3] + 0.05f};
+  float xr[4];
+  ungroupAndUnscale(moved, &scale, 1, 4, order, 2, xr, w);
+  double grouped = 0, weighted = 0;
+  for (int c = 0; c < 4; ++c) {
+    grouped += (moved[c] - groups[c]) * (moved[c] - groups[c]);
+    weighted += w[c] * w[c] * (x[c] - xr[c]) * (x[c] - xr[c]);
+  }
+  EXPECT_NEAR(weighted / (scale * scale), grouped, 1e-6);
+  // By hand: channel 2 moved by -0.2 in the grouped space = -0.2 s / 0.5 in x.
+  EXPECT_NEAR(xr[2] - x[2], -0.4 * scale, 1e-5);
+}
+
+TEST(Preprocess, QueryWeightsAverageRotaryPairsByHand) {
+  // D = 4, half layout, rope_dim 4: pairs (0, 2), (1, 3). Two query rows:
+  // E[q^2] = (2.5, 0, 0.5, 10) -> pairs (1.5, 5, 1.5, 5), mean 3.25 -> w^2 = 1.5/3.25, 5/3.25.
+  QuerySecondMoments m(4);
+  const float q[8] = {1, 0, 1, 4, 2, 0, 0, -2};
+  m.add(q, 2);
+  const std::vector<float> w = m.weights(RopeLayout::Half, 4);
+  EXPECT_FLOAT_EQ(w[0], std::sqrt(1.5f / 3.25f));
+  EXPECT_FLOAT_EQ(w[2], std::sqrt(1.5f / 3.25f));
+  EXPECT_FLOAT_EQ(w[1], std::sqrt(5.0f / 3.25f));
+  EXPECT_FLOAT_EQ(w[3], std::sqrt(5.0f / 3.25f));
+  // Interleaved: pairs (0, 1), (2, 3): (1.25, 1.25, 5.25, 5.25), mean 3.25.
+  const std::vector<float> v = m.weights(RopeLayout::Interleaved, 4);
+  EXPECT_FLOAT_EQ(v[1], std::sqrt(1.25f / 3.25f));
+  EXPECT_FLOAT_EQ(v[3], std::sqrt(5.25f / 3.25f));
 }
 
 TEST(Preprocess, VectorScaleByHand) {

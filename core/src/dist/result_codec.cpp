@@ -12,7 +12,7 @@ namespace {
 // A new field of these structs must be encoded below (and decoded): this fails to
 // compile when one changes size (on the one platform where the sizes are known).
 #if defined(__GLIBCXX__) && defined(__x86_64__)
-static_assert(sizeof(LayerKindResult) == 200, "LayerKindResult changed: update result_codec.cpp");
+static_assert(sizeof(LayerKindResult) == 224, "LayerKindResult changed: update result_codec.cpp");
 static_assert(sizeof(QuantizerResult) == 160, "QuantizerResult changed: update result_codec.cpp");
 static_assert(sizeof(TrainStats) == 80, "TrainStats changed: update result_codec.cpp");
 static_assert(sizeof(StageUsage) == 56, "StageUsage changed: update result_codec.cpp");
@@ -145,6 +145,7 @@ std::string encodeJobResult(const LayerKindResult& job) {
   w.put(job.kind);
   w.put(job.grouping);
   w.putVector(job.channelOrder);
+  w.putVector(job.channelWeights);
   w.put<uint64_t>(job.quantizers.size());
   for (const QuantizerResult& q : job.quantizers) putQuantizer(w, q);
   w.put<uint64_t>(job.byDepth.size());
@@ -179,6 +180,7 @@ LayerKindResult decodeJobResult(const std::string& bytes) {
   job.kind = r.get<Kind>();
   job.grouping = r.get<Grouping>();
   job.channelOrder = r.getVector<int>();
+  job.channelWeights = r.getVector<float>();
   const auto quantizers = r.get<uint64_t>();
   for (uint64_t q = 0; q < quantizers; ++q) job.quantizers.push_back(getQuantizer(r));
   const auto depths = r.get<uint64_t>();

@@ -1,6 +1,7 @@
 // Codebook file v1 writer and reader (docs/codebook-format.md).
 #include "kvq/io/codebook_file.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "h5/h5_file.h"
@@ -9,6 +10,7 @@
 #include "io/config_attrs.h"
 #include "kvq/base/error.h"
 #include "kvq/base/file_util.h"
+#include "kvq/rvq/preprocess.h"
 #include "kvq/study/quantize_study.h"
 
 namespace kvq {
@@ -125,6 +127,17 @@ Codebooks readCodebooks(const h5::Reader& r, const std::string& dataset, const R
   return books;
 }
 
+// The optional dataset <where>/channel_weights: [D] positive finite float32 (query-aware keys).
+std::vector<float> readChannelWeights(const h5::Reader& r, const std::string& where, int headDim,
+                                      int quantizers) {
+  const auto names = r.children(where, static_cast<size_t>(quantizers) + 16);
+  if (std::find(names.begin(), names.end(), "channel_weights") == names.end()) return {};
+  const std::string dataset = where + "/channel_weights";
+  std::vector<float> weights = r.readFloat32(dataset, {static_cast<hsize_t>(headDim)}, "channels");
+  checkChannelWeights(weights, headDim, r.path(), dataset);
+  return weights;
+}
+
 // The group /layers/<layer>/<kind>: channel order (a permutation) and codebooks.
 QuantizerSet readQuantizerSet(const h5::Reader& r, const CodebookFile& file, int layer,
                               const std::string& where, const std::string& kindText) {
@@ -145,6 +158,7 @@ QuantizerSet readQuantizerSet(const h5::Reader& r, const CodebookFile& file, int
   const RvqConfig& c = file.config;
   const int quantizers = c.perHead ? file.numKvHeads : 1;
   checkHeadGroups(r, where, c.perHead, quantizers);
+  set.channelWeights = readChannelWeights(r, where, file.headDim, quantizers);
   for (int q = 0; q < quantizers; ++q) {
     const std::string dataset =
         c.perHead ? where + "/head_" + std::to_string(q) + "/codebooks" : where + "/codebooks";
@@ -209,6 +223,10 @@ void writeCodebookFile(const std::string& path, const CodebookFile& file) {
       h5::Group group = w.createGroups(setPath(set));
       w.writeInt32(group.get(), "channel_order", {static_cast<hsize_t>(set.channelOrder.size())},
                    set.channelOrder.data());
+      if (!set.channelWeights.empty()) {
+        w.writeFloat32(group.get(), "channel_weights", {static_cast<hsize_t>(set.channelWeights.size())},
+                       set.channelWeights.data());
+      }
       const bool perHead = set.codebooks.size() > 1 || file.config.perHead;
       for (size_t q = 0; q < set.codebooks.size(); ++q) {
         const Codebooks& b = set.codebooks[q];

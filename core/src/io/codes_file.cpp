@@ -61,7 +61,8 @@ void encodeSlab(const Slab& slab, const QuantizerSet& set, const RvqConfig& conf
   scales.assign(static_cast<size_t>(n), 0.0f);
   if (set.codebooks.size() == 1) {
     std::vector<float> groups(static_cast<size_t>(n) * l.D);
-    scaleAndGroup(slab.data.data(), n, l.D, set.channelOrder, l.g, groups.data(), scales.data());
+    scaleAndGroup(slab.data.data(), n, l.D, set.channelOrder, l.g, groups.data(), scales.data(),
+                  weightsOrNull(set.channelWeights));
     encodeRvq(groups.data(), n * l.G, set.codebooks[0], config, backend, codes.data(), nullptr);
     return;
   }
@@ -70,7 +71,8 @@ void encodeSlab(const Slab& slab, const QuantizerSet& set, const RvqConfig& conf
   std::vector<int32_t> hCodes(static_cast<size_t>(slab.tokens) * l.G * l.K);
   for (int h = 0; h < l.H; ++h) {
     for (int64_t t = 0; t < slab.tokens; ++t) std::copy_n(slab.vector(t, h), l.D, x.data() + t * l.D);
-    scaleAndGroup(x.data(), slab.tokens, l.D, set.channelOrder, l.g, hGroups.data(), hScales.data());
+    scaleAndGroup(x.data(), slab.tokens, l.D, set.channelOrder, l.g, hGroups.data(), hScales.data(),
+                  weightsOrNull(set.channelWeights));
     encodeRvq(hGroups.data(), slab.tokens * l.G, set.codebooks[h], config, backend, hCodes.data(), nullptr);
     for (int64_t t = 0; t < slab.tokens; ++t) {
       scales[t * l.H + h] = hScales[t];

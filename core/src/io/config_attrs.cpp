@@ -25,6 +25,10 @@ std::vector<std::optional<FieldValue>> readFieldAttrs(const h5::Reader& reader, 
   std::vector<std::optional<FieldValue>> values;
   for (const FieldSpec& spec : specs) {
     const std::string& name = spec.name;
+    if (spec.optionalInFiles && !reader.hasAttr(obj, name)) {
+      values.emplace_back(std::nullopt);  // a file from before the field: its default
+      continue;
+    }
     switch (spec.type) {
       case FieldType::Flag:
         values.emplace_back(reader.intAttr(obj, name) != 0);

@@ -16,7 +16,8 @@ namespace kvq {
 void writeFieldAttrs(hid_t obj, const std::vector<FieldSpec>& specs, const std::vector<FieldValue>& values);
 
 // Every field's attribute, in spec order; Error(BadInput) naming the file and the
-// attribute when one is missing or not of its field's kind.
+// attribute when one is missing (nullopt for an absent optionalInFiles field) or not of its
+// field's kind.
 std::vector<std::optional<FieldValue>> readFieldAttrs(const h5::Reader& reader, hid_t obj,
                                                       const std::vector<FieldSpec>& specs);
 
@@ -29,7 +30,8 @@ void writeConfigAttrs(hid_t obj, const FieldTable<Config>& table, const Config& 
   writeFieldAttrs(obj, specsOf(table), valuesOf(table, config));
 }
 
-// The config stored in obj's attributes, over `config`'s values (all are required).
+// The config stored in obj's attributes, over `config`'s values (all are required, except
+// fields optionalInFiles: absent ones keep their value in `config`).
 template <class Config>
 Config readConfigAttrs(const h5::Reader& reader, hid_t obj, const FieldTable<Config>& table,
                        Config config = {}) {

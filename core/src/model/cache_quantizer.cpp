@@ -176,10 +176,11 @@ void CacheQuantizer::rvqVectors(const QuantizerSet& s, const Codebooks& books, f
   const int64_t groups = n * (d / g);
   std::vector<float> grouped(static_cast<size_t>(groups * g)), scales(static_cast<size_t>(n));
   std::vector<int32_t> codes(static_cast<size_t>(groups * books.depth));
-  scaleAndGroup(x, n, d, s.channelOrder, g, grouped.data(), scales.data());
+  scaleAndGroup(x, n, d, s.channelOrder, g, grouped.data(), scales.data(), weightsOrNull(s.channelWeights));
   encodeRvq(grouped.data(), groups, books, m_codebooks->config, *m_backend, codes.data(), nullptr);
   decodeRvq(codes.data(), groups, books, books.depth, grouped.data());
-  ungroupAndUnscale(grouped.data(), scales.data(), n, d, s.channelOrder, g, x);
+  ungroupAndUnscale(grouped.data(), scales.data(), n, d, s.channelOrder, g, x,
+                    weightsOrNull(s.channelWeights));
 }
 
 void CacheQuantizer::applyRvq(const QuantizerSet& s, int64_t tokens, float* x) {

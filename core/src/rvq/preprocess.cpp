@@ -44,10 +44,15 @@ float vectorScale(const float* x, int headDim) {
 }
 
 void scaleAndGroup(const float* x, int64_t n, int headDim, const std::vector<int>& order, int groupSize,
-                   float* groups, float* scales) {
+                   float* groups, float* scales, const float* weights) {
   (void)groupSize;  // group j of vector i is positions j*g..j*g+g-1: rows of g follow each other
+  std::vector<float> weighted(weights != nullptr ? static_cast<size_t>(headDim) : 0);
   for (int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * headDim;
+    if (weights != nullptr) {  // the error metric sum_c w_c^2 (x_c - x~_c)^2 becomes plain MSE
+      for (int c = 0; c < headDim; ++c) weighted[static_cast<size_t>(c)] = xi[c] * weights[c];
+      xi = weighted.data();
+    }
     const float s = vectorScale(xi, headDim);
     scales[i] = s;
     float* out = groups + i * headDim;  // G rows of g = D floats per vector
@@ -56,12 +61,31 @@ void scaleAndGroup(const float* x, int64_t n, int headDim, const std::vector<int
 }
 
 void ungroupAndUnscale(const float* groups, const float* scales, int64_t n, int headDim,
-                       const std::vector<int>& order, int groupSize, float* x) {
+                       const std::vector<int>& order, int groupSize, float* x, const float* weights) {
   (void)groupSize;
   for (int64_t i = 0; i < n; ++i) {
     const float* in = groups + i * headDim;
     float* xi = x + i * headDim;
     for (int p = 0; p < headDim; ++p) xi[order[static_cast<size_t>(p)]] = scales[i] * in[p];
+    if (weights != nullptr) {
+      for (int c = 0; c < headDim; ++c) xi[c] /= weights[c];
+    }
+  }
+}
+
+void checkChannelWeights(const std::vector<float>& weights, int headDim, const std::string& file,
+                         const std::string& where) {
+  if (weights.empty()) return;
+  if (static_cast<int>(weights.size()) != headDim) {
+    throwBadInput(
+        file, where,
+        std::to_string(weights.size()) + " channel weights, but head_dim is " + std::to_string(headDim));
+  }
+  for (size_t c = 0; c < weights.size(); ++c) {
+    if (!(std::isfinite(weights[c]) && weights[c] > 0.0f)) {
+      throwBadInput(file, where + " channel " + std::to_string(c),
+                    "channel weight is not a positive finite number");
+    }
   }
 }
 

@@ -189,7 +189,8 @@ std::vector<std::vector<float>> rvqHead(const HeadContext& c, const QuantizerSet
       set.codebooks.size() == 1 ? set.codebooks[0] : set.codebooks[static_cast<size_t>(c.head)];
   std::vector<float> groups(static_cast<size_t>(T * D)), scales(static_cast<size_t>(T));
   std::vector<int32_t> codes(static_cast<size_t>(rows * books.depth));
-  scaleAndGroup(x.data(), T, D, set.channelOrder, g, groups.data(), scales.data());
+  const float* weights = weightsOrNull(set.channelWeights);
+  scaleAndGroup(x.data(), T, D, set.channelOrder, g, groups.data(), scales.data(), weights);
   RvqConfig config = c.so->config;
   encodeRvq(groups.data(), rows, books, config, *c.backend, codes.data(), nullptr);
   std::vector<std::vector<float>> out;
@@ -200,7 +201,7 @@ std::vector<std::vector<float>> rvqHead(const HeadContext& c, const QuantizerSet
     }
     decodeRvq(codes.data(), rows, books, depth, groups.data());
     std::vector<float>& y = out.emplace_back(static_cast<size_t>(T * D));
-    ungroupAndUnscale(groups.data(), scales.data(), T, D, set.channelOrder, g, y.data());
+    ungroupAndUnscale(groups.data(), scales.data(), T, D, set.channelOrder, g, y.data(), weights);
   }
   return out;
 }

@@ -10,6 +10,8 @@
 #include "kvq/base/error.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/rvq/preprocess.h"
+#include "kvq/rvq/refine.h"
+#include "kvq/study/channel_weights.h"
 #include "study/sub_task.h"
 
 namespace kvq {
@@ -137,18 +139,22 @@ std::vector<std::vector<float>> sampleTrainingVectors(const DumpReader& reader, 
 }
 
 QuantizerResult trainQuantizer(const std::vector<float>& vectors, int headDim, const std::vector<int>& order,
-                               const RvqConfig& config, int head, Backend& backend,
-                               const TaskControl* control) {
+                               const std::vector<float>& weights, const RvqConfig& config, int head,
+                               Backend& backend, const TaskControl* control) {
   const int g = config.groupSize;
   const int64_t n = static_cast<int64_t>(vectors.size()) / headDim;
   if (n == 0) throwBadInput("", "held_out_fraction", "no training vectors are left");
   std::vector<float> groups(static_cast<size_t>(n) * headDim);
   std::vector<float> scales(static_cast<size_t>(n));
-  scaleAndGroup(vectors.data(), n, headDim, order, g, groups.data(), scales.data());
+  scaleAndGroup(vectors.data(), n, headDim, order, g, groups.data(), scales.data(), weightsOrNull(weights));
   QuantizerResult result;
   result.head = head;
   result.trainVectors = n * (headDim / g);
   result.codebooks = trainRvq(groups.data(), result.trainVectors, g, config, backend, control, &result.train);
+  if (config.refineRounds > 0) {
+    refineRvq(groups.data(), result.trainVectors, result.codebooks, config.refineRounds, config.beamWidth,
+              backend, control);
+  }
   return result;
 }
 
@@ -158,18 +164,20 @@ struct JobEvaluator {
   const DumpInfo& info;
   Kind kind;
   const std::vector<int>& order;
+  const float* weights;  // [D] or nullptr
   std::vector<QuantizerResult>& quantizers;
   Backend& backend;
   DepthErrorAccumulator depth;
   std::vector<UsageAccumulator> usage;
   std::vector<ErrorAccumulator> baselines;
 
-  JobEvaluator(const StudyOptions& opts, const DumpInfo& dumpInfo, Kind k,
-               const std::vector<int>& channelOrder, std::vector<QuantizerResult>& q, Backend& b)
+  JobEvaluator(const StudyOptions& opts, const DumpInfo& dumpInfo, Kind k, const LayerKindResult& job,
+               std::vector<QuantizerResult>& q, Backend& b)
       : options(opts),
         info(dumpInfo),
         kind(k),
-        order(channelOrder),
+        order(job.channelOrder),
+        weights(weightsOrNull(job.channelWeights)),
         quantizers(q),
         backend(b),
         depth(dumpInfo.numKvHeads, opts.config.depth),
@@ -185,9 +193,9 @@ struct JobEvaluator {
     std::vector<float> groups(static_cast<size_t>(rows) * g);
     std::vector<float> scales(static_cast<size_t>(n));
     std::vector<int32_t> codes(static_cast<size_t>(rows) * K);
-    scaleAndGroup(x, n, D, order, g, groups.data(), scales.data());
+    scaleAndGroup(x, n, D, order, g, groups.data(), scales.data(), weights);
     encodeRvq(groups.data(), rows, quantizers[q].codebooks, options.config, backend, codes.data(), nullptr);
-    depth.add(x, heads, n, D, codes.data(), quantizers[q].codebooks, order, scales.data());
+    depth.add(x, heads, n, D, codes.data(), quantizers[q].codebooks, order, scales.data(), weights);
     usage[q].add(codes.data(), rows);
   }
 
@@ -225,6 +233,7 @@ void obtainQuantizers(const DumpReader& reader, const StudyOptions& options, con
   const RvqConfig& config = options.config;
   if (existing != nullptr) {
     job.channelOrder = existing->channelOrder;
+    job.channelWeights = existing->channelWeights;
     for (size_t q = 0; q < existing->codebooks.size(); ++q) {
       QuantizerResult qr;
       qr.head = existing->codebooks.size() == 1 ? -1 : static_cast<int>(q);
@@ -235,6 +244,8 @@ void obtainQuantizers(const DumpReader& reader, const StudyOptions& options, con
   }
   const std::string label = jobLabel(job.layer, job.kind);
   job.channelOrder = channelOrder(info.headDim, config.groupSize, job.grouping);
+  if (config.queryAware && job.kind == Kind::Keys)
+    job.channelWeights = queryKeyWeights(reader, job.layer, control);
   const int groups = info.headDim / config.groupSize;
   const int64_t ts = config.trainSample;  // ceil(ts / groups) without overflow near INT64_MAX
   const int64_t want = ts > 0 ? ts / groups + (ts % groups != 0 ? 1 : 0) : INT64_MAX;
@@ -248,8 +259,8 @@ void obtainQuantizers(const DumpReader& reader, const StudyOptions& options, con
     RvqConfig qConfig = config;
     const int head = config.perHead ? static_cast<int>(q) : -1;
     qConfig.seed = quantizerSeed(config.seed, job.layer, job.kind, head);
-    job.quantizers.push_back(
-        trainQuantizer(samples[q], info.headDim, job.channelOrder, qConfig, head, backend, &trainCtl));
+    job.quantizers.push_back(trainQuantizer(samples[q], info.headDim, job.channelOrder, job.channelWeights,
+                                            qConfig, head, backend, &trainCtl));
   }
 }
 
@@ -319,7 +330,7 @@ LayerKindResult runJob(const DumpReader& reader, const StudyOptions& options, co
   job.trainSeconds = existing != nullptr ? 0.0 : secondsSince(trainStart);
 
   const auto evalStart = Clock::now();
-  JobEvaluator eval(options, reader.info(), kind, job.channelOrder, job.quantizers, backend);
+  JobEvaluator eval(options, reader.info(), kind, job, job.quantizers, backend);
   evaluateHeldOut(reader, options, split, trainSpan, control, eval, job);
   job.evalSeconds = secondsSince(evalStart);
   summarise(eval, options, reader.info(), split, job);
@@ -468,6 +479,7 @@ std::vector<QuantizerSet> quantizerSets(const StudyResult& result) {
     set.layer = job.layer;
     set.kind = job.kind;
     set.channelOrder = job.channelOrder;
+    set.channelWeights = job.channelWeights;
     for (const QuantizerResult& q : job.quantizers) set.codebooks.push_back(q.codebooks);
     sets.push_back(std::move(set));
   }

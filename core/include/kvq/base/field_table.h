@@ -50,6 +50,9 @@ struct FieldSpec {
   FieldRange range;                   // numeric fields
   std::vector<std::string> choices;   // Choice: the names, in table order
   std::vector<std::string> accepted;  // Choice: every spelling parsing accepts (names + aliases)
+  // A field added after files were written: a stored file without it means the struct's default
+  // (the setting off), so older files stay readable. Otherwise the attribute is required.
+  bool optionalInFiles = false;
 };
 
 // A field of Config: its spec and how to read and write the member.
@@ -132,6 +135,13 @@ Field<Config> makeField(const std::string& name, T Owner::*member, const std::st
       v = std::get<T>(value);
     }
   };
+  return f;
+}
+
+// f, marked optional in stored files (FieldSpec::optionalInFiles).
+template <class Config>
+Field<Config> optionalInFiles(Field<Config> f) {
+  f.spec.optionalInFiles = true;
   return f;
 }
 

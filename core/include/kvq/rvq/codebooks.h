@@ -28,8 +28,9 @@ struct Codebooks {
 struct QuantizerSet {
   int layer = 0;
   Kind kind = Kind::Keys;
-  std::vector<int> channelOrder;     // [D]
-  std::vector<Codebooks> codebooks;  // [1] shared, or [H] per head
+  std::vector<int> channelOrder;      // [D]
+  std::vector<float> channelWeights;  // [D] weights of scaleAndGroup (dump channel order); empty = none
+  std::vector<Codebooks> codebooks;   // [1] shared, or [H] per head
 };
 
 }  // namespace kvq

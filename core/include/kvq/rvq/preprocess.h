@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kvq/rvq/rvq_config.h"
@@ -20,15 +21,30 @@ std::vector<int> channelOrder(int headDim, int groupSize, Grouping grouping);
 float vectorScale(const float* x, int headDim);
 
 // Scales and groups n vectors.
-//   x:      [n, D] row-major float32 (token-head vectors)
-//   order:  [D] from channelOrder
-//   groups: [n * D/g, g] out; row i*G + j is group j of vector i, divided by scale
-//   scales: [n] out; the fp16-rounded per-vector scale
+//   x:       [n, D] row-major float32 (token-head vectors)
+//   order:   [D] from channelOrder
+//   groups:  [n * D/g, g] out; row i*G + j is group j of vector i, divided by scale
+//   scales:  [n] out; the fp16-rounded per-vector scale (of the weighted vector)
+//   weights: [D] per-channel weights w (dump channel order, all > 0) or nullptr (= all 1).
+//            Each vector is multiplied by w channel-wise before scaling, so that plain squared
+//            error in the grouped space is the weighted error sum_c w_c^2 (x_c - x~_c)^2 of the
+//            original (query-aware keys: w_c^2 = E[q_c^2], docs/metrics.md).
 void scaleAndGroup(const float* x, int64_t n, int headDim, const std::vector<int>& order, int groupSize,
-                   float* groups, float* scales);
+                   float* groups, float* scales, const float* weights = nullptr);
 
-// Inverse of scaleAndGroup: x[i, order[p]] = scales[i] * groups[i*G + p/g, p%g].
+// Inverse of scaleAndGroup: x[i, order[p]] = scales[i] * groups[i*G + p/g, p%g] / weights[order[p]].
 void ungroupAndUnscale(const float* groups, const float* scales, int64_t n, int headDim,
-                       const std::vector<int>& order, int groupSize, float* x);
+                       const std::vector<int>& order, int groupSize, float* x,
+                       const float* weights = nullptr);
+
+// The weights argument of a quantizer's channel weights: nullptr when it has none.
+inline const float* weightsOrNull(const std::vector<float>& weights) {
+  return weights.empty() ? nullptr : weights.data();
+}
+
+// Throws Error(BadInput, file, where, ...) unless weights is empty or holds headDim positive
+// finite numbers.
+void checkChannelWeights(const std::vector<float>& weights, int headDim, const std::string& file,
+                         const std::string& where);
 
 }  // namespace kvq

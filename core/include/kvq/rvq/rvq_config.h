@@ -56,6 +56,13 @@ struct RvqConfig {
   double deadThreshold = 0.0;
   int lloydIterations = 0;
 
+  // Joint refinement of all stages after training (kvq/rvq/refine.h): rounds of
+  // re-encoding + least squares over every stage. 0 = off (the paper).
+  int refineRounds = 0;
+  // Keys trained and encoded under the query-weighted error sum_c E[q_c^2] (k_c - k~_c)^2 from
+  // the dump's queries (kvq/study/channel_weights.h) instead of plain MSE. Off in "paper".
+  bool queryAware = false;
+
   // Encoding: 1 = greedy (the paper); > 1 = beam search with this width.
   int beamWidth = 1;
 
@@ -107,6 +114,12 @@ FieldTable<Config> rvqConfigFields() {
           R::atLeast(0)),
       makeField<Config>("lloyd_iterations", &RvqConfig::lloydIterations,
                         "Lloyd refinement iterations after EMA (0 = off, the paper)", R::atLeast(0)),
+      optionalInFiles(makeField<Config>(
+          "refine_rounds", &RvqConfig::refineRounds,
+          "Joint refinement rounds of all stages after training (0 = off, the paper)", R::closed(0, 100))),
+      optionalInFiles(makeField<Config>("query_aware", &RvqConfig::queryAware,
+                                        "Keys: weight each channel's error by the dump's query second "
+                                        "moment (needs /queries; off = plain MSE, the paper)")),
       makeField<Config>("beam_width", &RvqConfig::beamWidth, "Encoding beam width (1 = greedy, the paper)",
                         R::closed(1, 64)),
       makeField<Config>("held_out_fraction", &RvqConfig::heldOutFraction,

@@ -82,6 +82,7 @@ struct LayerKindResult {
   Kind kind = Kind::Keys;
   Grouping grouping = Grouping::Strided;
   std::vector<int> channelOrder;                       // [D]
+  std::vector<float> channelWeights;                   // [D] query-aware key weights; empty = none
   std::vector<QuantizerResult> quantizers;             // [1] or [H] when config.perHead
   std::vector<ErrorSums> byDepth;                      // [K] held-out, all heads, first k stages
   std::vector<std::vector<ErrorSums>> perHeadByDepth;  // [H][K]
