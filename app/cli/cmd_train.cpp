@@ -22,12 +22,6 @@
 namespace kvq::cli {
 
 void registerTrain(CLI::App& root) {
-  struct TrainArgs {
-    EngineOptions engine;
-    OpenArgs open;
-    AttentionCliOptions attention;
-    std::string out, npz;
-  };
   auto args = std::make_shared<TrainArgs>();
   CLI::App* cmd =
       root.add_subcommand("train", "Train RVQ codebooks on a dump and measure them on held-out tokens");
@@ -43,7 +37,7 @@ void registerTrain(CLI::App& root) {
   cmd->callback([args]() {
     EngineOptions& o = args->engine;
     if (trainUnderMpi()) {  // mpirun -n N kvq train ...: train_mpi.h
-      runTrainDistributed(o, args->out, args->npz);
+      runTrainDistributed(*args);
       return;
     }
     o.dump = resolveDump(o.dump, "train");

@@ -28,6 +28,8 @@ void registerValidate(CLI::App& root) {
   cmd->add_flag("--json-stream", args->jsonStream, "Report as JSON lines on stdout (required)")->required();
   cmd->add_option("--kind", args->kind, "dump or codebooks")->check(CLI::IsMember({"dump", "codebooks"}));
   cmd->add_option("--worker", args->worker, "K/N: scan every N-th layer starting at the K-th");
+  cmd->add_option("--layers", args->request.layers, "Scan only these layers (comma-separated)")
+      ->delimiter(',');
   cmd->add_flag("--no-stats", args->noStats, "Structure only (the statistics are cached)");
   cmd->add_option("--address-space", args->request.addressSpaceBytes,
                   "Bytes of address space this process may add after it started (0: no limit)");

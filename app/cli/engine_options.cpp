@@ -140,6 +140,7 @@ std::unique_ptr<Backend> makeEngineBackend(const EngineOptions& o) {
   BackendOptions options;
   options.cpuThreads = o.threads;
   options.gpuExact = o.gpuExact;
+  options.gpuSlot = o.gpuSlot;
   auto backend = makeBackend(o.backend, options, &note);
   if (!note.empty()) std::fprintf(stderr, "kvq: %s\n", note.c_str());
   return backend;

@@ -31,6 +31,7 @@ struct EngineOptions {
   std::string backend = "auto";
   int threads = 0;
   bool gpuExact = false;
+  int gpuSlot = 0;  // under MPI the node-local rank: which GPU (gpuDeviceForSlot)
   // Reports.
   std::string reportJson, reportCsv;
 };

@@ -1,16 +1,23 @@
 #include "train_mpi.h"
 
-#include <cmath>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
 #include <cstdio>
 #include <memory>
+#include <sstream>
 #include <vector>
 
 #include "commands.h"
 #include "kvq/base/error.h"
+#include "kvq/base/file_identity.h"
 #include "kvq/dist/distributed_study.h"
 #include "kvq/dump/dump_reader.h"
+#include "kvq/dump/dump_stats.h"
 #include "kvq/io/codebook_file.h"
 #include "kvq/io/codebook_npz.h"
+#include "kvq/isolate/open_file.h"
 #include "output_paths.h"
 #include "progress_bar.h"
 #include "tables.h"
@@ -21,23 +28,45 @@
 namespace kvq::cli {
 namespace {
 
-// The open-time value check (no NaN/Inf) of the datasets of `jobs` only.
-void checkJobValues(const DumpReader& reader, const std::vector<std::pair<int, Kind>>& jobs) {
-  const DumpInfo& info = reader.info();
-  for (const auto& [layer, kind] : jobs) {
-    reader.forEachChunk(layer, kind, 1024, [&, layer = layer, kind = kind](const Slab& slab) {
-      for (size_t i = 0; i < slab.data.size(); ++i) {
-        const float v = slab.data[i];
-        if (std::isfinite(v)) continue;
-        const auto perToken = static_cast<size_t>(slab.heads) * static_cast<size_t>(slab.dim);
-        throwBadInput(info.path, "/layers/" + std::to_string(layer) + "/" + kindName(kind),
-                      std::string(std::isnan(v) ? "NaN" : (v > 0 ? "Inf" : "-Inf")) + " at token " +
-                          std::to_string(slab.tokenBegin + static_cast<int64_t>(i / perToken)) + ", head " +
-                          std::to_string((i % perToken) / static_cast<size_t>(slab.dim)) + ", channel " +
-                          std::to_string(i % static_cast<size_t>(slab.dim)));
-      }
-    });
+std::string hostName() {
+  std::array<char, 256> name{};
+  if (::gethostname(name.data(), name.size() - 1) != 0) return {};
+  return name.data();
+}
+
+// The file rank 0 validated, as it saw it: "host\ndevice inode size mtime".
+std::string describeValidatedFile(const FileIdentity& id) {
+  std::ostringstream out;
+  out << hostName() << '\n' << id.device << ' ' << id.inode << ' ' << id.size << ' ' << id.mtimeNs;
+  return out.str();
+}
+
+// Throws Error(BadInput) unless `mine` is the file rank 0 described. On another host
+// the device number may differ for the same file of a network file system: there
+// the inode, size and modification time must match.
+void requireRootsFile(const std::string& path, const std::string& described, const FileIdentity& mine) {
+  std::istringstream in(described);
+  std::string host;
+  FileIdentity root;
+  std::getline(in, host);
+  if (!(in >> root.device >> root.inode >> root.size >> root.mtimeNs))
+    throwInternal("rank 0's file identity", "malformed");
+  if (host != hostName()) root.device = mine.device;
+  requireSameFile(path, root, mine);
+}
+
+// The layers a rank reads: those of its jobs, and on rank 0 with --attention every
+// layer of the study (it measures attention on all of them). Ascending.
+std::vector<int> layersRead(const std::vector<std::pair<int, Kind>>& jobs, const DumpInfo& info,
+                            const StudyOptions& study, bool root) {
+  std::vector<int> layers;
+  for (const auto& job : jobs) layers.push_back(job.first);
+  if (root && study.attention.enabled) {
+    for (const auto& job : studyJobs(info, study)) layers.push_back(job.first);
   }
+  std::sort(layers.begin(), layers.end());
+  layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
+  return layers;
 }
 
 int exitCodeOf(const Error& e) {
@@ -52,43 +81,80 @@ int exitCodeOf(const Error& e) {
 }
 
 #ifdef KVQ_HAVE_MPI
-void trainOnRanks(Communicator& world, EngineOptions& o, const std::string& out, const std::string& npz) {
+// Every rank's reader of the dump. Isolated (the default): rank 0's validator child
+// checks the structure before any rank parses the file; each rank then opens it only
+// if it is the file rank 0 validated. A refusal fails every rank with one message.
+std::unique_ptr<DumpReader> openOnRanks(Communicator& world, TrainArgs& a, const OpenPolicy& policy,
+                                        StudyOptions& study, FileIdentity& identity) {
+  EngineOptions& o = a.engine;
   const bool root = world.rank() == 0;
-  std::unique_ptr<DumpReader> reader;
-  std::unique_ptr<Backend> backend;
-  StudyOptions study;
+  std::string validated;
   agreeOnFailure(world, [&] {
     o.dump = resolveDump(o.dump, "train");
     if (root) {  // rank 0 writes: its paths are the ones that matter
-      checkOutputPath("--out", out);
-      checkOutputPath("--npz", npz);
+      checkOutputPath("--out", a.out);
+      checkOutputPath("--npz", a.npz);
       checkReportOutputs(o);
     }
     study = buildStudyOptions(o, buildConfig(o));
-    OpenOptions open;
-    open.scanValues = false;  // each rank checks the layers it reads (below), not the whole file
-    reader = DumpReader::open(o.dump, open);
-    backend = makeEngineBackend(o);
+    study.attention = buildAttentionOptions(a.attention, a.attention.enabled);
+    if (root && policy.isolate) {
+      const FileIdentity id = identifyFile(o.dump);
+      validateDumpIsolated(o.dump, id, {}, policy);
+      validated = describeValidatedFile(id);
+    }
   });
-  DistributedOptions distributed;
-  distributed.prepare = [&](const std::vector<std::pair<int, Kind>>& jobs) { checkJobValues(*reader, jobs); };
+  validated = world.broadcastFromRoot(validated);
+  std::unique_ptr<DumpReader> reader;
+  agreeOnFailure(world, [&] {
+    OpenOptions open;
+    open.scanValues = false;  // each rank has the layers it reads checked (below), not the whole file
+    if (policy.isolate) {
+      identity = identifyFile(o.dump);
+      requireRootsFile(o.dump, validated, identity);
+      open.expectedIdentity = identity;
+    }
+    reader = DumpReader::open(o.dump, open);
+  });
+  return reader;
+}
+
+void trainOnRanks(Communicator& world, TrainArgs& a) {
+  const bool root = world.rank() == 0;
+  const OpenPolicy policy = openPolicy(a.open);
+  StudyOptions study;
+  FileIdentity identity;
+  const std::unique_ptr<DumpReader> reader = openOnRanks(world, a, policy, study, identity);
+  std::unique_ptr<Backend> backend;
+  agreeOnFailure(world, [&] { backend = makeEngineBackend(a.engine); });
   ProgressBar bar;
-  const StudyResult result =
-      runStudyDistributed(*reader, study, *backend, world, root ? bar.control() : nullptr, distributed);
+  const TaskControl* control = root ? bar.control() : nullptr;
+  DistributedOptions distributed;
+  distributed.prepare = [&](const std::vector<std::pair<int, Kind>>& jobs) {
+    const std::vector<int> layers = layersRead(jobs, reader->info(), study, root);
+    if (policy.isolate) {
+      validateDumpIsolated(reader->info().path, identity, layers, policy, control);
+    } else {
+      scanLayers(
+          *reader, layers, [](LayerStats&&) {}, control);
+    }
+  };
+  const StudyResult result = runStudyDistributed(*reader, study, *backend, world, control, distributed);
   agreeOnFailure(world, [&] {
     if (!root) return;
     bar.finish();
     printStudyTable(result);
+    printAttentionTable(result.attention);
     const CodebookFile file = codebookFileFromStudy(result);
-    if (!out.empty()) {
-      writeCodebookFile(out, file);
-      std::printf("wrote %s\n", out.c_str());
+    if (!a.out.empty()) {
+      writeCodebookFile(a.out, file);
+      std::printf("wrote %s\n", a.out.c_str());
     }
-    if (!npz.empty()) {
-      writeCodebookNpz(npz, file);
-      std::printf("wrote %s\n", npz.c_str());
+    if (!a.npz.empty()) {
+      writeCodebookNpz(a.npz, file);
+      std::printf("wrote %s\n", a.npz.c_str());
     }
-    writeStudyReports(o, result);
+    writeStudyReports(a.engine, result);
   });
 }
 #endif
@@ -103,21 +169,22 @@ bool trainUnderMpi() {
 #endif
 }
 
-void runTrainDistributed(EngineOptions& o, const std::string& out, const std::string& npz) {
+void runTrainDistributed(TrainArgs& args) {
 #ifdef KVQ_HAVE_MPI
   mpi::Session session;
   const std::unique_ptr<Communicator> world = session.world();
+  args.engine.gpuSlot = session.nodeLocalRank();  // the ranks of a node each on their own GPU
   try {
-    trainOnRanks(*world, o, out, npz);
+    trainOnRanks(*world, args);
   } catch (const Error& e) {
     if (world->rank() == 0) throw;  // main prints it once
     throw SilentExit{exitCodeOf(e)};
   }
 #else
-  (void)o;
-  (void)out;
-  (void)npz;
-  (void)checkJobValues;
+  (void)args;
+  (void)requireRootsFile;
+  (void)describeValidatedFile;
+  (void)layersRead;
   (void)exitCodeOf;
   throwInternal("kvq train", "this kvq was built without MPI");
 #endif

@@ -1,22 +1,36 @@
 // `mpirun -n N kvq train ...` (docs/scaling.md): the train command on every rank of
-// an MPI job. Each rank opens the dump read-only and reads only the layers of its
-// jobs (their values checked there, not the whole file's); rank 0 prints the table
-// and writes the codebook file, the npz and the reports, atomically as always, once
-// every rank has succeeded. A failure on any rank fails every rank with that rank's
-// message, printed once by rank 0, and the usual exit code (2 bad input, 1 internal).
+// an MPI job. Rank 0 first validates the dump's structure in the isolated validator
+// (kvq/isolate/open_file.h), before any rank parses it; a refusal ends every rank.
+// Each rank then checks that it sees the very file rank 0 validated (device, inode,
+// size, mtime), opens it read-only and has the values of only the layers it reads
+// checked in a validator child of its own. Rank 0 prints the tables and writes the
+// codebook file, the npz and the reports, atomically as always, once every rank has
+// succeeded. A failure on any rank fails every rank with that rank's message,
+// printed once by rank 0, and the usual exit code (2 bad input, 1 internal).
+// --no-isolation parses and checks in the ranks' own processes (trusted files).
 #pragma once
 
 #include <string>
 
+#include "attention_options.h"
 #include "engine_options.h"
+#include "open_options.h"
 
 namespace kvq::cli {
+
+// The options of `kvq train`.
+struct TrainArgs {
+  EngineOptions engine;
+  OpenArgs open;
+  AttentionCliOptions attention;
+  std::string out, npz;
+};
 
 // True when kvq was built with MPI and this process was started by an MPI launcher.
 bool trainUnderMpi();
 
 // The train command's work on every rank (MPI starts and ends here). Throws kvq::Error
 // on rank 0, SilentExit on the other ranks.
-void runTrainDistributed(EngineOptions& o, const std::string& out, const std::string& npz);
+void runTrainDistributed(TrainArgs& args);
 
 }  // namespace kvq::cli

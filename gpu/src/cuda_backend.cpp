@@ -332,6 +332,7 @@ void registerCudaBackend() {
     options.exact = request.exact;
     options.cpuFallback = request.cpuFallback;
     options.cpuThreads = request.cpuThreads;
+    options.device = gpuDeviceForSlot(request.deviceSlot, static_cast<int>(listCudaDevices().size()));
     auto backend = makeCudaBackend(options);
     cudaSelfTest(options.device);
     return backend;

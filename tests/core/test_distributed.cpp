@@ -20,6 +20,7 @@
 #include "kvq/dist/thread_communicator.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/dump/synth.h"
+#include "kvq/rvq/backend_registry.h"
 #include "kvq/rvq/cpu_backend.h"
 #include "test_util.h"
 
@@ -319,6 +320,37 @@ TEST_F(DistributedStudy, OneRankIsTheSingleProcess) {
   const auto cpu = makeCpuBackend(1);
   auto solo = makeSoloCommunicator();
   expectSameJobs(runStudy(*reader, options(), *cpu), runStudyDistributed(*reader, options(), *cpu, *solo));
+}
+
+// mpirun -n N kvq train --backend cuda: the node-local rank picks the GPU.
+TEST(RankDevices, NodeLocalRanksSpreadOverTheGpusAndShareThemInTurn) {
+  // 4 ranks on a node with 2 GPUs: 0 1 0 1; 3 ranks with 4 GPUs: 0 1 2 (GPU 3 idle).
+  EXPECT_EQ((std::vector<int>{gpuDeviceForSlot(0, 2), gpuDeviceForSlot(1, 2), gpuDeviceForSlot(2, 2),
+                              gpuDeviceForSlot(3, 2)}),
+            (std::vector<int>{0, 1, 0, 1}));
+  EXPECT_EQ((std::vector<int>{gpuDeviceForSlot(0, 4), gpuDeviceForSlot(1, 4), gpuDeviceForSlot(2, 4)}),
+            (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(gpuDeviceForSlot(7, 3), 1);
+  EXPECT_EQ(gpuDeviceForSlot(5, 1), 0);
+  EXPECT_EQ(gpuDeviceForSlot(3, 0), 0);   // no device: the factory then says so itself
+  EXPECT_EQ(gpuDeviceForSlot(-1, 2), 0);  // not under MPI
+}
+
+// The slot reaches the GPU factory through makeBackend ("cuda" and "auto").
+TEST(RankDevices, TheSlotReachesTheGpuFactory) {
+  std::vector<int> slots;
+  registerGpuBackendFactory([&](const GpuBackendRequest& request) -> std::unique_ptr<Backend> {
+    slots.push_back(request.deviceSlot);
+    throw Error(ErrorKind::Resource, "", "backend", "no GPU in this test");
+  });
+  BackendOptions options;
+  options.cpuThreads = 1;
+  options.gpuSlot = 3;
+  EXPECT_THROW(makeBackend("cuda", options), Error);
+  options.gpuSlot = 1;
+  EXPECT_NE(makeBackend("auto", options), nullptr);  // the CPU, after the factory refused
+  registerGpuBackendFactory({});
+  EXPECT_EQ(slots, (std::vector<int>{3, 1}));
 }
 
 }  // namespace

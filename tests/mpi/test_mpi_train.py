@@ -35,10 +35,10 @@ def mpi_env():
     return env
 
 
-def run(cmd, ranks=None, check=True):
+def run(cmd, ranks=None, check=True, env=None, timeout=600):
     if ranks is not None:
         cmd = [MPIRUN, "-n", str(ranks), "-x", "OMP_NUM_THREADS"] + cmd
-    proc = subprocess.run(cmd, env=mpi_env(), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, env={**mpi_env(), **(env or {})}, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -84,7 +84,8 @@ def test_ranks_write_the_single_process_codebooks(dump, tmp_path, ranks, extra):
         assert many[name] == single[name], f"{name} differs with {ranks} ranks"
 
 
-def test_a_failing_rank_fails_the_run_with_its_message(dump, tmp_path):
+@pytest.mark.parametrize("isolation", [[], ["--no-isolation"]])
+def test_a_failing_rank_fails_the_run_with_its_message(dump, tmp_path, isolation):
     bad = tmp_path / "nan.h5"
     bad.write_bytes(Path(dump).read_bytes())
     with h5py.File(bad, "r+") as f:
@@ -94,10 +95,52 @@ def test_a_failing_rank_fails_the_run_with_its_message(dump, tmp_path):
         values[7] = row
     out = tmp_path / "out"
     out.mkdir()
-    # 3 ranks, 6 jobs: the job of layer 2 values (index 5) is rank 2's.
-    proc = run([KVQ, "train", str(bad), *TRAIN, "--out", str(out / "cb.h5"), "--report", str(out / "r.json")],
-               ranks=3, check=False)
+    # 3 ranks, 6 jobs: rank 1 trains layer 2 keys (job 4) and rank 2 layer 2 values (job 5);
+    # each rank checks every dataset of the layers it reads, so rank 1, the lowest, names it.
+    proc = run([KVQ, "train", str(bad), *TRAIN, *isolation, "--out", str(out / "cb.h5"),
+                "--report", str(out / "r.json")], ranks=3, check=False)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "/layers/2/values: NaN at token 7, head 1, channel 4 (rank 2 of 3)" in proc.stderr
+    assert "/layers/2/values: NaN at token 7, head 1, channel 4 (rank 1 of 3)" in proc.stderr
     assert proc.stderr.count("kvq: error:") == 1, proc.stderr  # printed once, by rank 0
     assert list(out.iterdir()) == []  # no codebook file, no report, no temporary left
+
+
+def expect_one_refusal(proc, message):
+    """Exit 2 on every rank (no rank crashed: mpirun would report the signal), the
+    message printed once, by rank 0."""
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.count("kvq: error:") == 1, proc.stderr
+    assert f"kvq: error: {message}\n" in proc.stderr, proc.stderr
+    assert "signal" not in proc.stderr, proc.stderr
+
+
+def test_a_file_that_crashes_the_library_is_refused_before_any_rank_parses_it(tmp_path):
+    # Rank 0's isolated validator meets the crash; no rank opens the file in its own process.
+    hostile = Path(__file__).resolve().parents[1] / "data" / "hostile" / "crash_global_heap.h5"
+    proc = run([KVQ, "train", str(hostile), *TRAIN, "--out", str(tmp_path / "cb.h5")], ranks=2, check=False,
+               timeout=300)
+    expect_one_refusal(proc, f"{hostile}: the HDF5 library crashed (SIGSEGV) while reading root attribute "
+                             "'model': the file is damaged or hostile (rank 0 of 2)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_each_rank_checks_its_layers_in_an_isolated_child(dump, tmp_path):
+    # keys only: 3 jobs, rank 0 reads layers 0 and 2, rank 1 layer 1. The validator's
+    # test hook crashes whichever process reads /layers/1/values: only rank 1's child
+    # does (rank 0 validates the structure alone, reading no data), and the run ends
+    # with exit 2 and its message, not a crashed rank.
+    proc = run([KVQ, "train", str(dump), *TRAIN, "--kinds", "keys", "--out", str(tmp_path / "cb.h5")],
+               ranks=2, check=False, timeout=300,
+               env={"KVQ_VALIDATOR_FAULT": "segv@reading /layers/1/values"})
+    expect_one_refusal(proc, f"{dump}: the HDF5 library crashed (SIGSEGV) while reading /layers/1/values "
+                             "tokens [0, 512): the file is damaged or hostile (rank 1 of 2)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_hang_in_rank_0s_validator_ends_every_rank(dump, tmp_path):
+    proc = run([KVQ, "train", str(dump), *TRAIN, "--out", str(tmp_path / "cb.h5")], ranks=2, check=False,
+               timeout=300, env={"KVQ_VALIDATOR_FAULT": "hang@reading root attribute 'num_layers'",
+                                 "KVQ_ISOLATION_STALL_S": "3"})
+    expect_one_refusal(proc, f"{dump}: the HDF5 library stopped responding (no progress for 3 s, the wall-time "
+                             "limit) while reading root attribute 'num_layers': the file is damaged or hostile "
+                             "(rank 0 of 2)")

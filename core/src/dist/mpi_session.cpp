@@ -125,6 +125,15 @@ Session::~Session() {
   MPI_Finalize();
 }
 
+int Session::nodeLocalRank() const {
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int rank = 0;
+  MPI_Comm_rank(node, &rank);
+  MPI_Comm_free(&node);
+  return rank;
+}
+
 std::unique_ptr<Communicator> Session::world() {
   return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, false);
 }

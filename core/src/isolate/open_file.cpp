@@ -61,17 +61,24 @@ bool cacheFits(const std::optional<CachedStats>& cached, const DumpInfo& info) {
   return stored == info;
 }
 
+isolate::RunRequest runRequest(const std::string& path, const FileIdentity& identity,
+                               const OpenPolicy& policy, UntrustedKind kind, bool statistics) {
+  isolate::RunRequest request;
+  request.path = path;
+  request.identity = identity;
+  request.kind = kind;
+  request.statistics = statistics;
+  request.validator = validatorOf(policy);
+  request.limits = policy.limits;
+  return request;
+}
+
 // Validation (and, unless the cache answered, the scan) in child processes.
 // Returns the header; fills stats when scanned.
 DumpInfo validateIsolated(const std::string& path, const FileIdentity& identity, const OpenPolicy& policy,
                           bool statistics, const OpenListener& listener, const TaskControl* control,
                           std::vector<LayerStats>& stats) {
-  isolate::RunRequest request;
-  request.path = path;
-  request.identity = identity;
-  request.statistics = statistics;
-  request.validator = validatorOf(policy);
-  request.limits = policy.limits;
+  isolate::RunRequest request = runRequest(path, identity, policy, UntrustedKind::Dump, statistics);
   request.workers = workersFor(policy, identity.size);
   isolate::RunResult result = isolate::runValidators(request, listener, control);
   stats = std::move(result.stats);
@@ -145,17 +152,20 @@ OpenedDump openDump(const std::string& path, const OpenPolicy& policy, const Ope
   return opened;
 }
 
+DumpInfo validateDumpIsolated(const std::string& path, const FileIdentity& identity,
+                              const std::vector<int>& layers, const OpenPolicy& policy,
+                              const TaskControl* control) {
+  isolate::RunRequest request = runRequest(path, identity, policy, UntrustedKind::Dump, !layers.empty());
+  request.layers = layers;
+  // One process: the ranks that call this already use the cores.
+  request.workers = policy.workers > 0 ? std::min(policy.workers, static_cast<int>(layers.size())) : 1;
+  return isolate::runValidators(request, {}, control).info;
+}
+
 CodebookFile openCodebookFile(const std::string& path, const OpenPolicy& policy) {
   if (!policy.isolate) return readCodebookFile(path);
   const FileIdentity identity = identifyFile(path);
-  isolate::RunRequest request;
-  request.path = path;
-  request.identity = identity;
-  request.kind = UntrustedKind::Codebooks;
-  request.statistics = false;
-  request.validator = validatorOf(policy);
-  request.limits = policy.limits;
-  isolate::runValidators(request, {}, nullptr);
+  isolate::runValidators(runRequest(path, identity, policy, UntrustedKind::Codebooks, false), {}, nullptr);
   return readCodebookFile(path, &identity);
 }
 

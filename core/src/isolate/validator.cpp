@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -95,10 +96,13 @@ void validateDump(const ValidatorRequest& request) {
   emit({{"event", "identity"}, {"identity", isolate::identityToJson(reader->identity())}});
   emit({{"event", "header"}, {"info", dumpHeaderToJson(info)}});
   if (!request.statistics) return;
+  const std::vector<int>& wanted = request.layers.empty() ? info.layers : request.layers;
   std::vector<int> mine;
-  for (size_t i = 0; i < info.layers.size(); ++i) {
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (std::find(info.layers.begin(), info.layers.end(), wanted[i]) == info.layers.end())
+      throwBadInput(request.path, "/layers/" + std::to_string(wanted[i]), "no such layer in this dump");
     if (static_cast<int>(i % static_cast<size_t>(request.workers)) == request.worker) {
-      mine.push_back(info.layers[i]);
+      mine.push_back(wanted[i]);
     }
   }
   const TaskControl control = progressControl();

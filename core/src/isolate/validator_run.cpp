@@ -122,6 +122,15 @@ void Session::start() {
                                      "--worker",
                                      std::to_string(k) + "/" + std::to_string(workers)};
     if (!m_request.statistics) args.emplace_back("--no-stats");
+    if (!m_request.layers.empty()) {
+      std::string list;
+      for (int layer : m_request.layers) {
+        if (!list.empty()) list += ',';
+        list += std::to_string(layer);
+      }
+      args.emplace_back("--layers");
+      args.emplace_back(list);
+    }
     if (!kAddressSanitizer) {  // ASan reserves terabytes: its allocator's limit applies instead
       args.emplace_back("--address-space");
       args.emplace_back(std::to_string(m_request.limits.memoryBytes));
@@ -291,9 +300,10 @@ RunResult Session::collect() {
   if (m_request.kind == UntrustedKind::Dump) {
     if (!m_info) protocolError("finished without a header");
     result.info = *m_info;
-    if (m_request.statistics && m_stats.size() != m_info->layers.size()) {
+    const size_t wanted = m_request.layers.empty() ? m_info->layers.size() : m_request.layers.size();
+    if (m_request.statistics && m_stats.size() != wanted) {
       protocolError("reported statistics of " + std::to_string(m_stats.size()) + " of " +
-                    std::to_string(m_info->layers.size()) + " layers");
+                    std::to_string(wanted) + " layers");
     }
     std::sort(m_stats.begin(), m_stats.end(),
               [](const LayerStats& a, const LayerStats& b) { return a.layer < b.layer; });

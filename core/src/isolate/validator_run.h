@@ -17,9 +17,10 @@ struct RunRequest {
   std::string path;
   FileIdentity identity;  // as this process saw the file; the children must see the same
   UntrustedKind kind = UntrustedKind::Dump;
-  bool statistics = true;  // dumps: scan values and compute statistics
-  int workers = 1;         // processes sharing the layers (dumps with statistics)
-  std::string validator;   // the kvq binary
+  bool statistics = true;   // dumps: scan values and compute statistics
+  int workers = 1;          // processes sharing the layers (dumps with statistics)
+  std::vector<int> layers;  // dumps with statistics: scan only these (empty: every layer)
+  std::string validator;    // the kvq binary
   IsolationLimits limits;
 };
 

@@ -20,6 +20,11 @@ GpuBackendFactory& gpuFactory() {
 
 }  // namespace
 
+int gpuDeviceForSlot(int slot, int devices) {
+  if (devices < 1 || slot < 0) return 0;
+  return slot % devices;
+}
+
 void registerGpuBackendFactory(GpuBackendFactory factory) {
   const std::lock_guard<std::mutex> lock(registryMutex());
   gpuFactory() = std::move(factory);
@@ -42,6 +47,7 @@ std::unique_ptr<Backend> makeBackend(const std::string& choice, const BackendOpt
   GpuBackendRequest request;
   request.exact = options.gpuExact;
   request.cpuThreads = cpuThreads;
+  request.deviceSlot = options.gpuSlot;
   auto say = [note](const std::string& text) {
     if (note != nullptr) *note = text;
   };

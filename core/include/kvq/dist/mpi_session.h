@@ -24,6 +24,11 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
+  // This process's rank among the ranks on its node (MPI_Comm_split_type shared
+  // memory): 0 .. ranks on the node - 1, whatever the launcher. Collective: every rank
+  // calls it.
+  int nodeLocalRank() const;
+
   // MPI_COMM_WORLD. Blocks above 2^31 - 1 bytes in one allGather are refused
   // (Error(Internal)); gatherToRoot and broadcastFromRoot take any size.
   std::unique_ptr<Communicator> world();

@@ -74,6 +74,17 @@ struct OpenedDump {
 OpenedDump openDump(const std::string& path, const OpenPolicy& policy, const OpenListener& listener = {},
                     const TaskControl* control = nullptr);
 
+// The isolated half of openDump for a process that reads only some layers of a
+// dump (each rank of `mpirun kvq train`, docs/scaling.md): in child processes under
+// policy's limits, whatever policy.isolate says, validates the structure of the file
+// that has this identity and checks the values of `layers` (each must be present;
+// none: the structure only). Returns the header. The caller may then open the file
+// with OpenOptions::expectedIdentity = identity and read those layers. Throws as
+// openDump; neither reads nor writes the statistics cache.
+DumpInfo validateDumpIsolated(const std::string& path, const FileIdentity& identity,
+                              const std::vector<int>& layers, const OpenPolicy& policy,
+                              const TaskControl* control = nullptr);
+
 // Reads a codebook file, validated in a child first unless policy.isolate is false.
 CodebookFile openCodebookFile(const std::string& path, const OpenPolicy& policy);
 

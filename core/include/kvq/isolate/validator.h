@@ -11,6 +11,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace kvq {
 
@@ -26,6 +27,9 @@ struct ValidatorRequest {
   // layer list is worker modulo workers (the parent starts `workers` of them).
   int worker = 0;
   int workers = 1;
+  // Dumps: the layers to scan (each must be present), shared out as above; empty:
+  // every layer. A process that reads only some layers has only those checked.
+  std::vector<int> layers;
   bool statistics = true;  // false: structure only (the statistics came from the cache)
   // Address space (RLIMIT_AS) this process may add to what it has mapped when it
   // starts, set before the file is touched; 0: none. Measured from the start, not

@@ -18,7 +18,14 @@ struct GpuBackendRequest {
   bool exact = false;        // exact fp32 search only, no tensor-core candidates (--exact)
   bool cpuFallback = false;  // "auto": run a call the device cannot take on the CPU, and say so
   int cpuThreads = 0;        // threads of the CPU work it delegates
+  int deviceSlot = 0;        // the device: gpuDeviceForSlot(deviceSlot, visible devices)
 };
+
+// Which of `devices` visible GPUs the process of `slot` uses: slot modulo devices, so
+// that the ranks of one node (slot = the node-local MPI rank) each take their own
+// GPU and share them evenly when there are more ranks than GPUs. 0 when devices < 1;
+// slot < 0 counts as 0. CUDA_VISIBLE_DEVICES decides which GPUs are visible.
+int gpuDeviceForSlot(int slot, int devices);
 
 // Creates the GPU backend or throws Error(Resource) saying why it cannot.
 using GpuBackendFactory = std::function<std::unique_ptr<Backend>(const GpuBackendRequest&)>;
@@ -37,6 +44,7 @@ std::unique_ptr<Backend> makeBackend(const std::string& choice, int cpuThreads =
 struct BackendOptions {
   int cpuThreads = 0;
   bool gpuExact = false;
+  int gpuSlot = 0;  // GpuBackendRequest::deviceSlot
 };
 std::unique_ptr<Backend> makeBackend(const std::string& choice, const BackendOptions& options,
                                      std::string* note = nullptr);
