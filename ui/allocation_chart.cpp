@@ -15,7 +15,8 @@
 
 namespace kvq::ui {
 
-AllocationChart::AllocationChart(QWidget* parent) : ChartWidget(tr("Bit allocation"), parent) {
+AllocationChart::AllocationChart(QWidget* parent)
+    : ChartWidget(tr("Bit allocation"), QStringLiteral("bit_allocation"), parent) {
   showPlaceholder(tr("Open a codebook file written by kvq allocate to see its bits per layer"));
 }
 

@@ -13,7 +13,6 @@ class AllocationChart : public ChartWidget {
 
  public:
   explicit AllocationChart(QWidget* parent = nullptr);
-  QString fileStem() const override { return QStringLiteral("bit_allocation"); }
   void setAllocation(const kvq::CacheAllocation& allocation);
 };
 

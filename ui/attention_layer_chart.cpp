@@ -43,7 +43,7 @@ QString headValues(const kvq::AttentionMethodResult& m, bool kl) {
 }  // namespace
 
 AttentionLayerChart::AttentionLayerChart(QWidget* parent)
-    : ChartWidget(tr("Attention error by layer"), parent) {
+    : ChartWidget(tr("Attention error by layer"), QStringLiteral("attention_by_layer"), parent) {
   showPlaceholder(tr("Train a quantizer on a dump with queries to see its attention error by layer"));
 }
 

@@ -17,7 +17,6 @@ class AttentionLayerChart : public ChartWidget {
 
  public:
   explicit AttentionLayerChart(QWidget* parent = nullptr);
-  QString fileStem() const override { return QStringLiteral("attention_by_layer"); }
   // depth: RVQ depth shown (the nearest measured one at or below it).
   void setStudy(const kvq::StudyResult& study, int depth, const kvq::StudyResult* comparison = nullptr,
                 const QString& comparisonLabel = {});

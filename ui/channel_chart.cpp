@@ -28,7 +28,8 @@ std::vector<int> groupOfChannel(int D, int groupSize, kvq::Grouping grouping) {
 
 }  // namespace
 
-ChannelChart::ChannelChart(QWidget* parent) : ChartWidget(tr("Channel magnitudes"), parent) {
+ChannelChart::ChannelChart(QWidget* parent)
+    : ChartWidget(tr("Channel magnitudes"), QStringLiteral("channel_magnitudes"), parent) {
   showPlaceholder(tr("Open a dump and select a layer to see its channels"));
 }
 

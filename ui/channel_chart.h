@@ -25,7 +25,6 @@ class ChannelChart : public ChartWidget {
 
  public:
   explicit ChannelChart(QWidget* parent = nullptr);
-  QString fileStem() const override { return QStringLiteral("channel_magnitudes"); }
   // groupSize g and grouping define which channels quantize together.
   void setData(const ChannelData& values, int groupSize, kvq::Grouping grouping);
 

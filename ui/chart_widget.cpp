@@ -13,8 +13,9 @@
 
 namespace kvq::ui {
 
-ChartWidget::ChartWidget(const QString& title, QWidget* parent)
+ChartWidget::ChartWidget(const QString& title, const QString& fileStem, QWidget* parent)
     : QWidget(parent),
+      m_fileStem(fileStem),
       m_chart(new QChart),
       m_view(new QChartView(this)),
       m_readout(new QLabel(this)),

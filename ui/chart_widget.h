@@ -21,13 +21,14 @@ class ChartWidget : public QWidget {
   Q_OBJECT
 
  public:
-  explicit ChartWidget(const QString& title, QWidget* parent = nullptr);
+  // fileStem: short name for exported files, e.g. "rate_distortion".
+  ChartWidget(const QString& title, const QString& fileStem, QWidget* parent = nullptr);
 
   QChart* chart() const { return m_chart; }
   QChartView* view() const { return m_view; }
   QString readout() const;
-  // Short name for exported files, e.g. "rate_distortion".
-  virtual QString fileStem() const = 0;
+  // Short name for exported files; a chart whose file depends on what it shows overrides it.
+  virtual QString fileStem() const { return m_fileStem; }
   // The chart's series (tests count their points).
   QList<QAbstractSeries*> series() const;
   // Shows text in place of an empty chart.
@@ -51,6 +52,7 @@ class ChartWidget : public QWidget {
   void onHover(QXYSeries* s, std::function<QString(int index)> text);
 
  private:
+  QString m_fileStem;
   QChart* m_chart;
   QChartView* m_view;
   QLabel* m_readout;

@@ -34,7 +34,8 @@ std::vector<size_t> plottedRanks(size_t used) {
 
 }  // namespace
 
-CodebookUsageChart::CodebookUsageChart(QWidget* parent) : ChartWidget(tr("Codebook usage"), parent) {
+CodebookUsageChart::CodebookUsageChart(QWidget* parent)
+    : ChartWidget(tr("Codebook usage"), QStringLiteral("codebook_usage"), parent) {
   showPlaceholder(tr("Train a quantizer to see how its codebook entries are used"));
 }
 

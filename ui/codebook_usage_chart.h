@@ -15,7 +15,6 @@ class CodebookUsageChart : public ChartWidget {
 
  public:
   explicit CodebookUsageChart(QWidget* parent = nullptr);
-  QString fileStem() const override { return QStringLiteral("codebook_usage"); }
   // Stages 1..depth of the quantizer of layer/kind (head's own when trained per head).
   void setStudy(const kvq::StudyResult& study, int layer, kvq::Kind kind, int head, int depth);
 };

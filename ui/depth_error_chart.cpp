@@ -14,7 +14,8 @@
 
 namespace kvq::ui {
 
-DepthErrorChart::DepthErrorChart(QWidget* parent) : ChartWidget(tr("Error by depth"), parent) {
+DepthErrorChart::DepthErrorChart(QWidget* parent)
+    : ChartWidget(tr("Error by depth"), QStringLiteral("error_by_depth"), parent) {
   showPlaceholder(tr("Train a quantizer to see the error after each stage"));
 }
 

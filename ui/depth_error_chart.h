@@ -12,7 +12,6 @@ class DepthErrorChart : public ChartWidget {
 
  public:
   explicit DepthErrorChart(QWidget* parent = nullptr);
-  QString fileStem() const override { return QStringLiteral("error_by_depth"); }
   void setStudy(const kvq::StudyResult& study, int layer, int depth);
 };
 

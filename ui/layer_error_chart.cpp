@@ -13,7 +13,8 @@
 
 namespace kvq::ui {
 
-LayerErrorChart::LayerErrorChart(QWidget* parent) : ChartWidget(tr("Error by layer"), parent) {
+LayerErrorChart::LayerErrorChart(QWidget* parent)
+    : ChartWidget(tr("Error by layer"), QStringLiteral("error_by_layer"), parent) {
   showPlaceholder(tr("Train a quantizer to compare layers"));
 }
 

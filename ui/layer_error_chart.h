@@ -12,7 +12,6 @@ class LayerErrorChart : public ChartWidget {
 
  public:
   explicit LayerErrorChart(QWidget* parent = nullptr);
-  QString fileStem() const override { return QStringLiteral("error_by_layer"); }
   void setStudy(const kvq::StudyResult& study, int depth);
 };
 

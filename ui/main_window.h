@@ -9,6 +9,7 @@
 
 #include <QMainWindow>
 
+#include <functional>
 #include <memory>
 
 #include "channel_chart.h"
@@ -112,6 +113,9 @@ class MainWindow : public QMainWindow {
   void exportChartsDialog();
   void exportCodebooksDialog();
   void exportMetricsDialog();
+  // Runs write (which returns the status-bar message) and shows its kvq::Error in a dialog;
+  // false when it failed.
+  bool runExport(const std::function<QString()>& write);
   void evaluateCodebooksDialog();
   void about();
   void onSelection(int layer, int kind, int head);

@@ -226,10 +226,9 @@ void MainWindow::refreshChannels() {
       });
 }
 
-bool MainWindow::exportCurrentChart(const QString& path) {
+bool MainWindow::runExport(const std::function<QString()>& write) {
   try {
-    exportWidgetImage(m_charts->currentChart(), path);
-    statusBar()->showMessage(tr("Saved %1").arg(QDir::toNativeSeparators(path)), 5000);
+    statusBar()->showMessage(write(), 5000);
     return true;
   } catch (const kvq::Error& e) {
     m_presenter->showError(this, tr("Export failed"), QString::fromStdString(e.what()));
@@ -237,29 +236,27 @@ bool MainWindow::exportCurrentChart(const QString& path) {
   }
 }
 
+bool MainWindow::exportCurrentChart(const QString& path) {
+  return runExport([&] {
+    exportWidgetImage(m_charts->currentChart(), path);
+    return tr("Saved %1").arg(QDir::toNativeSeparators(path));
+  });
+}
+
 bool MainWindow::exportAllCharts(const QString& dir) {
-  try {
+  return runExport([&] {
     QStringList written;
     for (const QString& suffix : chartExportSuffixes()) written << m_charts->exportAll(dir, suffix);
-    statusBar()->showMessage(
-        tr("Saved %1 files to %2").arg(written.size()).arg(QDir::toNativeSeparators(dir)), 5000);
-    return true;
-  } catch (const kvq::Error& e) {
-    m_presenter->showError(this, tr("Export failed"), QString::fromStdString(e.what()));
-    return false;
-  }
+    return tr("Saved %1 files to %2").arg(written.size()).arg(QDir::toNativeSeparators(dir));
+  });
 }
 
 bool MainWindow::exportMetrics(const QString& path) {
   if (!m_shown) return false;
-  try {
+  return runExport([&] {
     writeMetricsFile(*m_shown, path);
-    statusBar()->showMessage(tr("Saved %1").arg(QDir::toNativeSeparators(path)), 5000);
-    return true;
-  } catch (const kvq::Error& e) {
-    m_presenter->showError(this, tr("Export failed"), QString::fromStdString(e.what()));
-    return false;
-  }
+    return tr("Saved %1").arg(QDir::toNativeSeparators(path));
+  });
 }
 
 void MainWindow::exportCodebooks(const QString& path) {

@@ -26,7 +26,8 @@ QString variantText(const kvq::VariantReport& v, double referencePpl) {
 
 }  // namespace
 
-ModelImpactChart::ModelImpactChart(QWidget* parent) : ChartWidget(tr("Model impact"), parent) {
+ModelImpactChart::ModelImpactChart(QWidget* parent)
+    : ChartWidget(tr("Model impact"), QStringLiteral("model_impact"), parent) {
   showPlaceholder(tr("Choose the dump's GGUF model and run it to see what the quantized cache costs"));
 }
 

@@ -14,7 +14,6 @@ class ModelImpactChart : public ChartWidget {
 
  public:
   explicit ModelImpactChart(QWidget* parent = nullptr);
-  QString fileStem() const override { return QStringLiteral("model_impact"); }
   void setReport(const kvq::PplReport& report);
 };
 

@@ -114,7 +114,8 @@ const QColor kComparisonColor(0x6a, 0x3d, 0x9a);  // purple: codebooks from a fi
 }  // namespace
 
 RateDistortionChart::RateDistortionChart(QWidget* parent)
-    : ChartWidget(tr("Rate–distortion"), parent), m_metricBox(new QComboBox(this)) {
+    : ChartWidget(tr("Rate–distortion"), QStringLiteral("rate_distortion"), parent),
+      m_metricBox(new QComboBox(this)) {
   auto* label = new QLabel(tr("y axis:"), this);
   m_metricBox->addItem(tr("relative error (MSE) of keys and values"));
   m_metricBox->addItem(tr("attention-output relative error"));
@@ -132,13 +133,13 @@ RateDistortionChart::RateDistortionChart(QWidget* parent)
 QString RateDistortionChart::fileStem() const {
   switch (metric()) {
     case RdMetric::AttentionOutput:
-      return QStringLiteral("rate_distortion_attention_output");
+      return ChartWidget::fileStem() + QStringLiteral("_attention_output");
     case RdMetric::AttentionKl:
-      return QStringLiteral("rate_distortion_attention_kl");
+      return ChartWidget::fileStem() + QStringLiteral("_attention_kl");
     case RdMetric::RelativeError:
       break;
   }
-  return QStringLiteral("rate_distortion");
+  return ChartWidget::fileStem();
 }
 
 void RateDistortionChart::setStudy(std::shared_ptr<const kvq::StudyResult> study, int depth,

@@ -33,6 +33,19 @@ bool save(QWidget* widget, const QString& path) {
   return true;
 }
 
+// Exports chart to dir/<its file stem><suffix> (the format from the suffix's extension).
+bool exportChart(ChartWidget* chart, const QString& dir, const QString& suffix) {
+  const QString path = QDir(dir).filePath(chart->fileStem() + suffix);
+  try {
+    exportWidgetImage(chart, path);
+    std::printf("wrote %s\n", qPrintable(path));
+    return true;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return false;
+  }
+}
+
 // The rate–distortion chart under each of its y axes (attention ones only when measured).
 bool saveRateDistortionAxes(ChartsPanel* charts, const QString& dir) {
   RateDistortionChart* rd = charts->rateDistortion();
@@ -42,14 +55,7 @@ bool saveRateDistortionAxes(ChartsPanel* charts, const QString& dir) {
     rd->setMetric(metric);
     QCoreApplication::processEvents();
     if (rd->isPlaceholder()) continue;
-    const QString path = QDir(dir).filePath(rd->fileStem() + QStringLiteral(".png"));
-    try {
-      exportWidgetImage(rd, path);
-      std::printf("wrote %s\n", qPrintable(path));
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "%s\n", e.what());
-      ok = false;
-    }
+    ok = exportChart(rd, dir, QStringLiteral(".png")) && ok;
   }
   rd->setMetric(RdMetric::RelativeError);
   QCoreApplication::processEvents();
@@ -73,14 +79,7 @@ bool saveComparison(MainWindow& window, RecordingPresenter& presenter, const QSt
                              static_cast<ChartWidget*>(charts->attentionByLayer())}) {
     charts->setCurrentWidget(chart);
     QCoreApplication::processEvents();
-    const QString path = QDir(dir).filePath(chart->fileStem() + QStringLiteral("_compared.png"));
-    try {
-      exportWidgetImage(chart, path);
-      std::printf("wrote %s\n", qPrintable(path));
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "%s\n", e.what());
-      ok = false;
-    }
+    ok = exportChart(chart, dir, QStringLiteral("_compared.png")) && ok;
   }
   charts->rateDistortion()->setMetric(RdMetric::RelativeError);
   return ok;
@@ -138,14 +137,7 @@ int renderScreenshots(const QString& dump, const QString& dir, const QString& co
     QCoreApplication::processEvents();
     if (chart == charts->channels())
       ok = save(&window, QDir(dir).filePath(QStringLiteral("main_window_channels.png"))) && ok;
-    const QString path = QDir(dir).filePath(chart->fileStem() + QStringLiteral(".png"));
-    try {
-      exportWidgetImage(chart, path);
-      std::printf("wrote %s\n", qPrintable(path));
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "%s\n", e.what());
-      ok = false;
-    }
+    ok = exportChart(chart, dir, QStringLiteral(".png")) && ok;
   }
   ok = saveRateDistortionAxes(charts, dir) && ok;
   if (!compare.isEmpty()) ok = saveComparison(window, *presenter, compare, dir) && ok;
