@@ -205,8 +205,19 @@ std::vector<std::string> Reader::children(const std::string& path, size_t maxLin
   return names;
 }
 
-Dataset Reader::openChecked(const std::string& path, const std::vector<hsize_t>& shape, H5T_class_t cls,
-                            StorageInfo& storage, const char* rowName) const {
+namespace {
+
+size_t elementCount(const std::vector<hsize_t>& shape) {
+  size_t count = 1;
+  for (hsize_t s : shape) count *= s;
+  return count;
+}
+
+}  // namespace
+
+template <class T>
+std::vector<T> Reader::readChecked(const std::string& path, const std::vector<hsize_t>& shape,
+                                   H5T_class_t cls, hid_t memType, const char* rowName) const {
   const size_t slash = path.rfind('/');
   const Group parent = openGroup(path.substr(0, slash));
   const Location where{m_path, path};
@@ -228,32 +239,21 @@ Dataset Reader::openChecked(const std::string& path, const std::vector<hsize_t>&
     fail(path, std::string("dataset is not ") + (cls == H5T_FLOAT ? "IEEE floating point" : "integer") +
                    " (found " + describeType(type.get()) + ")");
   }
-  storage = checkStorage(dataset.get(), where, rowName);
-  return dataset;
+  const StorageInfo storage = checkStorage(dataset.get(), where, rowName);
+  std::vector<T> data(elementCount(shape));  // allocated once the file agrees with the shape
+  if (stepTracing()) traceStep("reading " + path);
+  readAllChecked(dataset.get(), storage, memType, data.data(), where, rowName);
+  return data;
 }
 
 std::vector<float> Reader::readFloat32(const std::string& path, const std::vector<hsize_t>& shape,
                                        const char* rowName) const {
-  StorageInfo storage;
-  const Dataset dataset = openChecked(path, shape, H5T_FLOAT, storage, rowName);
-  size_t count = 1;
-  for (hsize_t s : shape) count *= s;
-  std::vector<float> data(count);
-  if (stepTracing()) traceStep("reading " + path);
-  readAllChecked(dataset.get(), storage, H5T_NATIVE_FLOAT, data.data(), Location{m_path, path}, rowName);
-  return data;
+  return readChecked<float>(path, shape, H5T_FLOAT, H5T_NATIVE_FLOAT, rowName);
 }
 
 std::vector<int> Reader::readInt32(const std::string& path, const std::vector<hsize_t>& shape,
                                    const char* rowName) const {
-  StorageInfo storage;
-  const Dataset dataset = openChecked(path, shape, H5T_INTEGER, storage, rowName);
-  size_t count = 1;
-  for (hsize_t s : shape) count *= s;
-  std::vector<int> data(count);
-  if (stepTracing()) traceStep("reading " + path);
-  readAllChecked(dataset.get(), storage, H5T_NATIVE_INT, data.data(), Location{m_path, path}, rowName);
-  return data;
+  return readChecked<int>(path, shape, H5T_INTEGER, H5T_NATIVE_INT, rowName);
 }
 
 }  // namespace kvq::h5

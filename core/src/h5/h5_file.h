@@ -77,8 +77,10 @@ class Reader {
  private:
   [[noreturn]] void fail(const std::string& where, const std::string& what) const;
   Location at(hid_t obj) const { return Location{m_path, objectPath(obj)}; }
-  Dataset openChecked(const std::string& dataset, const std::vector<hsize_t>& shape, H5T_class_t cls,
-                      StorageInfo& storage, const char* rowName) const;
+  // Checks the dataset's shape, class and storage, then reads all of it as memType (T's type).
+  template <class T>
+  std::vector<T> readChecked(const std::string& dataset, const std::vector<hsize_t>& shape, H5T_class_t cls,
+                             hid_t memType, const char* rowName) const;
   std::string m_path;
   std::unique_ptr<PinnedFile> m_pinned;  // outlives m_file
   File m_file;
