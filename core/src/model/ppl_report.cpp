@@ -5,23 +5,21 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "base/json_number.h"
+
 namespace kvq {
 
 namespace {
 
 using nlohmann::json;
 
-json finite(double v) {
-  return std::isfinite(v) ? json(v) : json(nullptr);
-}
-
 json statsJson(const TokenStats& s, bool withKl) {
   json j = {{"tokens", s.tokens},
-            {"perplexity", finite(s.perplexity())},
-            {"mean_nll", finite(s.tokens ? s.nll / s.tokens : 0.0)}};
+            {"perplexity", finiteOrNull(s.perplexity())},
+            {"mean_nll", finiteOrNull(s.tokens ? s.nll / s.tokens : 0.0)}};
   if (withKl) {
-    j["mean_kl"] = finite(s.meanKl());
-    j["top1_agreement"] = finite(s.top1Rate());
+    j["mean_kl"] = finiteOrNull(s.meanKl());
+    j["top1_agreement"] = finiteOrNull(s.top1Rate());
   }
   return j;
 }
@@ -63,7 +61,7 @@ std::string pplReportJson(const PplReport& r) {
   for (const VariantReport& v : r.variants) {
     json e = statsJson(v.overall, true);
     e["label"] = v.label;
-    e["bits_per_channel"] = finite(v.bitsPerChannel);
+    e["bits_per_channel"] = finiteOrNull(v.bitsPerChannel);
     e["sequences"] = sequencesJson(v.sequences, true);
     variants.push_back(e);
   }
@@ -72,8 +70,8 @@ std::string pplReportJson(const PplReport& r) {
   for (const DumpAgreement& a : r.agreement) {
     agreement.push_back({{"layer", a.layer},
                          {"kind", kindName(a.kind)},
-                         {"relative_error", finite(a.relativeError)},
-                         {"max_abs_error", finite(a.maxAbsError)}});
+                         {"relative_error", finiteOrNull(a.relativeError)},
+                         {"max_abs_error", finiteOrNull(a.maxAbsError)}});
   }
   j["dump_agreement"] = agreement;
   if (!r.backend.empty()) j["rvq_backend"] = r.backend;

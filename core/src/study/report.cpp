@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "base/json_number.h"
 #include "kvq/io/codebook_file.h"
 #include "kvq/study/attention_report.h"
 
@@ -11,11 +12,6 @@ namespace kvq {
 namespace {
 
 using nlohmann::json;
-
-// JSON has no infinity: an exact reconstruction's SNR is written as null.
-json finite(double v) {
-  return std::isfinite(v) ? json(v) : json(nullptr);
-}
 
 json usageToJson(const StageUsage& u, bool histogram) {
   json j = {{"fraction_used", u.fractionUsed},
@@ -61,8 +57,8 @@ json jobToJson(const LayerKindResult& job, bool histograms) {
   j["bits_per_channel"] = job.bitsPerChannel;
   j["compression_ratio"] = job.compressionRatio;
   j["codebook_bits"] = job.codebookBits;
-  j["amortised_bits_per_channel"] = finite(job.amortisedBitsPerChannel);
-  j["amortised_compression_ratio"] = finite(job.amortisedCompressionRatio);
+  j["amortised_bits_per_channel"] = finiteOrNull(job.amortisedBitsPerChannel);
+  j["amortised_compression_ratio"] = finiteOrNull(job.amortisedCompressionRatio);
   j["held_out_vectors"] = job.evalVectors;
   j["error"] = errorToJson(job.error());
   j["by_depth"] = json::array();
@@ -119,8 +115,8 @@ void appendRow(std::string& out, const CsvRow& r) {
 }  // namespace
 
 json errorToJson(const ErrorSums& e) {
-  return {{"relative_error", finite(e.relativeError())},
-          {"snr_db", finite(e.snrDb())},
+  return {{"relative_error", finiteOrNull(e.relativeError())},
+          {"snr_db", finiteOrNull(e.snrDb())},
           {"mean_cosine", e.meanCosine()},
           {"vectors", e.vectors},
           {"error_energy", e.errorEnergy},
