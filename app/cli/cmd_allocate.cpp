@@ -20,6 +20,7 @@
 #include "kvq/io/codebook_file.h"
 #include "kvq/model/cache_allocation.h"
 #include "kvq/model/decoder_model.h"
+#include "model_options.h"
 #include "open_options.h"
 #include "output_paths.h"
 #include "progress_bar.h"
@@ -47,17 +48,11 @@ std::string readText(const std::string& path) {
 std::vector<BudgetItem> lossTable(const AllocateArgs& a, const CodebookFile& codebooks) {
   if (!a.losses.empty()) return parseLossTableCsv(readText(a.losses), a.losses);
   if (a.model.empty()) throwBadInput("", "--model", "needed to measure the losses (or give --losses)");
+  const uint64_t memoryBudget = memoryBudgetBytes(a.memoryBudgetGiB);
   ProgressBar bar;
   // Validated and scanned in a limited child first, as every dump (kvq/isolate/open_file.h).
   const auto dump = openDumpForWork(a.dump, a.open, bar.control());
-  ModelLoadOptions load;
-  load.memoryBudget = static_cast<uint64_t>(a.memoryBudgetGiB * static_cast<double>(uint64_t{1} << 30));
-  load.control = bar.control();
-  const auto model = loadDecoderModel(a.model, load);
-  if (codebooks.headDim != model->config.headDim || codebooks.numKvHeads != model->config.numKvHeads) {
-    throwBadInput(a.codebooks, "/ head_dim, num_kv_heads",
-                  "the codebooks were trained for another head shape");
-  }
+  const auto model = loadModelFor(a.model, memoryBudget, &codebooks, a.codebooks, bar.control());
   std::vector<BudgetItem> items =
       measureQuantizerLosses(*model, *dump, codebooks, a.codebooks, a.options, bar.control());
   bar.finish();
@@ -129,7 +124,7 @@ void registerAllocate(CLI::App& root) {
   cmd->add_option("--losses", a->losses, "Read the loss table (CSV of --save-losses) instead of measuring");
   cmd->add_option("--save-losses", a->saveLosses, "Write the measured loss table (CSV)");
   cmd->add_option("--out", a->out, "Write the codebooks with the allocation (/allocation) here");
-  cmd->add_option("--memory-budget", a->memoryBudgetGiB, "Largest float32 model accepted, GiB (default 8)");
+  addMemoryBudgetOption(cmd, a->memoryBudgetGiB);
   cmd->add_option("--backend", a->options.backend, "RVQ encoding backend: cpu, cuda or auto");
   cmd->add_option("--threads", a->options.threads, "CPU threads (default: all)");
   addOpenOptions(cmd, a->open, true);

@@ -18,6 +18,7 @@
 #include "kvq/model/decoder_model.h"
 #include "kvq/model/perplexity.h"
 #include "kvq/model/ppl_report.h"
+#include "model_options.h"
 #include "open_options.h"
 #include "progress_bar.h"
 
@@ -77,8 +78,7 @@ std::vector<CacheVariantSpec> buildVariants(const PplArgs& a, const std::optiona
 
 void runPpl(const PplArgs& a) {
   if (a.json && a.csv) throwBadInput("", "--json, --csv", "choose one output format");
-  if (!(a.memoryBudgetGiB > 0) || a.memoryBudgetGiB > 1 << 20)
-    throwBadInput("", "--memory-budget", "must be > 0 GiB");
+  const uint64_t memoryBudget = memoryBudgetBytes(a.memoryBudgetGiB);
   if (a.maxTokens < 0 || a.maxTokens == 1) throwBadInput("", "--max-tokens", "must be 0 (all) or at least 2");
   if (a.threads > 0) omp_set_num_threads(a.threads);
   std::optional<CodebookFile> codebooks;
@@ -96,15 +96,8 @@ void runPpl(const PplArgs& a) {
   ProgressBar bar;
   // Validated and scanned in a limited child first, as every dump (kvq/isolate/open_file.h).
   const auto dump = openDumpForWork(a.dump, a.open, bar.control());
-  ModelLoadOptions load;
-  load.memoryBudget = static_cast<uint64_t>(a.memoryBudgetGiB * static_cast<double>(uint64_t{1} << 30));
-  load.control = bar.control();
-  const auto model = loadDecoderModel(a.model, load);
-  if (codebooks &&
-      (codebooks->headDim != model->config.headDim || codebooks->numKvHeads != model->config.numKvHeads)) {
-    throwBadInput(a.codebooks, "/ head_dim, num_kv_heads",
-                  "the codebooks were trained for another head shape");
-  }
+  const auto model =
+      loadModelFor(a.model, memoryBudget, codebooks ? &*codebooks : nullptr, a.codebooks, bar.control());
   options.variants = buildVariants(a, codebooks, model->config.numLayers);
   const PplReport report = evaluatePerplexity(*model, *dump, options, bar.control());
   bar.finish();
@@ -151,7 +144,7 @@ void registerPpl(CLI::App& root) {
                   "Quantized layers, e.g. 0-29 (default: the codebooks' layers, else all)");
   cmd->add_option("--max-tokens", a->maxTokens,
                   "Evaluate only the first N tokens of each sequence (0 = all)");
-  cmd->add_option("--memory-budget", a->memoryBudgetGiB, "Largest float32 model accepted, GiB (default 8)");
+  addMemoryBudgetOption(cmd, a->memoryBudgetGiB);
   cmd->add_flag("--no-check-dump", a->noCheckDump, "Skip comparing the reference keys/values with the dump");
   cmd->add_option("--backend", a->backend,
                   "Backend of RVQ encoding and of the pass's weight products (cuBLAS): cpu, cuda or auto");

@@ -30,10 +30,7 @@ void registerSweep(CLI::App& root) {
   auto args = std::make_shared<SweepArgs>();
   CLI::App* cmd =
       root.add_subcommand("sweep", "Rate-distortion sweep over codebook sizes and depths, with baselines");
-  addDumpArgument(cmd, args->engine);
-  addConfigOptions(cmd, args->engine);
-  addSelectionOptions(cmd, args->engine);
-  addComputeOptions(cmd, args->engine);
+  addTrainingOptions(cmd, args->engine);
   cmd->add_option("--codebook-sizes", args->sizes, "Codebook sizes C, e.g. 256,1024,2048")
       ->capture_default_str();
   cmd->add_option("--depths", args->depths, "Depths K, e.g. 1-8 or 2,4,8")->capture_default_str();

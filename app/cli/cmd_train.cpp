@@ -25,10 +25,7 @@ void registerTrain(CLI::App& root) {
   auto args = std::make_shared<TrainArgs>();
   CLI::App* cmd =
       root.add_subcommand("train", "Train RVQ codebooks on a dump and measure them on held-out tokens");
-  addDumpArgument(cmd, args->engine);
-  addConfigOptions(cmd, args->engine);
-  addSelectionOptions(cmd, args->engine);
-  addComputeOptions(cmd, args->engine);
+  addTrainingOptions(cmd, args->engine);
   cmd->add_option("--out", args->out, "Codebook file to write (HDF5, rvq-codebooks v1)");
   cmd->add_option("--npz", args->npz, "Also export the codebooks as a NumPy .npz");
   addAttentionOptions(cmd, args->attention, true);

@@ -74,6 +74,13 @@ void addComputeOptions(CLI::App* cmd, EngineOptions& o) {
                 "GPU: exact fp32 search only, no tensor-core candidates (the same codes, slower)");
 }
 
+void addTrainingOptions(CLI::App* cmd, EngineOptions& o) {
+  addDumpArgument(cmd, o);
+  addConfigOptions(cmd, o);
+  addSelectionOptions(cmd, o);
+  addComputeOptions(cmd, o);
+}
+
 void addReportOptions(CLI::App* cmd, EngineOptions& o) {
   cmd->add_option("--report", o.reportJson, "Write every metric as JSON to this file");
   cmd->add_option("--csv", o.reportCsv, "Write the metrics table as CSV to this file");

@@ -47,6 +47,9 @@ void addHeldOutOption(CLI::App* cmd, EngineOptions& o);
 void addSelectionOptions(CLI::App* cmd, EngineOptions& o);
 // --backend, --threads, --exact.
 void addComputeOptions(CLI::App* cmd, EngineOptions& o);
+// What the training commands (train, sweep) take: DUMP, every config flag, the selection
+// and the compute options, in that order.
+void addTrainingOptions(CLI::App* cmd, EngineOptions& o);
 // --report FILE.json, --csv FILE.csv.
 void addReportOptions(CLI::App* cmd, EngineOptions& o);
 

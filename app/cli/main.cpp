@@ -10,14 +10,8 @@
 #include "commands.h"
 #include "config_flags.h"
 #include "kvq/base/error.h"
-#include "kvq/base/hdf5_process.h"
 #include "kvq/base/openmp_process.h"
-#ifdef KVQ_HAVE_CUDA
-#include "kvq/gpu/cuda_backend.h"
-#endif
-#ifdef KVQ_HAVE_CUBLAS
-#include "kvq/gpu/cublas_model_gemm.h"
-#endif
+#include "process_setup.h"
 
 namespace {
 
@@ -35,13 +29,7 @@ int main(int argc, char** argv) {
   // The model pass's OpenMP threads sleep, not spin, while they wait (measured for kvq ppl only).
   const char* command = subcommandOf(argc, argv);
   if (command != nullptr && std::string_view(command) == "ppl") kvq::preferPassiveOpenMpWait(argv);
-  kvq::prepareHdf5ForProcess();  // first: before anything touches HDF5
-#ifdef KVQ_HAVE_CUDA
-  kvq::gpu::registerCudaBackend();
-#endif
-#ifdef KVQ_HAVE_CUBLAS
-  kvq::gpu::registerCublasModelGemm();  // the model pass's weight products on the GPU (kvq ppl)
-#endif
+  kvq::app::prepareProcess();  // first: HDF5 and the GPU engines
   CLI::App app{"kvq — KV-cache residual vector quantization studio, command-line tool"};
   app.set_version_flag("--version", std::string("kvq ") + KVQ_VERSION);
   app.require_subcommand(1);

@@ -4,24 +4,12 @@
 #include <QCommandLineParser>
 
 #include "default_sample.h"
-#include "kvq/base/hdf5_process.h"
 #include "main_window.h"
+#include "process_setup.h"
 #include "screenshots.h"
-#ifdef KVQ_HAVE_CUDA
-#include "kvq/gpu/cuda_backend.h"
-#endif
-#ifdef KVQ_HAVE_CUBLAS
-#include "kvq/gpu/cublas_model_gemm.h"
-#endif
 
 int main(int argc, char** argv) {
-  kvq::prepareHdf5ForProcess();  // first: before anything touches HDF5
-#ifdef KVQ_HAVE_CUDA
-  kvq::gpu::registerCudaBackend();  // makes "cuda" and "auto" in the backend choice reach the GPU
-#endif
-#ifdef KVQ_HAVE_CUBLAS
-  kvq::gpu::registerCublasModelGemm();  // the model pass's weight products on the GPU (kvq ppl, Model impact)
-#endif
+  kvq::app::prepareProcess();  // first: HDF5 and the GPU engines
   QApplication app(argc, argv);
   QApplication::setApplicationName(QStringLiteral("KVQ Studio"));
   QApplication::setOrganizationName(QStringLiteral("kvq"));
