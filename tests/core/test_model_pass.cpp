@@ -17,6 +17,7 @@
 #include "kvq/model/random_model.h"
 #include "kvq/model/rope.h"
 #include "kvq/model/weight_gemm.h"
+#include "kvq/rvq/rvq_config.h"
 #include "model/attention.h"
 #include "model/gemm.h"
 #include "test_util.h"
@@ -179,6 +180,67 @@ TEST(Perplexity, UntouchedCacheGivesKlExactlyZeroAndTheReferencePerplexity) {
     nll += std::log(z) - l[first[static_cast<size_t>(t + 1)]];
   }
   EXPECT_NEAR(r.referenceSequences[0].nll, nll, 1e-5 * nll);
+}
+
+// A dump in llama.cpp's interleaved rotary channel order (rope_layout "interleaved") is read in
+// its own order: the reference pass agrees with its keys exactly, stored before or after RoPE,
+// and codebooks whose channel groups follow the dump's order quantize the same channels as the
+// same codebooks on the Hugging Face-order dump, so the model loses the same.
+TEST(Perplexity, InterleavedDumpsAreReadInTheirOwnChannelOrder) {
+  const auto model = loadDecoderModel(test::kTinyModel);
+  ASSERT_EQ(model->config.rope.dim, 4);
+  for (bool post : {false, true}) {
+    const auto dump =
+        DumpReader::open(test::writeTinyDump(test::freshTempDir(), *model, RopeLayout::Interleaved, post));
+    PplOptions options;
+    options.variants.push_back({});
+    const PplReport r = evaluatePerplexity(*model, *dump, options);
+    ASSERT_EQ(r.agreement.size(), 2u);
+    EXPECT_EQ(r.agreement[0].kind, Kind::Keys);
+    EXPECT_EQ(r.agreement[0].relativeError, 0.0) << (post ? "post-RoPE" : "pre-RoPE");
+    EXPECT_EQ(r.agreement[1].relativeError, 0.0);
+  }
+  // C = 4, g = 2, K = 3, random; groups (0, 1), (2, 3) of the Hugging Face order.
+  CodebookFile books;
+  books.config = presetConfig("paper");
+  books.config.codebookSize = 4;
+  books.config.groupSize = 2;
+  books.config.depth = 3;
+  books.headDim = 4;
+  books.numKvHeads = 1;
+  books.model = "tiny";
+  for (Kind kind : {Kind::Keys, Kind::Values}) {
+    QuantizerSet set{0, kind, {0, 1, 2, 3}, {}, {Codebooks(3, 4, 2)}};
+    set.codebooks[0].data = randomVector(set.codebooks[0].data.size(), kind == Kind::Keys ? 1 : 2);
+    books.sets.push_back(set);
+  }
+  CodebookFile interleavedBooks = books;  // the same groups, named by the interleaved dump's channels
+  const std::vector<int> at = channelsInLayout(RopeLayout::Interleaved, 4, 4);
+  ASSERT_EQ(at, (std::vector<int>{0, 2, 1, 3}));
+  interleavedBooks.sets[0].channelOrder = {at[0], at[1], at[2], at[3]};
+  PplOptions options;
+  CacheVariantSpec rvq;
+  rvq.kind = CacheVariantKind::Rvq;
+  rvq.depth = 2;
+  options.variants.push_back(rvq);
+  options.codebooks = &books;
+  const PplReport half = evaluatePerplexity(
+      *model, *DumpReader::open(test::writeTinyDump(test::freshTempDir(), *model)), options);
+  options.codebooks = &interleavedBooks;
+  const PplReport interleaved = evaluatePerplexity(
+      *model, *DumpReader::open(test::writeTinyDump(test::freshTempDir(), *model, RopeLayout::Interleaved)),
+      options);
+  const TokenStats& a = half.variants[0].overall;
+  const TokenStats& b = interleaved.variants[0].overall;
+  EXPECT_GT(a.kl, 1e-3);  // the codebooks do change the model
+  EXPECT_NEAR(b.kl, a.kl, 1e-5 * a.kl);
+  EXPECT_NEAR(b.nll, a.nll, 1e-6 * a.nll);
+  // The Hugging Face-order codebooks on the interleaved dump group other channels.
+  options.codebooks = &books;
+  const PplReport crossed = evaluatePerplexity(
+      *model, *DumpReader::open(test::writeTinyDump(test::freshTempDir(), *model, RopeLayout::Interleaved)),
+      options);
+  EXPECT_GT(std::abs(crossed.variants[0].overall.kl - a.kl), 1e-4 * a.kl);
 }
 
 TEST(Perplexity, PassIsCausal) {

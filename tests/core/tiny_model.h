@@ -10,6 +10,7 @@
 
 #include "kvq/dump/dump_writer.h"
 #include "kvq/model/decoder_pass.h"
+#include "kvq/model/rope.h"
 #include "test_util.h"
 
 namespace kvq::test {
@@ -17,7 +18,10 @@ namespace kvq::test {
 inline const std::string kTinyModel = std::string(KVQ_TEST_DATA_DIR) + "/gguf/tiny_llama.gguf";
 
 // A dump matching tiny_llama.gguf (1 layer, 1 kv head, head_dim 4, vocab 16): two sequences.
-inline std::string writeTinyDump(const std::filesystem::path& dir, const DecoderModel& model) {
+// layout Interleaved: its keys in llama.cpp's rotary channel order (rope_layout "interleaved");
+// postRope: keys stored after RoPE (key_rope "post").
+inline std::string writeTinyDump(const std::filesystem::path& dir, const DecoderModel& model,
+                                 RopeLayout layout = RopeLayout::Half, bool postRope = false) {
   const int64_t tokens = 70;
   std::vector<int32_t> ids(static_cast<size_t>(tokens));
   std::mt19937 rng(9);
@@ -29,6 +33,9 @@ inline std::string writeTinyDump(const std::filesystem::path& dir, const Decoder
   h.headDim = 4;
   h.tokens = tokens;
   h.dtype = DType::Float32;
+  h.keyRope = postRope ? "post" : "pre";
+  h.ropeDim = model.config.rope.dim;
+  h.ropeLayout = ropeLayoutName(layout);
   const std::string path = (dir / "tiny.h5").string();
   auto w = DumpWriter::create(path, h);
   // Store the model's own pre-RoPE keys/values of each sequence, as a dumper would.
@@ -44,8 +51,16 @@ inline std::string writeTinyDump(const std::filesystem::path& dir, const Decoder
     std::vector<float> x(static_cast<size_t>((e - b) * 8));
     pass.embed(ids.data() + b, e - b, x.data());
     pass.runLayers(x.data(), e - b, 0, 1, &capture, nullptr);
+    if (postRope) {  // this sequence's keys, positions 0.., rotated as the model rotates them
+      applyRope(capture.k.data() + b * 4, e - b, 1, 4, 4, 0, ropeInverseFrequencies(model.config.rope));
+    }
   }
-  w->writeLayer(0, slabOf(tokens, 1, 4, capture.k), slabOf(tokens, 1, 4, capture.v));
+  const std::vector<int> at = channelsInLayout(layout, model.config.rope.dim, 4);
+  std::vector<float> keys(capture.k.size());
+  for (size_t r = 0; r < capture.k.size() / 4; ++r) {
+    for (size_t c = 0; c < 4; ++c) keys[r * 4 + static_cast<size_t>(at[c])] = capture.k[r * 4 + c];
+  }
+  w->writeLayer(0, slabOf(tokens, 1, 4, keys), slabOf(tokens, 1, 4, capture.v));
   w->writeTokenIds(ids);
   w->writeSequenceStarts({0, 40});
   w->commit();

@@ -10,6 +10,7 @@
 
 #include "kvq/base/error.h"
 #include "kvq/model/decoder_pass.h"
+#include "kvq/model/rope.h"
 #include "kvq/rvq/backend_registry.h"
 #include "model/fast_exp.h"
 
@@ -42,6 +43,9 @@ void checkModelMatchesDump(const DecoderModel& model, const DumpReader& dump) {
   if (info.numLayers != c.numLayers) mismatch("num_layers", info.numLayers, c.numLayers);
   if (info.numKvHeads != c.numKvHeads) mismatch("num_kv_heads", info.numKvHeads, c.numKvHeads);
   if (info.headDim != c.headDim) mismatch("head_dim", info.headDim, c.headDim);
+  // An interleaved dump's channel order depends on how many channels rotate.
+  if (info.ropeLayout == "interleaved" && info.ropeDim && *info.ropeDim != c.rope.dim)
+    mismatch("rope_dim", *info.ropeDim, c.rope.dim);
   if (!info.hasTokenIds) {
     throwBadInput(info.path, "/tokens",
                   "the dump holds no token ids, so the model cannot be run on its text");
@@ -77,11 +81,54 @@ namespace {
 // Per stored layer and kind: sum of squared errors, sum of squared stored values, max |error|.
 using AgreementSums = std::map<std::pair<int, Kind>, std::array<double, 3>>;
 
-// Compares the reference pass's keys/values with the layers the dump stores.
+// Hands `inner` the keys of a layer in the dump's channel order (its rope_layout) and puts
+// them back in the pass's Hugging Face order afterwards, so that what reads or replaces the
+// keys — the agreement check, codebooks trained on the dump (their channel groups and weights)
+// — sees the channels where the dump has them. Values have no rotary layout.
+class InDumpChannelOrder final : public KvCacheHook {
+ public:
+  // dumpChannel: channelsInLayout of the dump's layout, [D]
+  InDumpChannelOrder(KvCacheHook& inner, const std::vector<int>& dumpChannel, int heads)
+      : m_inner(inner), m_at(dumpChannel), m_heads(heads) {
+    for (size_t c = 0; c < m_at.size(); ++c) m_same = m_same && m_at[c] == static_cast<int>(c);
+  }
+
+  void apply(int layer, int64_t tokens, float* keys, float* values) override {
+    if (m_same) {
+      m_inner.apply(layer, tokens, keys, values);
+      return;
+    }
+    const auto d = static_cast<int64_t>(m_at.size());
+    const int64_t rows = tokens * m_heads;
+    m_keys.resize(static_cast<size_t>(rows * d));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < d; ++c)
+        m_keys[static_cast<size_t>(r * d + m_at[static_cast<size_t>(c)])] = keys[r * d + c];
+    }
+    m_inner.apply(layer, tokens, m_keys.data(), values);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < d; ++c)
+        keys[r * d + c] = m_keys[static_cast<size_t>(r * d + m_at[static_cast<size_t>(c)])];
+    }
+  }
+  int recentWindow(int layer) const override { return m_inner.recentWindow(layer); }
+  bool slidingKeyWindow(int layer) const override { return m_inner.slidingKeyWindow(layer); }
+
+ private:
+  KvCacheHook& m_inner;
+  const std::vector<int>& m_at;
+  int m_heads;
+  bool m_same = true;  // the dump keeps the pass's order (rope_layout "half")
+  std::vector<float> m_keys;
+};
+
+// Compares the reference pass's keys/values with the layers the dump stores; keys arrive in the
+// dump's channel order (InDumpChannelOrder), and are rotated in its layout when it stores them
+// after RoPE.
 class AgreementHook : public KvCacheHook {
  public:
-  AgreementHook(const DumpReader& dump, std::vector<double> invFreq, int64_t begin)
-      : m_dump(dump), m_invFreq(std::move(invFreq)), m_begin(begin) {}
+  AgreementHook(const DumpReader& dump, std::vector<double> invFreq, RopeLayout layout, int64_t begin)
+      : m_dump(dump), m_invFreq(std::move(invFreq)), m_layout(layout), m_begin(begin) {}
 
   void apply(int layer, int64_t tokens, float* keys, float* values) override {
     if (!m_dump.has(layer, Kind::Keys)) return;
@@ -91,7 +138,7 @@ class AgreementHook : public KvCacheHook {
     if (info.keyRope == "post") {  // the dump stores keys after RoPE: rotate a copy
       rotated.assign(keys, keys + tokens * info.numKvHeads * info.headDim);
       applyRope(rotated.data(), tokens, info.numKvHeads, info.headDim,
-                static_cast<int64_t>(info.numKvHeads) * info.headDim, 0, m_invFreq);
+                static_cast<int64_t>(info.numKvHeads) * info.headDim, 0, m_invFreq, m_layout);
       k = rotated.data();
     }
     compare(layer, Kind::Keys, k, tokens);
@@ -114,6 +161,7 @@ class AgreementHook : public KvCacheHook {
 
   const DumpReader& m_dump;
   std::vector<double> m_invFreq;
+  RopeLayout m_layout;
   int64_t m_begin;
 };
 
@@ -211,6 +259,8 @@ struct RunState {
   const TaskControl* control;
   std::vector<int> layers;
   std::vector<std::unique_ptr<CacheQuantizer>> quantizers;
+  RopeLayout dumpLayout = RopeLayout::Half;
+  std::vector<int> dumpChannel;  // channelsInLayout(dumpLayout): where the dump keeps each key channel
   AgreementSums agreement;
   int64_t unitsDone = 0, unitsTotal = 1;
 
@@ -229,18 +279,20 @@ void evaluateSequence(RunState& st, DecoderPass& pass, const int32_t* tokens, in
   const std::string label = "sequence " + std::to_string(report.referenceSequences.size() + 1);
   std::vector<float> x(static_cast<size_t>(n * c.hidden)), saved;
   pass.embed(tokens, n, x.data());
-  AgreementHook agreement(st.dump, ropeInverseFrequencies(c.rope), begin);
+  AgreementHook agreement(st.dump, ropeInverseFrequencies(c.rope), st.dumpLayout, begin);
+  InDumpChannelOrder checked(agreement, st.dumpChannel, c.numKvHeads);
   for (int layer = 0; layer < c.numLayers; ++layer) {
     if (layer == firstQ) saved = x;
-    pass.runLayers(x.data(), n, layer, layer + 1, st.options.checkDump ? &agreement : nullptr, st.control);
+    pass.runLayers(x.data(), n, layer, layer + 1, st.options.checkDump ? &checked : nullptr, st.control);
     st.step(label + ": reference");
   }
   pass.finalNorm(x.data(), n);
   std::vector<std::vector<float>> hVar(st.quantizers.size());
   for (size_t v = 0; v < st.quantizers.size(); ++v) {
     hVar[v] = saved;
+    InDumpChannelOrder quantizer(*st.quantizers[v], st.dumpChannel, c.numKvHeads);
     for (int layer = firstQ; layer < c.numLayers; ++layer) {
-      pass.runLayers(hVar[v].data(), n, layer, layer + 1, st.quantizers[v].get(), st.control);
+      pass.runLayers(hVar[v].data(), n, layer, layer + 1, &quantizer, st.control);
       st.step(label + ": " + report.variants[v].label);
     }
     pass.finalNorm(hVar[v].data(), n);
@@ -303,7 +355,10 @@ PplReport evaluatePerplexity(const DecoderModel& model, const DumpReader& dump, 
   const auto start = std::chrono::steady_clock::now();
   checkModelMatchesDump(model, dump);
   const ModelConfig& c = model.config;
-  RunState st{model, dump, options, control, quantizedLayers(options, c.numLayers), {}, {}, 0, 1};
+  RunState st{model, dump, options, control, quantizedLayers(options, c.numLayers), {}, RopeLayout::Half,
+              {},    {},   0,       1};
+  st.dumpLayout = parseRopeLayout(dump.info().ropeLayout, "rope_layout");
+  st.dumpChannel = channelsInLayout(st.dumpLayout, c.rope.dim, c.headDim);
   PplReport report;
   report.dumpPath = dump.info().path;
   report.modelPath = model.path;

@@ -30,6 +30,21 @@ std::vector<double> ropeInverseFrequencies(const RopeConfig& rope) {
   return inv;
 }
 
+std::vector<int> channelsInLayout(RopeLayout layout, int dim, int headDim) {
+  if (dim < 0 || dim % 2 != 0 || dim > headDim)
+    throwInternal("channelsInLayout", "rope dim outside [0, head_dim]");
+  std::vector<int> at(static_cast<size_t>(headDim));
+  for (int c = 0; c < headDim; ++c) at[static_cast<size_t>(c)] = c;
+  if (layout == RopeLayout::Interleaved) {
+    const int half = dim / 2;
+    for (int i = 0; i < half; ++i) {
+      at[static_cast<size_t>(i)] = 2 * i;
+      at[static_cast<size_t>(i + half)] = 2 * i + 1;
+    }
+  }
+  return at;
+}
+
 void applyRope(float* x, int64_t tokens, int heads, int headDim, int64_t rowStride, int64_t firstPosition,
                const std::vector<double>& invFreq, RopeLayout layout) {
   const auto half = static_cast<int>(invFreq.size());

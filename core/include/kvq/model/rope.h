@@ -34,6 +34,12 @@ struct RopeConfig {
 // invFreq[i] = theta^(-2i/dim) / factor / freqFactors[i], i < dim/2, in double.
 std::vector<double> ropeInverseFrequencies(const RopeConfig& rope);
 
+// Where each Hugging Face ("half") channel of a head sits in `layout`: [headDim], entry c is
+// the channel of `layout` that holds half channel c. Interleaved: half channel i (< dim/2) is
+// 2i and half channel i + dim/2 is 2i + 1 (llama.cpp's q/k row permutation); channels
+// dim..headDim-1, and every channel of Half, stay where they are.
+std::vector<int> channelsInLayout(RopeLayout layout, int dim, int headDim);
+
 // Rotates x in place.
 //   x:        [tokens, heads, rowStride/..] row-major float32; token t's head h starts at
 //             x + t * rowStride + h * headDim
