@@ -227,7 +227,8 @@ bool StudyController::train(const kvq::RvqConfig& config, const QList<int>& laye
   const kvq::RvqConfig preview = kvq::previewConfig(config);
   // A preview only when it is much quicker than the full recipe (evaluation costs both the same).
   const bool withPreview =
-      mode == Mode::Progressive && 2 * studyWork(preview, layers) < studyWork(config, layers);
+      mode == Mode::Progressive &&
+      2 * studyWork(preview, layers, false) < studyWork(config, layers, measuresAttention(layers));
   m_preview.reset();
   m_previewKey.clear();
   if (withPreview)
@@ -279,7 +280,7 @@ void StudyController::submit(const QString& tag, const kvq::RvqConfig& config, c
 void StudyController::onFullResult(const StudyPtr& study, const QList<int>& layers) {
   ++m_trainings;
   if (m_session) store(keyFor(study->config, layers), study);
-  const double work = studyWork(study->config, layers);
+  const double work = studyWork(study->config, layers, !study->attention.layers.empty());
   if (study->totalSeconds > 0 && work > 0) {
     m_throughput = work / study->totalSeconds;
     m_throughputFromTraining = true;
@@ -305,21 +306,31 @@ void StudyController::setBackgroundEnabled(bool on) {
   if (on) planBackground();
 }
 
-double StudyController::studyWork(const kvq::RvqConfig& config, const QList<int>& layers) const {
+double StudyController::studyWork(const kvq::RvqConfig& config, const QList<int>& layers,
+                                  bool attention) const {
   if (!m_session) return 0.0;
   const kvq::DumpInfo& info = m_session->info();
   try {
     const kvq::TokenSplit split = kvq::splitTokens(info.tokens, info.sequenceStarts, config.heldOutFraction);
-    const int count =
-        layers.isEmpty() ? static_cast<int>(info.layers.size()) : static_cast<int>(layers.size());
-    return kvq::studyWork(config, info, count, 2, split.trainTokens, split.heldOutTokens);
+    const QList<int> chosen = layers.isEmpty() ? QList<int>(info.layers.begin(), info.layers.end()) : layers;
+    const auto count = static_cast<int>(chosen.size());
+    double work = kvq::studyWork(config, info, count, 2, split.trainTokens, split.heldOutTokens);
+    if (attention) {
+      const auto withQueries =
+          static_cast<int>(std::count_if(chosen.begin(), chosen.end(), [this](int layer) {
+            return m_session->reader->has(layer, kvq::Kind::Queries);
+          }));
+      work += kvq::attentionWork(config, attentionOptions(true, config.depth), info, withQueries,
+                                 split.heldOutTokens);
+    }
+    return work;
   } catch (const kvq::Error&) {
     return 0.0;  // settings the training would refuse: no estimate
   }
 }
 
 double StudyController::estimateSeconds(const kvq::RvqConfig& config, const QList<int>& layers) const {
-  const double work = studyWork(config, layers);
+  const double work = studyWork(config, layers, measuresAttention(layers));
   if (work <= 0 || m_throughput <= 0) return std::numeric_limits<double>::infinity();
   return work / m_throughput;
 }

@@ -119,7 +119,9 @@ class StudyController : public QObject {
   void submit(const QString& tag, const kvq::RvqConfig& config, const QList<int>& layers, bool preview);
   void onFullResult(const StudyPtr& study, const QList<int>& layers);
   void planBackground();
-  double studyWork(const kvq::RvqConfig& config, const QList<int>& layers) const;
+  // Multiply-adds of a training of `layers` (all when empty), with the attention
+  // measurement a full training adds on a dump with queries (kvq/study/work_estimate.h).
+  double studyWork(const kvq::RvqConfig& config, const QList<int>& layers, bool attention) const;
 
   QPointer<JobQueue> m_jobs;  // may die first when both are children of one window
   SessionPtr m_session;

@@ -94,6 +94,7 @@ std::optional<FieldValue> ConfigFlags::given(const std::string& field) const {
 
 std::vector<std::optional<FieldValue>> ConfigFlags::given(const std::vector<FieldSpec>& specs) const {
   std::vector<std::optional<FieldValue>> values;
+  values.reserve(specs.size());
   for (const FieldSpec& spec : specs) values.push_back(given(spec.name));
   return values;
 }

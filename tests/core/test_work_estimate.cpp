@@ -57,6 +57,34 @@ TEST(WorkEstimate, StudyAddsEvaluationPerLayerAndKind) {
   EXPECT_EQ(studyWork(bad, info, 1, 1, 100, 50), 0.0);
 }
 
+TEST(WorkEstimate, AttentionCountsEncodingAndEveryMethodsScores) {
+  RvqConfig c;
+  c.codebookSize = 4;
+  c.depth = 2;
+  c.groupSize = 2;
+  DumpInfo info;
+  info.tokens = 100;
+  info.sequenceStarts = {0, 50};
+  info.numKvHeads = 1;
+  info.numQHeads = 2;
+  info.headDim = 4;
+  AttentionOptions a;
+  a.enabled = true;
+  a.rvqDepths = {1, 2};
+  // Encoding: keys and values x 1 head x 100 tokens x 4 channels x K 2 x C 4 = 6400.
+  // 20 held-out tokens (10 per sequence) queried, 2 query heads, each seeing about
+  // 50 - 10/2 = 45 keys of 4 channels twice (scores, values), for the reference, RVQ at
+  // depths 1 and 2, KIVI-2/3/4 with and without the window: 9 passes.
+  const double perLayer = 6400.0 + 20.0 * 2 * 45 * 4 * 2 * 9;
+  EXPECT_DOUBLE_EQ(attentionWork(c, a, info, 3, 20), 3 * perLayer);
+  a.queriesPerLayer = 5;  // sampled: 5 of the 20
+  EXPECT_DOUBLE_EQ(attentionWork(c, a, info, 1, 20), 6400.0 + 5.0 * 2 * 45 * 4 * 2 * 9);
+  a.kiviWindow = false;  // reference, 2 depths, KIVI-2/4 without the window: 5 passes
+  EXPECT_DOUBLE_EQ(attentionWork(c, a, info, 1, 20, {2, 4}), 6400.0 + 5.0 * 2 * 45 * 4 * 2 * 5);
+  a.enabled = false;
+  EXPECT_EQ(attentionWork(c, a, info, 1, 20), 0.0);
+}
+
 TEST(WorkEstimate, PreviewIsTheQuickRecipe) {
   const RvqConfig paper = presetConfig("paper");
   const RvqConfig p = previewConfig(paper);

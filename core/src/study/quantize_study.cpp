@@ -457,6 +457,7 @@ StudyResult evaluateCodebooks(const DumpReader& reader, const std::vector<Quanti
   const double span = options.attention.enabled ? 0.5 : 1.0;
   if (options.attention.enabled) {
     std::vector<int> layers;
+    layers.reserve(selected.size());
     for (const QuantizerSet* set : selected) layers.push_back(set->layer);
     checkAttentionInputs(reader, layers);
   }

@@ -28,6 +28,24 @@ double studyWork(const RvqConfig& config, const DumpInfo& info, int layers, int 
   return static_cast<double>(layers) * kinds * (train + eval);
 }
 
+double attentionWork(const RvqConfig& config, const AttentionOptions& options, const DumpInfo& info,
+                     int layers, int64_t heldOutTokens, const std::vector<int>& baselineBits) {
+  if (!options.enabled || layers <= 0 || info.tokens <= 0 || heldOutTokens <= 0) return 0.0;
+  const double tokens = static_cast<double>(info.tokens);
+  const double encode = 2.0 * info.numKvHeads * tokens * info.headDim * config.depth * config.codebookSize *
+                        std::max(1, config.beamWidth);
+  const double queries = options.queriesPerLayer > 0
+                             ? static_cast<double>(std::min(options.queriesPerLayer, heldOutTokens))
+                             : static_cast<double>(heldOutTokens);
+  const double sequences = static_cast<double>(std::max<size_t>(1, info.sequenceStarts.size()));
+  const double visible = (tokens - 0.5 * static_cast<double>(heldOutTokens)) / sequences;
+  const auto rvq = static_cast<double>(options.rvqDepths.empty() ? 1 : options.rvqDepths.size());
+  const double kivi = static_cast<double>(baselineBits.size()) * (options.kiviWindow ? 2 : 1);
+  const double methods = 1 + rvq + kivi + (options.includeExact ? 1 : 0);  // 1: the reference
+  const double attend = queries * info.numQHeads * visible * info.headDim * 2 * methods;
+  return static_cast<double>(layers) * (encode + attend);
+}
+
 double measureThroughput(Backend& backend) {
   constexpr int64_t kVectors = 16384;
   constexpr int kDim = 32;

@@ -14,6 +14,7 @@
 #include "kvq/dump/dump.h"
 #include "kvq/rvq/backend.h"
 #include "kvq/rvq/rvq_config.h"
+#include "kvq/study/attention_study.h"
 
 namespace kvq {
 
@@ -27,6 +28,16 @@ double trainingWork(const RvqConfig& config, int64_t n);
 // held-out tokens. trainTokens, heldOutTokens: the token split's sizes.
 double studyWork(const RvqConfig& config, const DumpInfo& info, int layers, int kinds, int64_t trainTokens,
                  int64_t heldOutTokens);
+
+// Multiply-adds of the attention measurement (kvq/study/attention_study.h) on `layers`
+// layers with queries, trained codebooks in hand: per layer, both kinds of every token of
+// every kv head encoded through K stages, and for each sampled query token (at most
+// options.queriesPerLayer of the held-out tokens), each query head, the reference and every
+// method (RVQ depths, KIVI-b for each of baselineBits, with its window when asked),
+// scores and weighted values over its visible keys — estimated as the mean sequence length
+// less half the held-out tail. The cost the GUI's auto-train adds when a dump has queries.
+double attentionWork(const RvqConfig& config, const AttentionOptions& options, const DumpInfo& info,
+                     int layers, int64_t heldOutTokens, const std::vector<int>& baselineBits = {2, 3, 4});
 
 // Measures backend's nearest-entry throughput in multiply-adds per second on a fixed
 // synthetic problem (16384 vectors of 32 channels against 256 entries, about 20 ms
