@@ -60,9 +60,12 @@ void requireRootsFile(const std::string& path, const std::string& described, con
 std::vector<int> layersRead(const std::vector<std::pair<int, Kind>>& jobs, const DumpInfo& info,
                             const StudyOptions& study, bool root) {
   std::vector<int> layers;
+  layers.reserve(jobs.size());
   for (const auto& job : jobs) layers.push_back(job.first);
   if (root && study.attention.enabled) {
-    for (const auto& job : studyJobs(info, study)) layers.push_back(job.first);
+    const std::vector<std::pair<int, Kind>> all = studyJobs(info, study);
+    layers.reserve(layers.size() + all.size());
+    for (const auto& job : all) layers.push_back(job.first);
   }
   std::sort(layers.begin(), layers.end());
   layers.erase(std::unique(layers.begin(), layers.end()), layers.end());

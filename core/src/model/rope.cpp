@@ -38,8 +38,9 @@ std::vector<int> channelsInLayout(RopeLayout layout, int dim, int headDim) {
   if (layout == RopeLayout::Interleaved) {
     const int half = dim / 2;
     for (int i = 0; i < half; ++i) {
+      const int pair = i + half;
       at[static_cast<size_t>(i)] = 2 * i;
-      at[static_cast<size_t>(i + half)] = 2 * i + 1;
+      at[static_cast<size_t>(pair)] = 2 * i + 1;
     }
   }
   return at;
