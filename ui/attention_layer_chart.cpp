@@ -40,6 +40,15 @@ QString headValues(const kvq::AttentionMethodResult& m, bool kl) {
   return parts.join(QStringLiteral(", "));
 }
 
+void styleLine(QLineSeries* s, const Line& line) {
+  s->setName(line.name);
+  QPen pen(line.color);
+  pen.setStyle(line.style);
+  pen.setWidthF(2.0);
+  s->setPen(pen);
+  s->setPointsVisible(true);
+}
+
 }  // namespace
 
 AttentionLayerChart::AttentionLayerChart(QWidget* parent)
@@ -59,13 +68,14 @@ void AttentionLayerChart::setStudy(const kvq::StudyResult& study, int depth,
   const kvq::AttentionMethodResult rvqTotal = study.attention.total("rvq", k);
   const int bits = kiviBitsNear(study, rvqTotal.bitsPerChannel);
   const kvq::AttentionMethodResult kiviTotal = study.attention.total("kivi", bits);
-  resetChart(tr("Attention error by layer: RVQ K = %1 (%2 bits) vs KIVI-%3 (%4 bits)")
-                 .arg(k)
-                 .arg(rvqTotal.bitsPerChannel, 0, 'f', 2)
-                 .arg(bits)
-                 .arg(kiviTotal.bitsPerChannel, 0, 'f', 2));
-  auto* x = makeValueAxis(tr("layer"), QStringLiteral("%d"));
-  auto* y = makeLogAxis(tr("output error ‖o − õ‖²/‖o‖² (solid) · KL nats/query (dashed)"));
+  beginRedraw(tr("Attention error by layer: RVQ K = %1 (%2 bits) vs KIVI-%3 (%4 bits)")
+                  .arg(k)
+                  .arg(rvqTotal.bitsPerChannel, 0, 'f', 2)
+                  .arg(bits)
+                  .arg(kiviTotal.bitsPerChannel, 0, 'f', 2));
+  auto* x = styleValueAxis(reuseAxis<QValueAxis>(Qt::Horizontal), tr("layer"), QStringLiteral("%d"));
+  auto* y = styleLogAxis(reuseAxis<QLogValueAxis>(Qt::Vertical),
+                         tr("output error ‖o − õ‖²/‖o‖² (solid) · KL nats/query (dashed)"));
   const QString here = comparison != nullptr ? tr(" (trained here)") : QString();
   std::vector<Line> lines = {
       {tr("RVQ K = %1 output error").arg(k) + here, kRvqColor, Qt::SolidLine, &study.attention, "rvq", k,
@@ -83,20 +93,17 @@ void AttentionLayerChart::setStudy(const kvq::StudyResult& study, int depth,
                      &comparison->attention, "rvq", ck, true});
   }
   double lo = std::numeric_limits<double>::infinity(), hi = 0, minLayer = 1e9, maxLayer = 0;
-  for (const Line& line : lines) {
-    auto* s = new QLineSeries;
-    s->setName(line.name);
-    QPen pen(line.color);
-    pen.setStyle(line.style);
-    pen.setWidthF(2.0);
-    s->setPen(pen);
-    s->setPointsVisible(true);
+  for (size_t n = 0; n < lines.size(); ++n) {
+    const Line& line = lines[n];
+    auto* s = reuseSeries<QLineSeries>(QStringLiteral("line %1").arg(n));  // names change with the depth
+    styleLine(s, line);
     auto texts = std::make_shared<std::vector<QString>>();
+    QList<QPointF> points;
     for (const kvq::LayerAttentionResult& layer : line.result->layers) {
       const kvq::AttentionMethodResult* m = findAttention(layer, line.method, line.setting);
       if (m == nullptr) continue;
       const double v = std::max(line.kl ? m->total.meanKl() : m->total.outputRelativeError(), 1e-12);
-      s->append(layer.layer, v);
+      points.append(QPointF(layer.layer, v));
       lo = std::min(lo, v);
       hi = std::max(hi, v);
       minLayer = std::min<double>(minLayer, layer.layer);
@@ -109,6 +116,7 @@ void AttentionLayerChart::setStudy(const kvq::StudyResult& study, int depth,
                            .arg(v, 0, 'g', 4)
                            .arg(headValues(*m, line.kl)));
     }
+    s->replace(points);  // one update of the series, not one per point
     attach(s, x, y);
     onHover(s, [texts](int i) { return (*texts)[static_cast<size_t>(i)]; });
   }
@@ -122,6 +130,7 @@ void AttentionLayerChart::setStudy(const kvq::StudyResult& study, int depth,
   x->setTickInterval(step);
   x->setRange(minLayer - 0.5 * step, maxLayer + 0.5 * step);
   setLogRange(y, lo, hi);
+  finishRedraw();
   setReadout(tr("%1 query tokens per layer · RoPE %2 · hover over a point for every head's value")
                  .arg(study.attention.layers.front().queryTokens)
                  .arg(QString::fromStdString(study.attention.rope)));

@@ -26,14 +26,20 @@ QColor groupColor(int group, int groups) {
 }
 
 QValueAxis* makeValueAxis(const QString& title, const QString& format) {
-  auto* axis = new QValueAxis;
+  return styleValueAxis(new QValueAxis, title, format);
+}
+
+QLogValueAxis* makeLogAxis(const QString& title) {
+  return styleLogAxis(new QLogValueAxis, title);
+}
+
+QValueAxis* styleValueAxis(QValueAxis* axis, const QString& title, const QString& format) {
   axis->setTitleText(title);
   axis->setLabelFormat(format);
   return axis;
 }
 
-QLogValueAxis* makeLogAxis(const QString& title) {
-  auto* axis = new QLogValueAxis;
+QLogValueAxis* styleLogAxis(QLogValueAxis* axis, const QString& title) {
   axis->setTitleText(title);
   axis->setBase(10.0);
   axis->setLabelFormat(QStringLiteral("%.0e"));

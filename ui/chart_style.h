@@ -18,6 +18,10 @@ QColor groupColor(int group, int groups);  // distinct hues for channel groups
 
 QValueAxis* makeValueAxis(const QString& title, const QString& format = QStringLiteral("%.3g"));
 QLogValueAxis* makeLogAxis(const QString& title);
+// Sets up an axis (a new or a reused one) as the two above do; returns it.
+QValueAxis* styleValueAxis(QValueAxis* axis, const QString& title,
+                           const QString& format = QStringLiteral("%.3g"));
+QLogValueAxis* styleLogAxis(QLogValueAxis* axis, const QString& title);
 // Widens [lo, hi] to whole decades (log axes) so the data never touches the frame.
 void setLogRange(QLogValueAxis* axis, double lo, double hi);
 

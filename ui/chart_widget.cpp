@@ -1,5 +1,6 @@
 #include "chart_widget.h"
 
+#include <QAbstractBarSeries>
 #include <QChart>
 #include <QChartView>
 #include <QHBoxLayout>
@@ -10,6 +11,7 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 
 namespace kvq::ui {
 
@@ -79,15 +81,65 @@ bool ChartWidget::isPlaceholder() const {
 }
 
 void ChartWidget::resetChart(const QString& title) {
-  m_chart->removeAllSeries();  // deletes them
-  const QList<QAbstractAxis*> axes = m_chart->axes();
-  for (QAbstractAxis* axis : axes) {
-    m_chart->removeAxis(axis);
-    delete axis;
-  }
+  beginRedraw(title);
+  finishRedraw();
+}
+
+void ChartWidget::beginRedraw(const QString& title) {
+  m_unclaimedSeries = m_chart->series();
+  m_unclaimedAxes = m_chart->axes();
+  m_attached.clear();
   m_chart->setTitle(title);
   m_placeholder->setVisible(false);
   m_view->setVisible(true);
+}
+
+QAbstractSeries* ChartWidget::claimSeries(const QString& key, const QMetaObject& type) {
+  for (qsizetype i = 0; i < m_unclaimedSeries.size(); ++i) {
+    QAbstractSeries* s = m_unclaimedSeries[i];
+    if (s->objectName() != key || s->metaObject() != &type) continue;
+    m_unclaimedSeries.removeAt(i);
+    if (auto* xy = qobject_cast<QXYSeries*>(s)) xy->clear();
+    if (auto* bars = qobject_cast<QAbstractBarSeries*>(s)) bars->clear();  // deletes the sets
+    return s;
+  }
+  return nullptr;
+}
+
+QAbstractAxis* ChartWidget::claimAxis(Qt::Orientation orientation, const QMetaObject& type) {
+  for (qsizetype i = 0; i < m_unclaimedAxes.size(); ++i) {
+    QAbstractAxis* a = m_unclaimedAxes[i];
+    if (a->orientation() != orientation || a->metaObject() != &type) continue;
+    m_unclaimedAxes.removeAt(i);
+    return a;
+  }
+  return nullptr;
+}
+
+void ChartWidget::deleteSeries(QAbstractSeries* s) {
+  if (auto* xy = qobject_cast<QXYSeries*>(s)) m_hoverText.remove(xy);
+  m_chart->removeSeries(s);
+  delete s;
+}
+
+void ChartWidget::finishRedraw() {
+  // Series first: a series still attached to an axis being removed would be redrawn.
+  for (QAbstractSeries* s : std::exchange(m_unclaimedSeries, {})) deleteSeries(s);
+  for (QAbstractAxis* axis : std::exchange(m_unclaimedAxes, {})) {
+    m_chart->removeAxis(axis);
+    delete axis;
+  }
+  // Reused series keep their place in the chart: when new ones came between them (another
+  // y-axis measure, a comparison), put all back in drawing order, which the legend follows.
+  QList<QAbstractSeries*> order;
+  for (const Attached& a : m_attached) order << a.series;
+  if (m_chart->series() == order) return;
+  for (const Attached& a : m_attached) m_chart->removeSeries(a.series);  // the chart lets go of it
+  for (const Attached& a : m_attached) {
+    m_chart->addSeries(a.series);
+    a.series->attachAxis(a.x);
+    a.series->attachAxis(a.y);
+  }
 }
 
 void ChartWidget::setReadout(const QString& text) {
@@ -105,18 +157,28 @@ void ChartWidget::addControl(QWidget* control) {
 }
 
 void ChartWidget::attach(QAbstractSeries* s, QAbstractAxis* x, QAbstractAxis* y) {
-  m_chart->addSeries(s);  // the chart takes ownership
-  if (!m_chart->axes().contains(x)) m_chart->addAxis(x, Qt::AlignBottom);
-  if (!m_chart->axes().contains(y)) m_chart->addAxis(y, Qt::AlignLeft);
-  s->attachAxis(x);
-  s->attachAxis(y);
+  if (s->chart() != m_chart) m_chart->addSeries(s);  // the chart takes ownership
+  const QList<QAbstractAxis*> axes = m_chart->axes();
+  if (!axes.contains(x)) m_chart->addAxis(x, Qt::AlignBottom);
+  if (!axes.contains(y)) m_chart->addAxis(y, Qt::AlignLeft);
+  const QList<QAbstractAxis*> attached = s->attachedAxes();
+  for (QAbstractAxis* axis : attached) {
+    if (axis != x && axis != y) s->detachAxis(axis);
+  }
+  if (!attached.contains(x)) s->attachAxis(x);
+  if (!attached.contains(y)) s->attachAxis(y);
+  m_attached.append({s, x, y});
 }
 
 void ChartWidget::onHover(QXYSeries* s, std::function<QString(int)> text) {
-  connect(s, &QXYSeries::hovered, this, [this, s, text = std::move(text)](const QPointF& p, bool state) {
+  const bool connected = m_hoverText.contains(s);
+  m_hoverText.insert(s, std::move(text));
+  if (connected) return;
+  connect(s, &QXYSeries::hovered, this, [this, s](const QPointF& p, bool state) {
     if (!state) return;
     const int i = nearestPointIndex(s, p);
-    if (i >= 0) setReadout(text(i));
+    const auto found = m_hoverText.constFind(s);
+    if (i >= 0 && found != m_hoverText.constEnd()) setReadout((*found)(i));
   });
 }
 

@@ -42,6 +42,7 @@ ChartsPanel::ChartsPanel(QWidget* parent)
   setTabToolTip(4, tr("How evenly each stage's codebook entries are used on held-out tokens"));
   setTabToolTip(5, tr("Mean and max |x| per channel with the channel groups marked"));
   setTabToolTip(6, tr("Perplexity and KL of the model with the quantized cache, against bits per channel"));
+  connect(this, &QTabWidget::currentChanged, this, [this](int index) { drawIfStale(widget(index)); });
 }
 
 void ChartsPanel::setStudy(const std::shared_ptr<const kvq::StudyResult>& study, int depth, int layer,
@@ -55,11 +56,49 @@ void ChartsPanel::setStudy(const std::shared_ptr<const kvq::StudyResult>& study,
   const Drawn drawn{study, depth, layer, kind, head, m_comparison, m_comparisonLabel};
   if (drawn == m_drawn) return;
   m_drawn = drawn;
-  m_rd->setStudy(study, depth, m_comparison, m_comparisonLabel);
-  m_depth->setStudy(*study, layer, depth);
-  m_layers->setStudy(*study, depth);
-  m_attention->setStudy(*study, depth, m_comparison.get(), m_comparisonLabel);
-  m_usage->setStudy(*study, layer, kind, head, depth);
+  m_stale = {m_rd, m_depth, m_layers, m_attention, m_usage};
+  drawIfStale(currentWidget());
+}
+
+void ChartsPanel::drawIfStale(QWidget* chart) {
+  if (!m_stale.remove(chart)) return;
+  const Drawn& d = m_drawn;
+  if (chart == m_rd) {
+    m_rd->setStudy(d.study, d.depth, d.comparison, d.comparisonLabel);
+  } else if (chart == m_depth) {
+    m_depth->setStudy(*d.study, d.layer, d.depth);
+  } else if (chart == m_layers) {
+    m_layers->setStudy(*d.study, d.depth);
+  } else if (chart == m_attention) {
+    m_attention->setStudy(*d.study, d.depth, d.comparison.get(), d.comparisonLabel);
+  } else if (chart == m_usage) {
+    m_usage->setStudy(*d.study, d.layer, d.kind, d.head, d.depth);
+  }
+}
+
+RateDistortionChart* ChartsPanel::rateDistortion() {
+  drawIfStale(m_rd);
+  return m_rd;
+}
+
+DepthErrorChart* ChartsPanel::depthError() {
+  drawIfStale(m_depth);
+  return m_depth;
+}
+
+LayerErrorChart* ChartsPanel::layerError() {
+  drawIfStale(m_layers);
+  return m_layers;
+}
+
+AttentionLayerChart* ChartsPanel::attentionByLayer() {
+  drawIfStale(m_attention);
+  return m_attention;
+}
+
+CodebookUsageChart* ChartsPanel::codebookUsage() {
+  drawIfStale(m_usage);
+  return m_usage;
 }
 
 void ChartsPanel::setComparison(std::shared_ptr<const kvq::StudyResult> comparison, const QString& label) {
@@ -69,6 +108,7 @@ void ChartsPanel::setComparison(std::shared_ptr<const kvq::StudyResult> comparis
 
 void ChartsPanel::clearStudy() {
   m_drawn = {};
+  m_stale.clear();
   m_rd->setStudy(nullptr, 1);
   m_rd->showPlaceholder(tr("Train a quantizer (Ctrl+T) to see its rate–distortion curve"));
   m_attention->showPlaceholder(
@@ -92,7 +132,8 @@ void ChartsPanel::setChannels(const ChannelData& values, int groupSize, kvq::Gro
   m_channels->setData(values, groupSize, grouping);
 }
 
-QList<ChartWidget*> ChartsPanel::charts() const {
+QList<ChartWidget*> ChartsPanel::charts() {
+  for (QWidget* chart : QList<QWidget*>(m_stale.begin(), m_stale.end())) drawIfStale(chart);
   return {m_rd,    m_depth,    m_layers,         m_attention,
           m_usage, m_channels, m_model->chart(), m_model->allocationChart()};
 }
@@ -102,7 +143,7 @@ ChartWidget* ChartsPanel::currentChart() const {
   return qobject_cast<ChartWidget*>(currentWidget());
 }
 
-QStringList ChartsPanel::exportAll(const QString& dir, const QString& suffix) const {
+QStringList ChartsPanel::exportAll(const QString& dir, const QString& suffix) {
   QStringList written;
   for (ChartWidget* chart : charts()) {
     const QString path = QDir(dir).filePath(chart->fileStem() + QLatin1Char('.') + suffix);

@@ -1,7 +1,10 @@
 // ChartsPanel — the centre of the window: one tab per chart. It only draws what
-// it is given; MainWindow decides what (study, depth, selection).
+// it is given; MainWindow decides what (study, depth, selection). A study chart in
+// a hidden tab is drawn when its tab is shown or the chart is asked for (the
+// accessors, charts(), exports), so a slider move redraws one chart, not five.
 #pragma once
 
+#include <QSet>
 #include <QTabWidget>
 
 #include <memory>
@@ -41,20 +44,26 @@ class ChartsPanel : public QTabWidget {
   QString notice() const;
   void setChannels(const ChannelData& values, int groupSize, kvq::Grouping grouping);
 
-  QList<ChartWidget*> charts() const;
+  // The charts, each drawn with the current study first.
+  QList<ChartWidget*> charts();
   ChartWidget* currentChart() const;
-  RateDistortionChart* rateDistortion() const { return m_rd; }
-  DepthErrorChart* depthError() const { return m_depth; }
-  LayerErrorChart* layerError() const { return m_layers; }
-  AttentionLayerChart* attentionByLayer() const { return m_attention; }
-  CodebookUsageChart* codebookUsage() const { return m_usage; }
+  RateDistortionChart* rateDistortion();
+  DepthErrorChart* depthError();
+  LayerErrorChart* layerError();
+  AttentionLayerChart* attentionByLayer();
+  CodebookUsageChart* codebookUsage();
   ChannelChart* channels() const { return m_channels; }
   ModelImpactView* modelImpact() const { return m_model; }
+  // Study charts not drawn since the last setStudy (hidden tabs); tests count them.
+  int staleCharts() const { return static_cast<int>(m_stale.size()); }
 
   // Writes every chart as <dir>/<stem>.<suffix>; returns the paths. Throws kvq::Error.
-  QStringList exportAll(const QString& dir, const QString& suffix) const;
+  QStringList exportAll(const QString& dir, const QString& suffix);
 
  private:
+  // Draws chart with m_drawn if it is a study chart not drawn since the last setStudy.
+  void drawIfStale(QWidget* chart);
+
   RateDistortionChart* m_rd;
   DepthErrorChart* m_depth;
   LayerErrorChart* m_layers;
@@ -74,6 +83,7 @@ class ChartsPanel : public QTabWidget {
     bool operator==(const Drawn&) const = default;
   };
   Drawn m_drawn;
+  QSet<QWidget*> m_stale;  // study charts that m_drawn has not been drawn on yet
   std::shared_ptr<const kvq::StudyResult> m_comparison;
   QString m_comparisonLabel;
 };

@@ -53,16 +53,17 @@ void CodebookUsageChart::setStudy(const kvq::StudyResult& study, int layer, kvq:
   const kvq::QuantizerResult& quantizer = job->quantizers[q];
   const int C = study.config.codebookSize;
   const QString whose = quantizer.head >= 0 ? tr(", head %1").arg(quantizer.head) : QString();
-  resetChart(tr("Codebook usage — layer %1 %2%3 (C = %4)").arg(layer).arg(kindLabel(kind), whose).arg(C));
-  auto* x = makeValueAxis(tr("entry rank (most used first)"), QStringLiteral("%d"));
-  auto* y = makeLogAxis(tr("share of vectors"));
+  beginRedraw(tr("Codebook usage — layer %1 %2%3 (C = %4)").arg(layer).arg(kindLabel(kind), whose).arg(C));
+  auto* x = styleValueAxis(reuseAxis<QValueAxis>(Qt::Horizontal), tr("entry rank (most used first)"),
+                           QStringLiteral("%d"));
+  auto* y = styleLogAxis(reuseAxis<QLogValueAxis>(Qt::Vertical), tr("share of vectors"));
   double lo = 1.0, hi = 0.0;
   const int stages = std::min(depth, static_cast<int>(quantizer.usage.size()));
   for (int k = 0; k < stages; ++k) {
     const kvq::StageUsage& usage = quantizer.usage[static_cast<size_t>(k)];
     std::vector<int64_t> counts = usage.histogram;
     std::sort(counts.begin(), counts.end(), std::greater<>());
-    auto* s = new QLineSeries;
+    auto* s = reuseSeries<QLineSeries>(QStringLiteral("stage %1").arg(k + 1));
     s->setName(tr("stage %1 · perplexity %2 · dead %3")
                    .arg(k + 1)
                    .arg(usage.perplexity, 0, 'f', 0)
@@ -73,13 +74,15 @@ void CodebookUsageChart::setStudy(const kvq::StudyResult& study, int layer, kvq:
     // and the last used rank (a monotone curve loses nothing visible).
     size_t used = 0;
     while (used < counts.size() && counts[used] > 0) ++used;
+    QList<QPointF> points;
     for (const size_t r : plottedRanks(used)) {
       const double share =
           static_cast<double>(counts[r]) / static_cast<double>(std::max<int64_t>(usage.total, 1));
-      s->append(static_cast<double>(r), share);
+      points.append(QPointF(static_cast<double>(r), share));
       lo = std::min(lo, share);
       hi = std::max(hi, share);
     }
+    s->replace(points);  // one update of the series, not one per point
     attach(s, x, y);
     const int stage = k + 1;
     const kvq::StageUsage summary = usage;
@@ -96,6 +99,7 @@ void CodebookUsageChart::setStudy(const kvq::StudyResult& study, int layer, kvq:
   }
   x->setRange(0, std::max(C - 1, 1));
   setLogRange(y, lo, hi);
+  finishRedraw();
   setReadout(tr("Uniform use is a flat line at 1/C = %1; perplexity C means every entry equally used")
                  .arg(1.0 / C, 0, 'g', 3));
 }

@@ -20,12 +20,14 @@ LayerErrorChart::LayerErrorChart(QWidget* parent)
 
 void LayerErrorChart::setStudy(const kvq::StudyResult& study, int depth) {
   const std::vector<int> layers = studyLayers(study);
-  resetChart(tr("Relative error by layer (K = %1)").arg(depth));
-  auto* x = new QBarCategoryAxis;
+  beginRedraw(tr("Relative error by layer (K = %1)").arg(depth));
+  auto* x = reuseAxis<QBarCategoryAxis>(Qt::Horizontal);
   x->setTitleText(tr("layer"));
-  for (int layer : layers) x->append(QString::number(layer));
-  auto* y = makeValueAxis(tr("relative error"));
-  auto* bars = new QBarSeries;
+  QStringList categories;
+  for (int layer : layers) categories << QString::number(layer);
+  if (x->categories() != categories) x->setCategories(categories);
+  auto* y = styleValueAxis(reuseAxis<QValueAxis>(Qt::Vertical), tr("relative error"));
+  auto* bars = reuseSeries<QBarSeries>(QStringLiteral("bars"));  // its old sets deleted
   double hi = 0;
   for (const kvq::Kind kind : studyKinds(study)) {
     auto* set = new QBarSet(kindLabel(kind));
@@ -51,6 +53,7 @@ void LayerErrorChart::setStudy(const kvq::StudyResult& study, int depth) {
   attach(bars, x, y);
   y->setRange(0, hi > 0 ? hi * 1.1 : 1.0);
   y->applyNiceNumbers();
+  finishRedraw();
   setReadout(tr("%1 layers · hover over a bar for its error").arg(layers.size()));
 }
 

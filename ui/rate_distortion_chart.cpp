@@ -34,14 +34,17 @@ class Plot {
 
   void add(QXYSeries* s, std::vector<Labelled> points) {
     auto texts = std::make_shared<std::vector<QString>>();
+    QList<QPointF> plotted;
+    plotted.reserve(static_cast<qsizetype>(points.size()));
     for (const Labelled& p : points) {
       const double err = std::max(p.point.y(), 1e-12);  // log axis: an exact 0 sits at the floor
-      s->append(p.point.x(), err);
+      plotted.append(QPointF(p.point.x(), err));
       texts->push_back(p.text);
       m_lo = std::min(m_lo, err);
       m_hi = std::max(m_hi, err);
       m_maxBits = std::max(m_maxBits, p.point.x());
     }
+    s->replace(plotted);  // one update of the series, not one per point
     m_attach(s, m_x, m_y, texts);
   }
   void finish() {
@@ -84,8 +87,8 @@ QString attentionText(const QString& label, const kvq::AttentionMethodResult& m,
       .arg(layers);
 }
 
-QLineSeries* lineSeries(const QString& name, const QColor& color, Qt::PenStyle style) {
-  auto* s = new QLineSeries;
+// Styles s (a new or a reused series) as a curve.
+QLineSeries* lineSeries(QLineSeries* s, const QString& name, const QColor& color, Qt::PenStyle style) {
   s->setName(name);
   QPen pen = s->pen();
   pen.setColor(color);
@@ -97,8 +100,8 @@ QLineSeries* lineSeries(const QString& name, const QColor& color, Qt::PenStyle s
   return s;
 }
 
-QScatterSeries* currentRing(const QString& name) {
-  auto* current = new QScatterSeries;
+// Styles current (a new or a reused series) as the ring around the current setting.
+QScatterSeries* currentRing(QScatterSeries* current, const QString& name) {
   current->setName(name);
   current->setMarkerSize(16);
   current->setColor(Qt::transparent);
@@ -176,18 +179,27 @@ void RateDistortionChart::redraw() {
   }
 }
 
+QLineSeries* RateDistortionChart::line(const QString& name, const QColor& color, Qt::PenStyle style) {
+  return lineSeries(reuseSeries<QLineSeries>(name), name, color, style);
+}
+
+QScatterSeries* RateDistortionChart::ring(const QString& name) {
+  return currentRing(reuseSeries<QScatterSeries>(QStringLiteral("current")), name);
+}
+
 void RateDistortionChart::drawRelativeError() {
   const kvq::StudyResult& study = *m_study;
-  resetChart(tr("Rate–distortion (C = %1, g = %2, %3 held-out tokens)")
-                 .arg(study.config.codebookSize)
-                 .arg(study.config.groupSize)
-                 .arg(study.split.heldOutTokens));
-  Plot plot(makeValueAxis(tr("bits per channel"), QStringLiteral("%.2f")),
-            makeLogAxis(tr("relative error ‖x − x̃‖² / ‖x‖²")),
-            [this](QXYSeries* s, auto* x, auto* y, auto texts) {
-              attach(s, x, y);
-              onHover(s, [texts](int i) { return (*texts)[static_cast<size_t>(i)]; });
-            });
+  beginRedraw(tr("Rate–distortion (C = %1, g = %2, %3 held-out tokens)")
+                  .arg(study.config.codebookSize)
+                  .arg(study.config.groupSize)
+                  .arg(study.split.heldOutTokens));
+  Plot plot(
+      styleValueAxis(reuseAxis<QValueAxis>(Qt::Horizontal), tr("bits per channel"), QStringLiteral("%.2f")),
+      styleLogAxis(reuseAxis<QLogValueAxis>(Qt::Vertical), tr("relative error ‖x − x̃‖² / ‖x‖²")),
+      [this](QXYSeries* s, auto* x, auto* y, auto texts) {
+        attach(s, x, y);
+        onHover(s, [texts](int i) { return (*texts)[static_cast<size_t>(i)]; });
+      });
   const int K = trainedDepth(study);
   const int depth = std::clamp(m_depth, 1, std::max(K, 1));
   const QString here = m_comparison ? tr(" (trained here)") : QString();
@@ -206,16 +218,15 @@ void RateDistortionChart::drawRelativeError() {
     std::vector<Labelled> points = rvqPoints(study, tr("RVQ") + here);
     if (depth <= static_cast<int>(points.size()))
       currentPoints.push_back(points[static_cast<size_t>(depth - 1)]);
-    plot.add(lineSeries(tr("RVQ %1").arg(kindLabel(kind)) + here, kindColor(kind), Qt::SolidLine),
+    plot.add(line(tr("RVQ %1").arg(kindLabel(kind)) + here, kindColor(kind), Qt::SolidLine),
              std::move(points));
     const std::vector<kvq::Kind> compared =
         m_comparison ? studyKinds(*m_comparison) : std::vector<kvq::Kind>{};
     if (std::find(compared.begin(), compared.end(), kind) != compared.end()) {
       const QString from = tr(" (from %1)").arg(m_comparisonLabel);
-      plot.add(
-          lineSeries(tr("RVQ %1").arg(kindLabel(kind)) + from,
-                     kind == kvq::Kind::Keys ? kComparisonColor : kComparisonColor.lighter(140), Qt::DotLine),
-          rvqPoints(*m_comparison, tr("RVQ") + from));
+      plot.add(line(tr("RVQ %1").arg(kindLabel(kind)) + from,
+                    kind == kvq::Kind::Keys ? kComparisonColor : kComparisonColor.lighter(140), Qt::DotLine),
+               rvqPoints(*m_comparison, tr("RVQ") + from));
     }
     if (study.baselineBits.empty()) continue;
     std::vector<Labelled> bpoints;
@@ -227,11 +238,11 @@ void RateDistortionChart::drawRelativeError() {
     }
     std::sort(bpoints.begin(), bpoints.end(),
               [](const Labelled& a, const Labelled& b) { return a.point.x() < b.point.x(); });
-    plot.add(lineSeries(tr("KIVI %1").arg(kindLabel(kind)), baselineColor(kind), Qt::DashLine),
-             std::move(bpoints));
+    plot.add(line(tr("KIVI %1").arg(kindLabel(kind)), baselineColor(kind), Qt::DashLine), std::move(bpoints));
   }
-  plot.add(currentRing(tr("current (K = %1)").arg(depth)), std::move(currentPoints));
+  plot.add(ring(tr("current (K = %1)").arg(depth)), std::move(currentPoints));
   plot.finish();
+  finishRedraw();
   setReadout(
       tr("%1 · hover over a point for bits, ratio and error").arg(QString::fromStdString(study.backendName)));
 }
@@ -239,12 +250,14 @@ void RateDistortionChart::drawRelativeError() {
 void RateDistortionChart::drawAttention(bool kl) {
   const kvq::StudyResult& study = *m_study;
   const kvq::AttentionResult& a = study.attention;
-  resetChart(tr("Attention %1 vs bits (%2 layers with queries, %3 query tokens per layer)")
-                 .arg(kl ? tr("KL") : tr("output error"))
-                 .arg(a.layers.size())
-                 .arg(a.layers.front().queryTokens));
-  Plot plot(makeValueAxis(tr("bits per channel (keys and values)"), QStringLiteral("%.2f")),
-            makeLogAxis(kl ? tr("KL(p ‖ p̃), nats per query") : tr("attention output error ‖o − õ‖² / ‖o‖²")),
+  beginRedraw(tr("Attention %1 vs bits (%2 layers with queries, %3 query tokens per layer)")
+                  .arg(kl ? tr("KL") : tr("output error"))
+                  .arg(a.layers.size())
+                  .arg(a.layers.front().queryTokens));
+  Plot plot(styleValueAxis(reuseAxis<QValueAxis>(Qt::Horizontal), tr("bits per channel (keys and values)"),
+                           QStringLiteral("%.2f")),
+            styleLogAxis(reuseAxis<QLogValueAxis>(Qt::Vertical),
+                         kl ? tr("KL(p ‖ p̃), nats per query") : tr("attention output error ‖o − õ‖² / ‖o‖²")),
             [this](QXYSeries* s, auto* x, auto* y, auto texts) {
               attach(s, x, y);
               onHover(s, [texts](int i) { return (*texts)[static_cast<size_t>(i)]; });
@@ -268,23 +281,24 @@ void RateDistortionChart::drawAttention(bool kl) {
     return points;
   };
   const QString here = m_comparison ? tr(" (trained here)") : QString();
-  plot.add(lineSeries(tr("RVQ") + here, kindColor(kvq::Kind::Keys), Qt::SolidLine),
+  plot.add(line(tr("RVQ") + here, kindColor(kvq::Kind::Keys), Qt::SolidLine),
            curve(a, "rvq", attentionDepths(study), tr("RVQ") + here));
   if (m_comparison && hasAttention(*m_comparison)) {
     const QString from = tr(" (from %1)").arg(m_comparisonLabel);
-    plot.add(lineSeries(tr("RVQ") + from, kComparisonColor, Qt::DotLine),
+    plot.add(line(tr("RVQ") + from, kComparisonColor, Qt::DotLine),
              curve(m_comparison->attention, "rvq", attentionDepths(*m_comparison), tr("RVQ") + from));
   }
-  plot.add(lineSeries(tr("KIVI"), kindColor(kvq::Kind::Values), Qt::DashLine),
+  plot.add(line(tr("KIVI"), kindColor(kvq::Kind::Values), Qt::DashLine),
            curve(a, "kivi", study.baselineBits, tr("KIVI")));
   if (a.options.kiviWindow) {
-    plot.add(lineSeries(tr("KIVI + window of %1").arg(a.options.recentWindow),
-                        baselineColor(kvq::Kind::Values), Qt::DashDotLine),
+    plot.add(line(tr("KIVI + window of %1").arg(a.options.recentWindow), baselineColor(kvq::Kind::Values),
+                  Qt::DashDotLine),
              curve(a, "kivi-window", study.baselineBits, tr("KIVI + window")));
   }
   const int shown = attentionDepthFor(study, m_depth);
-  plot.add(currentRing(tr("current (K = %1)").arg(shown)), curve(a, "rvq", {shown}, tr("RVQ")));
+  plot.add(ring(tr("current (K = %1)").arg(shown)), curve(a, "rvq", {shown}, tr("RVQ")));
   plot.finish();
+  finishRedraw();
   setReadout(tr("RoPE %1 · hover over a point for bits and every attention number")
                  .arg(QString::fromStdString(a.rope)));
 }

@@ -11,7 +11,10 @@
 #include "chart_widget.h"
 #include "kvq/study/quantize_study.h"
 
+class QColor;
 class QComboBox;
+class QLineSeries;
+class QScatterSeries;
 
 namespace kvq::ui {
 
@@ -39,6 +42,10 @@ class RateDistortionChart : public ChartWidget {
   void redraw();
   void drawRelativeError();
   void drawAttention(bool kl);
+  // A curve named name (the previous drawing's of that name, reused), styled.
+  QLineSeries* line(const QString& name, const QColor& color, Qt::PenStyle style);
+  // The ring around the current setting.
+  QScatterSeries* ring(const QString& name);
 
   QComboBox* m_metricBox;
   std::shared_ptr<const kvq::StudyResult> m_study, m_comparison;

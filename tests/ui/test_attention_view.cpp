@@ -6,6 +6,7 @@
 #include <QChart>
 #include <QComboBox>
 #include <QLineSeries>
+#include <QScatterSeries>
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTest>
@@ -153,8 +154,9 @@ void AttentionViewTest::attentionChartMatchesStudy() {
   QVERIFY2(
       chart->readout().contains(QStringLiteral("h3 %1").arg(m->perHead[3].outputRelativeError(), 0, 'g', 3)),
       qPrintable(chart->readout()));
-  // The depth slider picks the RVQ line's depth.
+  // The depth slider picks the RVQ line's depth (the hidden tab's chart is drawn when asked for).
   m_window->settingsPanel()->setDepth(2);
+  QCOMPARE(m_window->chartsPanel()->attentionByLayer(), chart);
   QVERIFY(lineNamed(chart, QStringLiteral("RVQ K = 2 output error")) != nullptr);
   m_window->settingsPanel()->setDepth(kDepth);
 }
@@ -179,6 +181,8 @@ void AttentionViewTest::rateDistortionAxisIsSelectable() {
     QVERIFY(kivi != nullptr);
     QCOMPARE(kivi->count(), static_cast<int>(study.baselineBits.size()));
     QVERIFY(lineNamed(rd, QStringLiteral("KIVI + window of 128")) != nullptr);
+    // The ring, reused from the other measure's drawing, is still last in the legend.
+    QVERIFY(qobject_cast<QScatterSeries*>(rd->series().back()) != nullptr);
   }
   QCOMPARE(rd->fileStem(), QStringLiteral("rate_distortion_attention_kl"));
   rd->setMetric(RdMetric::RelativeError);

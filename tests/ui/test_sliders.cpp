@@ -5,8 +5,11 @@
 // full recipe) and coalesced to the newest request. A watchdog runs through every
 // test: the UI thread is never busy for 50 ms or more at a stretch, nor blocked for
 // long (ui_test_util.h says how it is measured).
+#include <QAbstractAxis>
+#include <QChart>
 #include <QElapsedTimer>
 #include <QLineSeries>
+#include <QPointer>
 #include <QScatterSeries>
 #include <QStandardPaths>
 #include <QTemporaryDir>
@@ -170,6 +173,13 @@ void SlidersTest::backgroundTrainsNeighbouringSizes() {
 void SlidersTest::sliderMoveShowsBackgroundResultWithoutTraining() {
   const int requests = m_window->study()->trainRequests();
   SettingsPanel* settings = m_window->settingsPanel();
+  ChartsPanel* charts = m_window->chartsPanel();
+  charts->setCurrentWidget(charts->rateDistortion());
+  // A move redraws the shown chart by changing points: the same series and axes.
+  QList<QPointer<QObject>> drawn;
+  for (QAbstractSeries* s : charts->rateDistortion()->series()) drawn << s;
+  for (QAbstractAxis* a : charts->rateDistortion()->chart()->axes()) drawn << a;
+  QCOMPARE(drawn.size(), 2 * 2 + 1 + 2);  // RVQ and KIVI of keys and values, the ring, two axes
   for (const int size : {64, 16, 2048, kSize}) {
     QElapsedTimer clock;
     clock.start();
@@ -188,6 +198,29 @@ void SlidersTest::sliderMoveShowsBackgroundResultWithoutTraining() {
     QVERIFY(close(current->at(0).x(), kvq::rvqBitsPerChannel(size, kDepth, 8, 32)));
     const kvq::Kind keys = kvq::Kind::Keys;
     QVERIFY(close(current->at(0).y(), std::max(shown->total(kDepth, &keys).relativeError(), 1e-12)));
+    QList<QObject*> now;
+    for (QAbstractSeries* s : charts->rateDistortion()->series()) now << s;
+    for (QAbstractAxis* a : charts->rateDistortion()->chart()->axes()) now << a;
+    QCOMPARE(now.size(), drawn.size());
+    for (const QPointer<QObject>& object : drawn) QVERIFY(object != nullptr && now.contains(object.data()));
+    // The reused ring's hover answers for this size, not the one it was created for.
+    emit current->hovered(current->at(0), true);
+    const QString bits = QString::number(kvq::rvqBitsPerChannel(size, kDepth, 8, 32), 'f', 3);
+    QVERIFY2(charts->rateDistortion()->readout().contains(bits + QStringLiteral(" bits/channel")),
+             qPrintable(charts->rateDistortion()->readout()));
+    // The hidden study charts wait for their tab (or an accessor) to be drawn.
+    QCOMPARE(charts->staleCharts(), 4);
+    if (size == 2048) {  // ... and a hidden chart is drawn when its tab is shown
+      auto* usage = qobject_cast<ChartWidget*>(charts->widget(4));
+      QVERIFY(!usage->chart()->title().contains(QStringLiteral("C = 2048")));
+      settle();
+      charts->setCurrentIndex(4);  // a click on the tab: an event of its own
+      QCOMPARE(charts->staleCharts(), 3);
+      QVERIFY2(usage->chart()->title().contains(QStringLiteral("C = 2048")),
+               qPrintable(usage->chart()->title()));
+      settle();
+      charts->setCurrentIndex(0);
+    }
     settle();
   }
   // Depth beyond the first training's K = 4: the full-depth result answers it.
