@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -118,6 +119,45 @@ TEST(CublasModelPassChoice, AutoFallsBackToTheCpuWithAReason) {
     EXPECT_NE(gemm->name().find("cuBLAS"), std::string::npos) << gemm->name();
   }
   kvq::registerGpuGemmFactory(nullptr);
+}
+
+bool mapsCublas() {
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    if (line.find("libcublas") != std::string::npos) return true;
+  }
+  return false;
+}
+
+// Every test runs in a process of its own (gtest_discover_tests), so each sees cuBLAS unloaded.
+TEST(CublasLoader, OpensTheToolkitsLibraryOnlyWhenAsked) {
+  const std::string file =
+      std::string(KVQ_CUDA_LIBRARY_DIR) + "/libcublas.so." + std::to_string(KVQ_CUBLAS_MAJOR);
+  if (!std::ifstream(file).good()) GTEST_SKIP() << file << " is not installed";
+  EXPECT_FALSE(mapsCublas()) << "cuBLAS is mapped before any engine asked for it (linked?)";
+  kvq::gpu::loadCublas();
+  EXPECT_TRUE(mapsCublas());
+  kvq::gpu::loadCublas();  // once per process: a second call is a no-op
+}
+
+TEST(CublasLoader, AMissingLibraryIsAResourceErrorNamingIt) {
+  try {
+    kvq::gpu::loadCublas("libkvq-no-such-cublas.so.0");
+    FAIL() << "expected kvq::Error";
+  } catch (const kvq::Error& e) {
+    EXPECT_EQ(e.kind(), kvq::ErrorKind::Resource);
+    EXPECT_NE(std::string(e.what()).find("libkvq-no-such-cublas.so.0"), std::string::npos) << e.what();
+  }
+}
+
+TEST(CublasLoader, ALibraryWithoutCublasIsRefusedNamingTheSymbol) {
+  try {
+    kvq::gpu::loadCublas("libm.so.6");
+    FAIL() << "expected kvq::Error";
+  } catch (const kvq::Error& e) {
+    EXPECT_EQ(e.kind(), kvq::ErrorKind::Resource);
+    EXPECT_NE(std::string(e.what()).find("no symbol cublasCreate_v2"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

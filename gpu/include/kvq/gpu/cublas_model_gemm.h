@@ -1,13 +1,23 @@
 // The model pass's weight products through cuBLAS (kvq/model/weight_gemm.h). Plain C++ header:
-// callers never see a CUDA type. Its own library (kvq_gpu_gemm), the only one linking cuBLAS.
+// callers never see a CUDA type. Its own library (kvq_gpu_gemm), the only one using cuBLAS,
+// which it opens at run time (loadCublas) rather than links.
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "kvq/model/decoder_model.h"
 #include "kvq/model/weight_gemm.h"
 
 namespace kvq::gpu {
+
+// Opens cuBLAS (library: what dlopen is given; empty: libcublas.so.<major of the headers built
+// against>, from the loader's path or else the build's toolkit) and resolves the functions the
+// engine calls, once per process. Throws Error(Resource) naming the library and what failed;
+// makeCublasWeightGemm calls it, so `--backend auto` falls back to the CPU with that message.
+// Not linking cuBLAS keeps its ~200 MB of mapped, initialised data out of every process that
+// never multiplies on the GPU.
+void loadCublas(const std::string& library = {});
 
 struct CublasGemmOptions {
   int device = 0;
