@@ -291,7 +291,7 @@ void MainWindow::exportCodebooks(const QString& path) {
 
 void MainWindow::evaluateCodebooks(const QString& path) {
   if (!m_session) return;
-  m_study->evaluate(path);
+  m_study->evaluate(path, openPolicy());
 }
 
 void MainWindow::evaluateCodebooksDialog() {

@@ -130,16 +130,17 @@ QString StudyController::keyFor(const kvq::RvqConfig& config, const QList<int>& 
   return m_session ? cacheKey(m_session->path, config, layers, measuresAttention(layers)) : QString();
 }
 
-void StudyController::evaluate(const QString& codebooksPath) {
+void StudyController::evaluate(const QString& codebooksPath, const kvq::OpenPolicy& policy) {
   if (!m_session || !m_jobs) return;
   const SessionPtr session = m_session;
   const std::shared_ptr<kvq::Backend> backend = m_backend;
   const bool attention = m_attention;
   m_jobs->run<StudyPtr>(
       job_tag::kEvaluate, tr("Evaluating %1").arg(QFileInfo(codebooksPath).fileName()), this,
-      [session, backend, attention, codebooksPath](const kvq::TaskControl& control) -> StudyPtr {
+      [session, backend, attention, codebooksPath, policy](const kvq::TaskControl& control) -> StudyPtr {
         const std::string path = codebooksPath.toStdString();
-        const kvq::CodebookFile file = kvq::readCodebookFile(path);
+        // Validated in a limited child first, as every file the studio opens.
+        const kvq::CodebookFile file = kvq::openCodebookFile(path, policy);
         kvq::checkCodebooksFitDump(file, path, session->info());
         kvq::StudyOptions options;
         options.config = file.config;

@@ -24,6 +24,7 @@
 
 #include "background_trainer.h"
 #include "dump_session.h"
+#include "kvq/isolate/open_file.h"
 #include "kvq/rvq/backend.h"
 #include "kvq/study/quantize_study.h"
 
@@ -74,9 +75,11 @@ class StudyController : public QObject {
 
   // Evaluates the codebooks of a file on the open dump (held-out error and, with
   // queries, attention), on the job queue: evaluationReady or evaluationFailed
-  // follows. Codebooks that do not fit the dump (head_dim, layers, group size) fail
-  // with a message naming the mismatch; earlier results stay.
-  void evaluate(const QString& codebooksPath);
+  // follows. The file is opened under policy (validated in a limited child unless the
+  // user trusts files): a file that crashes the HDF5 library fails with that message.
+  // Codebooks that do not fit the dump (head_dim, layers, group size) fail with a
+  // message naming the mismatch; earlier results stay.
+  void evaluate(const QString& codebooksPath, const kvq::OpenPolicy& policy);
   // A cached study trained with config (any depth >= config.depth), or nullptr.
   StudyPtr lookup(const kvq::RvqConfig& config, const QList<int>& layers) const;
   // A cached study with every setting of config but a smaller trained depth, or nullptr.

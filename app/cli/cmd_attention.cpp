@@ -12,11 +12,11 @@
 #include "engine_options.h"
 #include "kvq/base/error.h"
 #include "kvq/base/file_util.h"
-#include "kvq/dump/dump_reader.h"
 #include "kvq/io/codebook_file.h"
 #include "kvq/io/codebook_fit.h"
 #include "kvq/study/attention_report.h"
 #include "kvq/study/report.h"
+#include "open_options.h"
 #include "output_paths.h"
 #include "progress_bar.h"
 
@@ -27,6 +27,7 @@ struct AttentionArgs {
   EngineOptions engine;
   AttentionCliOptions attention;
   std::string codebooks;
+  OpenArgs open;
 };
 
 void writeReports(const EngineOptions& o, const AttentionResult& result, const std::string& dump,
@@ -48,12 +49,15 @@ void run(AttentionArgs& args) {
   EngineOptions& o = args.engine;
   o.dump = resolveDump(o.dump, "attention");
   checkReportOutputs(o);
+  // Both files through the isolated open path, as every command that reads them.
   CodebookFile file;
-  if (!args.codebooks.empty()) file = readCodebookFile(args.codebooks);
+  if (!args.codebooks.empty()) file = openCodebooks(args.codebooks, args.open);
   const RvqConfig config = overrideConfig(args.codebooks.empty() ? presetConfig("paper") : file.config, o);
   StudyOptions study = buildStudyOptions(o, config);
   const AttentionOptions attention = buildAttentionOptions(args.attention, true);
-  const auto reader = DumpReader::open(o.dump);
+  ProgressBar bar;
+  const auto reader = openDumpForWork(o.dump, args.open, bar.control());
+  bar.finish();
   const DumpInfo& info = reader->info();
   std::vector<int> layers = study.layers;
   if (!args.codebooks.empty()) {
@@ -63,7 +67,6 @@ void run(AttentionArgs& args) {
     layers = info.layers;
   }
   auto backend = makeEngineBackend(o);
-  ProgressBar bar;
   const AttentionResult result =
       measureAttention(*reader, layers, file.sets, study, attention, *backend, bar.control());
   bar.finish();
@@ -92,6 +95,7 @@ void registerAttention(CLI::App& root) {
   addAttentionOptions(cmd, args->attention, false);
   addComputeOptions(cmd, args->engine);
   addReportOptions(cmd, args->engine);
+  addOpenOptions(cmd, args->open, true);
   cmd->callback([args]() { run(*args); });
 }
 

@@ -56,6 +56,14 @@ def test_ppl_opens_its_dump_isolated(cache, tmp_path):
                         "'model': the file is damaged or hostile\n")
 
 
+def test_attention_opens_its_dump_isolated(cache):
+    path = os.path.join(SOURCE, "tests", "data", "hostile", "crash_global_heap.h5")
+    r = run("attention", path, env=cache)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert r.stderr == (f"kvq: error: {path}: the HDF5 library crashed (SIGSEGV) while reading root attribute "
+                        "'model': the file is damaged or hostile\n")
+
+
 @pytest.mark.parametrize("fault,env,expected", [
     ("segv@reading /layers/1/values", {},
      "the HDF5 library crashed (SIGSEGV) while reading /layers/1/values tokens [0, 256)"),
@@ -76,7 +84,7 @@ def test_contained_failures_exit_2(dump, cache, fault, env, expected, command):
     assert r.stderr == f"kvq: error: {dump}: {expected}: the file is damaged or hostile\n"
 
 
-def test_codebook_files_are_isolated_in_eval_encode_and_ppl(dump, cache, tmp_path):
+def test_codebook_files_are_isolated_in_eval_encode_ppl_and_attention(dump, cache, tmp_path):
     cb = tmp_path / "cb.h5"
     r = run("train", dump, "--preset", "fast", "--codebook-size", 16, "--depth", 2, "--group-size", 8,
             "--train-sample", 2000, "--layers", 0, "--backend", "cpu", "--baseline-bits", "", "--out", cb, env=cache)
@@ -89,6 +97,8 @@ def test_codebook_files_are_isolated_in_eval_encode_and_ppl(dump, cache, tmp_pat
     r = run("encode", dump, "--codebooks", cb, "--out", tmp_path / "codes.h5", "--backend", "cpu", env=fault)
     assert (r.returncode, r.stderr) == (2, expected)
     r = run("ppl", dump, "--codebooks", cb, "--model", tmp_path / "absent.gguf", env=fault)
+    assert (r.returncode, r.stderr) == (2, expected)
+    r = run("attention", dump, "--codebooks", cb, "--backend", "cpu", env=fault)
     assert (r.returncode, r.stderr) == (2, expected)
     assert not (tmp_path / "codes.h5").exists()
 

@@ -17,6 +17,7 @@
 #include "job_queue.h"
 #include "job_tags.h"
 #include "kvq/dump/synth.h"
+#include "kvq/io/codebook_file.h"
 #include "main_window.h"
 #include "message_presenter.h"
 #include "recent_files.h"
@@ -34,6 +35,7 @@ class HostileOpenTest : public QObject {
   void cleanupTestCase();
   void crashingFileLeavesEverythingAsItWas();
   void crashWhileStatisticsStreamRestoresThePanel();
+  void crashingCodebookFileIsRefusedAndKeepsTheSession();
   void largeDumpShowsDatasetBeforeStatistics();
   void trustedFilesOpenWithoutIsolation();
 
@@ -170,6 +172,26 @@ void HostileOpenTest::crashWhileStatisticsStreamRestoresThePanel() {
                ": the HDF5 library crashed (SIGSEGV) while reading /layers/2/keys tokens [0, 512): "
                "the file is damaged or hostile")),
            qPrintable(m_presenter->errors.front()));
+  expectUnchanged(before);
+}
+
+void HostileOpenTest::crashingCodebookFileIsRefusedAndKeepsTheSession() {
+  // File > Evaluate Codebooks on a file that crashes the library: a dialog, nothing lost.
+  const QString codebooks = m_dir.filePath(QStringLiteral("crashing-codebooks.h5"));
+  kvq::writeCodebookFile(codebooks.toStdString(), kvq::codebookFileFromStudy(*m_window->shownStudy()));
+  const Snapshot before = snapshot();
+  m_presenter->errors.clear();
+  qputenv("KVQ_VALIDATOR_FAULT", "segv@opening /layers/0/keys/codebooks");
+  m_window->evaluateCodebooks(codebooks);
+  const bool failed = waitForSignal(m_window.get(), &MainWindow::comparisonFailed, 120000);
+  qunsetenv("KVQ_VALIDATOR_FAULT");
+  QVERIFY(failed);
+  QCOMPARE(m_presenter->errors.size(), 1);
+  QVERIFY2(m_presenter->errors.front().contains(
+               codebooks + QStringLiteral(": the HDF5 library crashed (SIGSEGV) while opening "
+                                          "/layers/0/keys/codebooks: the file is damaged or hostile")),
+           qPrintable(m_presenter->errors.front()));
+  QVERIFY(m_window->comparison() == nullptr);
   expectUnchanged(before);
 }
 
