@@ -31,10 +31,10 @@ void registerTrain(CLI::App& root) {
   addAttentionOptions(cmd, args->attention, true);
   addReportOptions(cmd, args->engine);
   addOpenOptions(cmd, args->open, true);
-  cmd->callback([args]() {
+  cmd->callback([args, cmd]() {
     EngineOptions& o = args->engine;
     if (trainUnderMpi()) {  // mpirun -n N kvq train ...: train_mpi.h
-      runTrainDistributed(*args);
+      runTrainDistributed(*args, cmd);
       return;
     }
     o.dump = resolveDump(o.dump, "train");

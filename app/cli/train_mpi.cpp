@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "config_flags.h"
 #include "kvq/base/error.h"
 #include "kvq/base/file_identity.h"
 #include "kvq/dist/distributed_study.h"
@@ -172,7 +173,7 @@ bool trainUnderMpi() {
 #endif
 }
 
-void runTrainDistributed(TrainArgs& args) {
+void runTrainDistributed(TrainArgs& args, const CLI::App* cmd) {
 #ifdef KVQ_HAVE_MPI
   mpi::Session session;
   const std::unique_ptr<Communicator> world = session.world();
@@ -180,11 +181,20 @@ void runTrainDistributed(TrainArgs& args) {
   try {
     trainOnRanks(*world, args);
   } catch (const Error& e) {
-    if (world->rank() == 0) throw;  // main prints it once
+    // Failures are agreed: every rank is here. Rank 0 prints the one message before any rank
+    // leaves: a rank that exited first made mpirun abort the job, and it could kill rank 0
+    // before rank 0 had printed (1 run in about 10 of the failing-rank test).
+    if (world->rank() == 0) {
+      const std::string line = "kvq: error: " + presentError(e, cmd) + "\n";
+      std::fputs(line.c_str(), stderr);
+      std::fflush(stderr);
+    }
+    (void)world->allReduceMax(0);  // every rank waits for that line
     throw SilentExit{exitCodeOf(e)};
   }
 #else
   (void)args;
+  (void)cmd;
   (void)requireRootsFile;
   (void)describeValidatedFile;
   (void)layersRead;

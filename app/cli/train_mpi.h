@@ -16,6 +16,10 @@
 #include "engine_options.h"
 #include "open_options.h"
 
+namespace CLI {
+class App;
+}
+
 namespace kvq::cli {
 
 // The options of `kvq train`.
@@ -29,8 +33,9 @@ struct TrainArgs {
 // True when kvq was built with MPI and this process was started by an MPI launcher.
 bool trainUnderMpi();
 
-// The train command's work on every rank (MPI starts and ends here). Throws kvq::Error
-// on rank 0, SilentExit on the other ranks.
-void runTrainDistributed(TrainArgs& args);
+// The train command's work on every rank (MPI starts and ends here). A failure: rank 0
+// prints the run's one message (its flags named as cmd names them), then every rank
+// throws SilentExit with the exit code.
+void runTrainDistributed(TrainArgs& args, const CLI::App* cmd);
 
 }  // namespace kvq::cli
