@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "kvq/base/error.h"
+
 namespace CLI {
 class App;
 }
@@ -16,6 +18,18 @@ namespace kvq::cli {
 struct SilentExit {
   int code = 1;
 };
+
+// The exit code of a run that failed with e: 2 bad input, 130 cancelled, 1 otherwise.
+inline int exitCodeOf(const Error& e) {
+  switch (e.kind()) {
+    case ErrorKind::BadInput:
+      return 2;
+    case ErrorKind::Cancelled:
+      return 130;
+    default:
+      return 1;
+  }
+}
 
 void registerInfo(CLI::App& root);
 void registerSynth(CLI::App& root);

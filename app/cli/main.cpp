@@ -64,14 +64,7 @@ int main(int argc, char** argv) {
     const auto parsed = app.get_subcommands();
     std::cerr << "kvq: error: " << kvq::cli::presentError(e, parsed.empty() ? nullptr : parsed.front())
               << "\n";
-    switch (e.kind()) {
-      case kvq::ErrorKind::BadInput:
-        return 2;
-      case kvq::ErrorKind::Cancelled:
-        return 130;
-      default:
-        return 1;
-    }
+    return kvq::cli::exitCodeOf(e);
   } catch (const std::bad_alloc&) {
     std::cerr << "kvq: error: out of memory\n";
     return 1;

@@ -73,17 +73,6 @@ std::vector<int> layersRead(const std::vector<std::pair<int, Kind>>& jobs, const
   return layers;
 }
 
-int exitCodeOf(const Error& e) {
-  switch (e.kind()) {
-    case ErrorKind::BadInput:
-      return 2;
-    case ErrorKind::Cancelled:
-      return 130;
-    default:
-      return 1;
-  }
-}
-
 #ifdef KVQ_HAVE_MPI
 // Every rank's reader of the dump. Isolated (the default): rank 0's validator child
 // checks the structure before any rank parses the file; each rank then opens it only
@@ -198,7 +187,6 @@ void runTrainDistributed(TrainArgs& args, const CLI::App* cmd) {
   (void)requireRootsFile;
   (void)describeValidatedFile;
   (void)layersRead;
-  (void)exitCodeOf;
   throwInternal("kvq train", "this kvq was built without MPI");
 #endif
 }

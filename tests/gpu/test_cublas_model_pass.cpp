@@ -140,24 +140,23 @@ TEST(CublasLoader, OpensTheToolkitsLibraryOnlyWhenAsked) {
   kvq::gpu::loadCublas();  // once per process: a second call is a no-op
 }
 
-TEST(CublasLoader, AMissingLibraryIsAResourceErrorNamingIt) {
+// loadCublas(library) must throw a Resource error whose message contains `says`.
+void expectRefusal(const std::string& library, const std::string& says) {
   try {
-    kvq::gpu::loadCublas("libkvq-no-such-cublas.so.0");
+    kvq::gpu::loadCublas(library);
     FAIL() << "expected kvq::Error";
   } catch (const kvq::Error& e) {
     EXPECT_EQ(e.kind(), kvq::ErrorKind::Resource);
-    EXPECT_NE(std::string(e.what()).find("libkvq-no-such-cublas.so.0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
   }
 }
 
+TEST(CublasLoader, AMissingLibraryIsAResourceErrorNamingIt) {
+  expectRefusal("libkvq-no-such-cublas.so.0", "libkvq-no-such-cublas.so.0");
+}
+
 TEST(CublasLoader, ALibraryWithoutCublasIsRefusedNamingTheSymbol) {
-  try {
-    kvq::gpu::loadCublas("libm.so.6");
-    FAIL() << "expected kvq::Error";
-  } catch (const kvq::Error& e) {
-    EXPECT_EQ(e.kind(), kvq::ErrorKind::Resource);
-    EXPECT_NE(std::string(e.what()).find("no symbol cublasCreate_v2"), std::string::npos) << e.what();
-  }
+  expectRefusal("libm.so.6", "no symbol cublasCreate_v2");
 }
 
 }  // namespace
