@@ -33,12 +33,7 @@ kvq::PplOptions modelImpactOptions(const kvq::CodebookFile* codebooks, const std
   o.codebookPath = "the shown study's codebooks";
   o.backend = backend;
   if (codebooks != nullptr) {
-    for (int k = 1; k <= codebooks->config.depth; ++k) {
-      kvq::CacheVariantSpec s;
-      s.kind = kvq::CacheVariantKind::Rvq;
-      s.depth = k;
-      o.variants.push_back(s);
-    }
+    for (int k = 1; k <= codebooks->config.depth; ++k) o.variants.push_back(kvq::rvqVariant(k, 0, 0));
   }
   for (int bits : {2, 3, 4}) {
     kvq::CacheVariantSpec s;

@@ -44,14 +44,7 @@ std::vector<CacheVariantSpec> buildVariants(const PplArgs& a, const std::optiona
     const std::vector<int> depths =
         a.depths.empty() ? parseIntList("1-" + std::to_string(codebooks->config.depth), "--depths")
                          : parseIntList(a.depths, "--depths");
-    for (int k : depths) {
-      CacheVariantSpec s;
-      s.kind = CacheVariantKind::Rvq;
-      s.depth = k;
-      s.sinks = a.sinks;
-      s.window = a.rvqWindow;
-      variants.push_back(s);
-    }
+    for (int k : depths) variants.push_back(rvqVariant(k, a.sinks, a.rvqWindow));
   } else if (!codebooks && !a.depths.empty()) {
     throwBadInput("", "--depths", "RVQ depths need --codebooks");
   }

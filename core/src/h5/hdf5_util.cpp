@@ -365,22 +365,27 @@ bool isIeeeHalf(hid_t type) {
   return H5Tget_size(type) == 2 && isIeeeFloat(type);
 }
 
-std::string objectPath(hid_t obj) {
-  const ssize_t size = H5Iget_name(obj, nullptr, 0);
-  if (size <= 0) return "/";
+namespace {
+
+// A name HDF5 writes into a caller's buffer (H5Iget_name, H5Fget_name): asked for its size
+// first; `none` when it has none.
+std::string nameFrom(ssize_t (*get)(hid_t, char*, size_t), hid_t obj, const char* none) {
+  const ssize_t size = get(obj, nullptr, 0);
+  if (size <= 0) return none;
   std::string name(static_cast<size_t>(size) + 1, '\0');
-  H5Iget_name(obj, name.data(), name.size());
+  get(obj, name.data(), name.size());
   name.resize(static_cast<size_t>(size));
   return name;
 }
 
+}  // namespace
+
+std::string objectPath(hid_t obj) {
+  return nameFrom(H5Iget_name, obj, "/");
+}
+
 std::string fileNameOf(hid_t obj) {
-  const ssize_t size = H5Fget_name(obj, nullptr, 0);
-  if (size <= 0) return "";
-  std::string name(static_cast<size_t>(size) + 1, '\0');
-  H5Fget_name(obj, name.data(), name.size());
-  name.resize(static_cast<size_t>(size));
-  return name;
+  return nameFrom(H5Fget_name, obj, "");
 }
 
 }  // namespace kvq::h5

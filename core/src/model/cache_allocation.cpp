@@ -40,11 +40,7 @@ std::vector<CacheVariantSpec> layerVariants(int layer, int numLayers, const std:
   std::vector<CacheVariantSpec> variants;
   for (int kindIndex = 0; kindIndex < 2; ++kindIndex) {
     for (int depth : depths) {
-      CacheVariantSpec s;
-      s.kind = CacheVariantKind::Rvq;
-      s.depth = depth;
-      s.sinks = options.sinks;
-      s.window = options.window;
+      CacheVariantSpec s = rvqVariant(depth, options.sinks, options.window);
       s.layerDepths.assign(static_cast<size_t>(numLayers), {0, 0});
       s.layerDepths[static_cast<size_t>(layer)][static_cast<size_t>(kindIndex)] = depth;
       s.name = labelOf(layer, kindIndex == 0 ? Kind::Keys : Kind::Values, depth);
@@ -149,10 +145,7 @@ CacheAllocation allocateCache(const std::vector<BudgetItem>& items, double budge
 }
 
 CacheVariantSpec allocationVariant(const CacheAllocation& allocation, int numLayers) {
-  CacheVariantSpec s;
-  s.kind = CacheVariantKind::Rvq;
-  s.sinks = allocation.sinks;
-  s.window = allocation.window;
+  CacheVariantSpec s = rvqVariant(0, allocation.sinks, allocation.window);
   s.layerDepths.assign(static_cast<size_t>(numLayers), {0, 0});
   int deepest = 0;
   for (size_t i = 0; i < allocation.layers.size(); ++i) {

@@ -31,6 +31,15 @@ int CacheVariantSpec::depthOf(int layer, Kind which) const {
   return layerDepths[static_cast<size_t>(layer)][which == Kind::Keys ? 0 : 1];
 }
 
+CacheVariantSpec rvqVariant(int depth, int sinks, int window) {
+  CacheVariantSpec s;
+  s.kind = CacheVariantKind::Rvq;
+  s.depth = depth;
+  s.sinks = sinks;
+  s.window = window;
+  return s;
+}
+
 int64_t rvqExactTokens(int sinks, int window, int64_t tokens) {
   return std::min<int64_t>(tokens, int64_t{std::max(sinks, 0)} + std::max(window, 0));
 }

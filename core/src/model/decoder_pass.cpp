@@ -144,12 +144,12 @@ void DecoderPass::logits(const float* h, int64_t rows, float* out) const {
 }
 
 std::vector<float> sequenceLogits(const DecoderModel& model, const std::vector<int32_t>& tokens,
-                                  WeightGemm* gemm) {
+                                  WeightGemm* gemm, KvCacheHook* hook) {
   DecoderPass pass(model, gemm);
   const auto n = static_cast<int64_t>(tokens.size());
   std::vector<float> x(static_cast<size_t>(n * model.config.hidden));
   pass.embed(tokens.data(), n, x.data());
-  pass.runLayers(x.data(), n, 0, model.config.numLayers, nullptr, nullptr);
+  pass.runLayers(x.data(), n, 0, model.config.numLayers, hook, nullptr);
   pass.finalNorm(x.data(), n);
   std::vector<float> out(static_cast<size_t>(n * model.config.vocab));
   pass.logits(x.data(), n, out.data());

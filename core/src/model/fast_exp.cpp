@@ -3,8 +3,8 @@
 #include <immintrin.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
+
+#include "rvq/cpu_kernels.h"  // cpu::detectIsa: the ISA (and KVQ_CPU_ISA) every CPU kernel follows
 
 namespace kvq::model {
 
@@ -111,29 +111,13 @@ double expSumScalar(const float* x, int64_t n, float shift, float* out) {
   return sum;
 }
 
-enum class ExpIsa { Scalar, Avx2, Avx512 };
-
-ExpIsa detect() {
-  static const ExpIsa isa = [] {
-    __builtin_cpu_init();
-    ExpIsa best = ExpIsa::Scalar;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = ExpIsa::Avx2;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) best = ExpIsa::Avx512;
-    const char* env = std::getenv("KVQ_CPU_ISA");
-    if (env != nullptr && std::strcmp(env, "scalar") == 0) best = ExpIsa::Scalar;
-    if (env != nullptr && std::strcmp(env, "avx2") == 0 && best == ExpIsa::Avx512) best = ExpIsa::Avx2;
-    return best;
-  }();
-  return isa;
-}
-
 }  // namespace
 
 double expShiftedSum(const float* x, int64_t n, float shift, float* out) {
-  switch (detect()) {
-    case ExpIsa::Avx512:
+  switch (cpu::detectIsa()) {
+    case cpu::Isa::Avx512:
       return expSumAvx512(x, n, shift, out);
-    case ExpIsa::Avx2:
+    case cpu::Isa::Avx2:
       return expSumAvx2(x, n, shift, out);
     default:
       return expSumScalar(x, n, shift, out);
@@ -141,10 +125,10 @@ double expShiftedSum(const float* x, int64_t n, float shift, float* out) {
 }
 
 const char* fastExpIsa() {
-  switch (detect()) {
-    case ExpIsa::Avx512:
+  switch (cpu::detectIsa()) {
+    case cpu::Isa::Avx512:
       return "avx512";
-    case ExpIsa::Avx2:
+    case cpu::Isa::Avx2:
       return "avx2";
     default:
       return "scalar";

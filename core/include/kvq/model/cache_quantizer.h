@@ -43,6 +43,10 @@ struct CacheVariantSpec {
   int depthOf(int layer, Kind kind) const;
 };
 
+// RVQ at `depth` stages for every quantized layer and kind, the first `sinks` tokens and a sliding
+// window of `window` tokens exact.
+CacheVariantSpec rvqVariant(int depth, int sinks, int window);
+
 // Where the bits of a cache are counted: the sequence length that exact tokens are shared over,
 // and the number of cached tokens (all sequences of a batch) that codebook storage is amortised
 // over (0 = codebooks not counted).

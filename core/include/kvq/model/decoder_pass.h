@@ -68,10 +68,11 @@ class DecoderPass {
   std::vector<double> m_invFreq;
 };
 
-// Reference logits of one sequence: [tokens, vocab] row-major float32 (tests, probes).
-// gemm: the engine of the weight products (nullptr = the CPU's).
+// Logits of one sequence: [tokens, vocab] row-major float32 (tests, probes).
+// gemm: the engine of the weight products (nullptr = the CPU's); hook: applied to every layer's
+// keys and values (nullptr = the reference, an exact cache).
 std::vector<float> sequenceLogits(const DecoderModel& model, const std::vector<int32_t>& tokens,
-                                  WeightGemm* gemm = nullptr);
+                                  WeightGemm* gemm = nullptr, KvCacheHook* hook = nullptr);
 
 // RMSNorm of rows: out[r] = float(x[r] / sqrt(mean(x[r]^2) + eps)) * weight, the mean in double.
 //   x, out: [rows, n]; weight: [n]
