@@ -13,6 +13,7 @@ this script leaves files it does not write alone. Usage: python3 scripts/make_fu
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import zlib
@@ -128,14 +129,18 @@ KEYS = "/layers/0/keys"
 NOT_WRITTEN = "declared [{0}] but its data was never written"
 
 
+def damaged(write, change, **kw):
+    """build(path) for a case: a valid file written by write(path, **kw), then change(file) on it open."""
+    def build(path):
+        f = write(path, **kw)
+        change(f)
+        f.close()
+    return build
+
+
 def dump_cases(out: str):
     """(name, build(path), expected message after "<path>: ") for each dump policy."""
-    def damage(change, **kw):
-        def build(path):
-            f = write_dump(path, **kw)
-            change(f)
-            f.close()
-        return build
+    damage = functools.partial(damaged, write_dump)
 
     def keys(create):  # float32 like every replacement of /layers/0/keys below
         return damage(lambda f: replace_keys(f, create), dtype="float32")
@@ -290,12 +295,7 @@ def write_codebooks(path: str, per_head: bool = False, layer_name: str = "0", fl
 
 
 def codebook_cases(out: str):
-    def damage(change, **kw):
-        def build(path):
-            f = write_codebooks(path, **kw)
-            change(f)
-            f.close()
-        return build
+    damage = functools.partial(damaged, write_codebooks)
 
     def soft_codebooks(f):
         del f["layers/0/keys/codebooks"]

@@ -75,20 +75,14 @@ struct DumpSpec {
 };
 
 std::string writeDump(const std::string& path, const Activations& a, const DumpSpec& spec) {
-  DumpHeader h;
-  h.model = "attention test";
-  h.numLayers = 1;
-  h.numKvHeads = kKv;
+  DumpHeader h = test::dumpHeader("attention test", 1, kKv, kD, kT);
   h.numQHeads = kQ;
-  h.headDim = kD;
   h.keyRope = spec.keyRope;
   h.ropeTheta = 1000.0;
   h.ropeDim = 12;  // channels 12..15 are not rotated
   h.ropeLayout = spec.layout;
   h.ropeInvFreq = spec.invFreq;
   h.queryPositions = spec.queryTokens;
-  h.dtype = DType::Float32;
-  h.tokens = kT;
   auto w = DumpWriter::create(path, h);
   const Slab k = test::slabOf(kT, kKv, kD, a.keys), v = test::slabOf(kT, kKv, kD, a.values);
   Slab q = test::slabOf(kT, kQ, kD, a.queries);
@@ -282,13 +276,7 @@ TEST(AttentionStudy, SamplingIsStratifiedAndReproducible) {
 TEST(AttentionStudy, RefusesDumpsWithoutQueriesOrRotation) {
   const Activations a;
   const auto dir = test::freshTempDir();
-  DumpHeader h;
-  h.model = "no queries";
-  h.numLayers = 1;
-  h.numKvHeads = kKv;
-  h.headDim = kD;
-  h.dtype = DType::Float32;
-  h.tokens = kT;
+  const DumpHeader h = test::dumpHeader("no queries", 1, kKv, kD, kT);
   const std::string path = (dir / "noq.h5").string();
   auto w = DumpWriter::create(path, h);
   w->writeLayer(0, test::slabOf(kT, kKv, kD, a.keys), test::slabOf(kT, kKv, kD, a.values));

@@ -21,23 +21,24 @@
 namespace kvq {
 namespace {
 
-std::vector<float> normals(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist;
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
+using test::normals;
+
+// A codebook file's description, no codebooks: the paper preset at C, g, K for numKvHeads heads
+// of headDim channels.
+CodebookFile codebookHeader(int codebookSize, int groupSize, int depth, int headDim, int numKvHeads) {
+  CodebookFile f;
+  f.config = presetConfig("paper");
+  f.config.codebookSize = codebookSize;
+  f.config.groupSize = groupSize;
+  f.config.depth = depth;
+  f.headDim = headDim;
+  f.numKvHeads = numKvHeads;
+  return f;
 }
 
 // Codebooks for the tiny model (1 layer, 1 kv head, head_dim 4): C = 4, g = 2, K = 3, random.
 CodebookFile tinyCodebooks() {
-  CodebookFile f;
-  f.config = presetConfig("paper");
-  f.config.codebookSize = 4;
-  f.config.groupSize = 2;
-  f.config.depth = 3;
-  f.headDim = 4;
-  f.numKvHeads = 1;
+  CodebookFile f = codebookHeader(4, 2, 3, 4, 1);
   f.model = "tiny";
   for (Kind kind : {Kind::Keys, Kind::Values}) {
     QuantizerSet s;
@@ -52,15 +53,6 @@ CodebookFile tinyCodebooks() {
   return f;
 }
 
-CacheVariantSpec rvq(int depth, int sinks, int window) {
-  CacheVariantSpec s;
-  s.kind = CacheVariantKind::Rvq;
-  s.depth = depth;
-  s.sinks = sinks;
-  s.window = window;
-  return s;
-}
-
 TEST(ExactTokens, SinksComeBackBitForBit) {
   const CodebookFile books = tinyCodebooks();
   auto backend = makeBackend("cpu", 1);
@@ -70,7 +62,7 @@ TEST(ExactTokens, SinksComeBackBitForBit) {
   kivi.tokenGroup = 4;
   kivi.channelGroup = 4;
   kivi.sinks = 3;
-  for (const CacheVariantSpec& spec : {rvq(1, 3, 0), kivi}) {
+  for (const CacheVariantSpec& spec : {rvqVariant(1, 3, 0), kivi}) {
     CacheQuantizer q(spec, {0}, 1, 4, &books, "tiny.h5", backend.get());
     const std::vector<float> k0 = normals(40, 5), v0 = normals(40, 6);  // 10 tokens x 4
     std::vector<float> k = k0, v = v0;
@@ -84,15 +76,7 @@ TEST(ExactTokens, SinksComeBackBitForBit) {
 
 // Logits of one sequence through the tiny model with a hook (nullptr: the reference).
 std::vector<float> tinyLogits(const DecoderModel& model, const std::vector<int32_t>& ids, KvCacheHook* hook) {
-  DecoderPass pass(model);
-  const auto n = static_cast<int64_t>(ids.size());
-  std::vector<float> x(static_cast<size_t>(n * model.config.hidden));
-  pass.embed(ids.data(), n, x.data());
-  pass.runLayers(x.data(), n, 0, model.config.numLayers, hook, nullptr);
-  pass.finalNorm(x.data(), n);
-  std::vector<float> logits(static_cast<size_t>(n * model.config.vocab));
-  pass.logits(x.data(), n, logits.data());
-  return logits;
+  return sequenceLogits(model, ids, nullptr, hook);
 }
 
 // A query that only sees exact keys and values (the sinks, or every earlier token inside RVQ's
@@ -108,7 +92,7 @@ TEST(ExactTokens, QueriesInsideTheExactTokensGiveTheReferenceLogitsBitForBit) {
   const std::vector<float> ref = tinyLogits(*model, ids, nullptr);
   const size_t row = 16 * sizeof(float);  // vocab 16
   for (auto [sinks, window, exactRows] : {std::tuple{5, 0, 5}, {0, 8, 8}, {2, 6, 8}}) {
-    CacheQuantizer q(rvq(1, sinks, window), {0}, 1, 4, &books, "tiny.h5", backend.get());
+    CacheQuantizer q(rvqVariant(1, sinks, window), {0}, 1, 4, &books, "tiny.h5", backend.get());
     const std::vector<float> got = tinyLogits(*model, ids, &q);
     const std::string what = "sinks " + std::to_string(sinks) + " window " + std::to_string(window);
     if (sinks == 0 || window == 0) {
@@ -119,18 +103,12 @@ TEST(ExactTokens, QueriesInsideTheExactTokensGiveTheReferenceLogitsBitForBit) {
     }
     EXPECT_NE(std::memcmp(got.data() + exactRows * 16, ref.data() + exactRows * 16, 4 * row), 0) << what;
   }
-  CacheQuantizer all(rvq(1, 0, 64), {0}, 1, 4, &books, "tiny.h5", backend.get());  // window > sequence
+  CacheQuantizer all(rvqVariant(1, 0, 64), {0}, 1, 4, &books, "tiny.h5", backend.get());  // window > sequence
   EXPECT_EQ(std::memcmp(tinyLogits(*model, ids, &all).data(), ref.data(), ref.size() * sizeof(float)), 0);
 }
 
 TEST(CacheBits, RvqCountsCodesScalesExactTokensAndCodebooksByHand) {
-  CodebookFile f;
-  f.config = presetConfig("paper");
-  f.config.codebookSize = 256;
-  f.config.groupSize = 8;
-  f.config.depth = 4;
-  f.headDim = 64;
-  f.numKvHeads = 3;
+  CodebookFile f = codebookHeader(256, 8, 4, 64, 3);
   // exact share 64/2048 = 1/32: (31/32)(3 + 16/64) + 16/32 = 3.6484375; codebooks 32*3*256*8 bits
   // over 32768 tokens x 3 heads x 64 channels = 0.03125
   EXPECT_DOUBLE_EQ(rvqQuantizerBits(f, 3, 4, 60, {2048, 32768}), 3.6484375 + 0.03125);
@@ -141,7 +119,7 @@ TEST(CacheBits, RvqCountsCodesScalesExactTokensAndCodebooksByHand) {
   // shorter than sinks + window: every token exact
   EXPECT_DOUBLE_EQ(rvqQuantizerBits(f, 2, 4, 60, {50, 0}), 16.0);
   // an allocation: the mean over layers x kinds
-  CacheVariantSpec s = rvq(0, 0, 0);
+  CacheVariantSpec s = rvqVariant(0, 0, 0);
   s.layerDepths = {{1, 2}, {3, 4}};
   EXPECT_DOUBLE_EQ(cacheBitsPerChannel(s, &f, {0, 1}, {2048, 0}), 2.5 + 0.25);
   EXPECT_DOUBLE_EQ(cacheBitsPerChannel(s, &f, {1}, {2048, 0}), 3.5 + 0.25);

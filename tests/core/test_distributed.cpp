@@ -22,6 +22,7 @@
 #include "kvq/dump/synth.h"
 #include "kvq/rvq/backend_registry.h"
 #include "kvq/rvq/cpu_backend.h"
+#include "synth_dump.h"
 #include "test_util.h"
 
 namespace kvq {
@@ -84,13 +85,7 @@ class DistributedStudy : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     s_dir = new std::string(test::freshTempDir("distributed").string());
-    SynthOptions synth;
-    synth.layers = 3;
-    synth.kvHeads = 2;
-    synth.headDim = 32;
-    synth.tokens = 512;
-    synth.seed = 11;
-    writeSynthDump(*s_dir + "/synth.h5", synth);
+    test::writeSynthDumpOf(*s_dir + "/synth.h5", 3, 2, 32, 512, 11);
   }
   static void TearDownTestSuite() {
     delete s_dir;

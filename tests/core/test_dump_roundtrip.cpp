@@ -206,14 +206,7 @@ void expectBadInput(F&& f, const std::string& needle) {
 }
 
 DumpHeader smallHeader(DType dtype) {
-  DumpHeader h;
-  h.model = "m";
-  h.numLayers = 2;
-  h.numKvHeads = 2;
-  h.headDim = 4;
-  h.tokens = 10;
-  h.dtype = dtype;
-  return h;
+  return test::dumpHeader("m", 2, 2, 4, 10, dtype);
 }
 
 TEST(DumpReaderRequests, RefusesOutOfRangeAndOversizedReads) {

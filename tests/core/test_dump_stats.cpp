@@ -20,14 +20,7 @@ namespace kvq {
 namespace {
 
 DumpHeader header(int heads, int dim, int64_t tokens) {
-  DumpHeader h;
-  h.model = "stats test";
-  h.numLayers = 1;
-  h.numKvHeads = heads;
-  h.headDim = dim;
-  h.tokens = tokens;
-  h.dtype = DType::Float32;
-  return h;
+  return test::dumpHeader("stats test", 1, heads, dim, tokens);
 }
 
 // Keys [T=5, H=2, D=2]: head 0 has {-2,-1,0,1,2} in both channels; head 1 has

@@ -139,13 +139,7 @@ std::vector<H5Z_filter_t> pipeline(const std::string& path, const char* dataset)
 }
 
 std::string writeDump(const std::filesystem::path& dir, bool gzip, bool checksums, int64_t tokens) {
-  DumpHeader h;
-  h.model = "checksums";
-  h.numLayers = 1;
-  h.numKvHeads = 2;
-  h.headDim = 8;
-  h.tokens = tokens;
-  h.dtype = DType::Float32;
+  DumpHeader h = test::dumpHeader("checksums", 1, 2, 8, tokens);
   h.gzip = gzip;
   h.checksums = checksums;
   const std::string path = (dir / ("d" + std::to_string(gzip) + std::to_string(checksums) + ".h5")).string();

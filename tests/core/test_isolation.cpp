@@ -19,11 +19,11 @@
 #include "kvq/dump/dump_reader.h"
 #include "kvq/dump/dump_stats.h"
 #include "kvq/dump/dump_writer.h"
-#include "kvq/dump/synth.h"
 #include "kvq/io/codebook_file.h"
 #include "kvq/isolate/open_file.h"
 #include "kvq/isolate/validator_path.h"
 #include "kvq/rvq/rvq_config.h"
+#include "synth_dump.h"
 #include "test_util.h"
 
 namespace kvq {
@@ -47,15 +47,7 @@ OpenPolicy isolatedPolicy(const std::filesystem::path& dir) {
 }
 
 std::string synthDump(const std::filesystem::path& dir, int layers = 5, int64_t tokens = 300) {
-  SynthOptions o;
-  o.layers = layers;
-  o.kvHeads = 2;
-  o.headDim = 16;
-  o.tokens = tokens;
-  o.seed = 9;
-  const std::string path = (dir / "dump.h5").string();
-  writeSynthDump(path, o);
-  return path;
+  return test::writeSynthDumpOf((dir / "dump.h5").string(), layers, 2, 16, tokens, 9);
 }
 
 // The message of the Error f throws (and its kind), or "(accepted)".
@@ -127,13 +119,7 @@ TEST(Isolation, ReaderRefusalsKeepTheirExactMessage) {
   // NaN in layer 1 keys at token 7, head 1, channel 3: found by a worker's scan.
   std::vector<float> keys(static_cast<size_t>(20 * 2 * 4), 0.5f), values(keys.size(), -0.25f);
   keys[(7 * 2 + 1) * 4 + 3] = std::numeric_limits<float>::quiet_NaN();
-  DumpHeader h;
-  h.model = "nan";
-  h.numLayers = 2;
-  h.numKvHeads = 2;
-  h.headDim = 4;
-  h.tokens = 20;
-  h.dtype = DType::Float32;
+  const DumpHeader h = test::dumpHeader("nan", 2, 2, 4, 20);
   const std::string path = (dir / "nan.h5").string();
   auto writer = DumpWriter::create(path, h);
   writer->writeLayer(0, test::slabOf(20, 2, 4, values), test::slabOf(20, 2, 4, values));

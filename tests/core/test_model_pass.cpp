@@ -26,12 +26,18 @@
 namespace kvq {
 namespace {
 
-std::vector<float> randomVector(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist;
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
+// A random-weights model's shape small enough to check by hand: H_q = 4, H = 2, D = 8.
+ModelConfig smallModelConfig(int layers) {
+  ModelConfig c;
+  c.numLayers = layers;
+  c.hidden = 16;
+  c.numQHeads = 4;
+  c.numKvHeads = 2;
+  c.headDim = 8;
+  c.ffn = 24;
+  c.vocab = 50;
+  c.rope.dim = 8;
+  return c;
 }
 
 TEST(Rope, RotatesHalfPairsByPositionTimesFrequency) {
@@ -58,7 +64,8 @@ TEST(Rope, RotatesHalfPairsByPositionTimesFrequency) {
 
 TEST(Gemm, OpenBlasAndEigenAgreeWithALoop) {
   const int64_t m = 37, n = 70, k = 19;
-  const auto a = randomVector(static_cast<size_t>(m * k), 1), b = randomVector(static_cast<size_t>(n * k), 2);
+  const auto a = test::normals(static_cast<size_t>(m * k), 1),
+             b = test::normals(static_cast<size_t>(n * k), 2);
   for (auto engine : {model::GemmEngine::OpenBlas, model::GemmEngine::Eigen}) {
     std::vector<float> c(static_cast<size_t>(m * n), 1.0f), cb(static_cast<size_t>(m * n));
     model::gemmABt(engine, m, n, k, a.data(), k, b.data(), k, 1.0f, c.data(), n);  // C = A B^T + C
@@ -114,10 +121,10 @@ std::vector<float> bruteAttention(const model::AttentionInput& in) {
 TEST(Attention, BlockedCausalGqaMatchesBruteForceWithAndWithoutWindow) {
   const int64_t tokens = 150;  // three query blocks of 64, the last partial
   const int hq = 4, hkv = 2, d = 8;
-  const auto q = randomVector(static_cast<size_t>(tokens * hq * d), 3);
-  const auto k = randomVector(static_cast<size_t>(tokens * hkv * d), 4);
-  const auto v = randomVector(static_cast<size_t>(tokens * hkv * d), 5);
-  const auto kr = randomVector(k.size(), 6), vr = randomVector(v.size(), 7);
+  const auto q = test::normals(static_cast<size_t>(tokens * hq * d), 3);
+  const auto k = test::normals(static_cast<size_t>(tokens * hkv * d), 4);
+  const auto v = test::normals(static_cast<size_t>(tokens * hkv * d), 5);
+  const auto kr = test::normals(k.size(), 6), vr = test::normals(v.size(), 7);
   for (int window : {0, 32}) {
     model::AttentionInput in;
     in.tokens = tokens;
@@ -211,7 +218,7 @@ TEST(Perplexity, InterleavedDumpsAreReadInTheirOwnChannelOrder) {
   books.model = "tiny";
   for (Kind kind : {Kind::Keys, Kind::Values}) {
     QuantizerSet set{0, kind, {0, 1, 2, 3}, {}, {Codebooks(3, 4, 2)}};
-    set.codebooks[0].data = randomVector(set.codebooks[0].data.size(), kind == Kind::Keys ? 1 : 2);
+    set.codebooks[0].data = test::normals(set.codebooks[0].data.size(), kind == Kind::Keys ? 1 : 2);
     books.sets.push_back(set);
   }
   CodebookFile interleavedBooks = books;  // the same groups, named by the interleaved dump's channels
@@ -294,15 +301,7 @@ TEST(WeightGemm, EveryWeightProductOfThePassGoesThroughTheEngine) {
 }
 
 TEST(WeightGemm, ModelWeightMatricesListsEachMatrixOnceWithItsShape) {
-  ModelConfig c;
-  c.numLayers = 2;
-  c.hidden = 16;
-  c.numQHeads = 4;
-  c.numKvHeads = 2;
-  c.headDim = 8;
-  c.ffn = 24;
-  c.vocab = 50;
-  c.rope.dim = 8;
+  ModelConfig c = smallModelConfig(2);
   for (bool tied : {true, false}) {
     c.tiedOutput = tied;
     const auto model = makeRandomDecoderModel(c, 1);
@@ -376,15 +375,7 @@ TEST(WeightGemm, PerplexityRunsThePassOnTheChosenEngine) {
 }
 
 TEST(RandomModel, IsDeterministicInItsSeedAndRefusesShapesThePassCannotRun) {
-  ModelConfig c;
-  c.numLayers = 1;
-  c.hidden = 16;
-  c.numQHeads = 4;
-  c.numKvHeads = 2;
-  c.headDim = 8;
-  c.ffn = 24;
-  c.vocab = 50;
-  c.rope.dim = 8;
+  ModelConfig c = smallModelConfig(1);
   const auto a = makeRandomDecoderModel(c, 3), b = makeRandomDecoderModel(c, 3),
              d = makeRandomDecoderModel(c, 4);
   EXPECT_EQ(a->layers[0].wDown, b->layers[0].wDown);
@@ -415,10 +406,7 @@ TEST(CacheVariant, RefusalsNameTheFieldNotAFlag) {
   kivi.window = 0;
   kivi.bits = 9;
   EXPECT_EQ(whereOf(kivi), "kivi");
-  CacheVariantSpec rvq;
-  rvq.kind = CacheVariantKind::Rvq;
-  rvq.depth = 1;
-  EXPECT_EQ(whereOf(rvq), "depths");
+  EXPECT_EQ(whereOf(rvqVariant(1, 0, 0)), "depths");
 }
 
 }  // namespace

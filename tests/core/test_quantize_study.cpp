@@ -14,11 +14,11 @@
 #include "kvq/base/error.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/dump/dump_writer.h"
-#include "kvq/dump/synth.h"
 #include "kvq/rvq/cpu_backend.h"
 #include "kvq/study/quantize_study.h"
 #include "kvq/study/report.h"
 #include "kvq/study/sweep.h"
+#include "synth_dump.h"
 #include "test_util.h"
 
 namespace kvq {
@@ -28,13 +28,7 @@ class StudyTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     s_dir = new std::string(test::freshTempDir("study").string());
-    SynthOptions synth;
-    synth.layers = 1;
-    synth.kvHeads = 2;
-    synth.headDim = 64;
-    synth.tokens = 1024;
-    synth.seed = 7;
-    writeSynthDump(*s_dir + "/synth.h5", synth);
+    test::writeSynthDumpOf(*s_dir + "/synth.h5", 1, 2, 64, 1024, 7);
   }
   static void TearDownTestSuite() { delete s_dir; }
 
@@ -137,13 +131,7 @@ TEST_F(StudyTest, LargerCodebooksReconstructBetter) {
 // group's bits on most of the energy; strided groups spread it evenly.
 std::string writeOutlierDump(const std::string& dir) {
   const std::string path = dir + "/outliers.h5";
-  DumpHeader header;
-  header.model = "test: clustered outlier channels";
-  header.numLayers = 1;
-  header.numKvHeads = 2;
-  header.headDim = 64;
-  header.dtype = DType::Float32;
-  header.tokens = 1024;
+  const DumpHeader header = test::dumpHeader("test: clustered outlier channels", 1, 2, 64, 1024);
   Slab keys;
   keys.tokens = 1024;
   keys.heads = 2;
@@ -324,13 +312,7 @@ TEST_F(StudyTest, StoredQuantizerMismatchNamesTheCodebookFile) {
 // metric stays finite (scales saturate, KIVI scale/zero clamp) instead of NaN.
 TEST(StudyHugeValues, Float32DumpBeyondHalfRangeGivesFiniteMetrics) {
   const std::string path = (test::freshTempDir() / "huge.h5").string();
-  DumpHeader header;
-  header.model = "huge";
-  header.numLayers = 1;
-  header.numKvHeads = 2;
-  header.headDim = 16;
-  header.dtype = DType::Float32;
-  header.tokens = 256;
+  const DumpHeader header = test::dumpHeader("huge", 1, 2, 16, 256);
   std::mt19937 rng(5);
   std::normal_distribution<float> nd;
   auto slab = [&](float scale) {

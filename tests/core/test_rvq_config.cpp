@@ -5,7 +5,9 @@
 #include "kvq/rvq/rvq_config.h"
 
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <utility>
 
 namespace kvq {
 namespace {
@@ -64,28 +66,22 @@ TEST(RvqConfig, Presets) {
 }
 
 TEST(RvqConfig, ValidationNamesTheField) {
-  RvqConfig c;
-  EXPECT_EQ(whereOf(c, 128), "");
-  c.groupSize = 48;
-  EXPECT_EQ(whereOf(c, 128), "group_size");
-  c = RvqConfig{};
-  c.codebookSize = 1;
-  EXPECT_EQ(whereOf(c, 128), "codebook_size");
-  c = RvqConfig{};
-  c.depth = 0;
-  EXPECT_EQ(whereOf(c, 128), "depth");
-  c = RvqConfig{};
-  c.beamWidth = 0;
-  EXPECT_EQ(whereOf(c, 128), "beam_width");
-  c = RvqConfig{};
-  c.emaDecay = 1.0;
-  EXPECT_EQ(whereOf(c, 128), "ema_decay");
-  c = RvqConfig{};
-  c.trainSample = 100;
-  EXPECT_EQ(whereOf(c, 128), "train_sample");
-  c = RvqConfig{};
-  c.heldOutFraction = 1.0;
-  EXPECT_EQ(whereOf(c, 128), "held_out_fraction");
+  EXPECT_EQ(whereOf(RvqConfig{}, 128), "");
+  // One bad value each, on the defaults: the field validation names.
+  const std::pair<std::string, std::function<void(RvqConfig&)>> cases[] = {
+      {"group_size", [](RvqConfig& c) { c.groupSize = 48; }},
+      {"codebook_size", [](RvqConfig& c) { c.codebookSize = 1; }},
+      {"depth", [](RvqConfig& c) { c.depth = 0; }},
+      {"beam_width", [](RvqConfig& c) { c.beamWidth = 0; }},
+      {"ema_decay", [](RvqConfig& c) { c.emaDecay = 1.0; }},
+      {"train_sample", [](RvqConfig& c) { c.trainSample = 100; }},
+      {"held_out_fraction", [](RvqConfig& c) { c.heldOutFraction = 1.0; }},
+  };
+  for (const auto& [field, breakIt] : cases) {
+    RvqConfig c;
+    breakIt(c);
+    EXPECT_EQ(whereOf(c, 128), field);
+  }
 }
 
 TEST(RvqConfig, ValidationMessagesComeFromTheRanges) {

@@ -18,23 +18,15 @@
 #include "kvq/dump/dump_stats.h"
 #include "kvq/dump/dump_writer.h"
 #include "kvq/dump/stats_cache.h"
-#include "kvq/dump/synth.h"
 #include "kvq/isolate/open_file.h"
+#include "synth_dump.h"
 #include "test_util.h"
 
 namespace kvq {
 namespace {
 
 std::string synthDump(const std::filesystem::path& dir, const std::string& name, uint64_t seed) {
-  SynthOptions o;
-  o.layers = 3;
-  o.kvHeads = 2;
-  o.headDim = 8;
-  o.tokens = 64;
-  o.seed = seed;
-  const std::string path = (dir / name).string();
-  writeSynthDump(path, o);
-  return path;
+  return test::writeSynthDumpOf((dir / name).string(), 3, 2, 8, 64, seed);
 }
 
 OpenPolicy cachedPolicy(const std::filesystem::path& dir, bool isolate) {
@@ -143,12 +135,7 @@ TEST(StatsCacheKey, FollowsContentNotName) {
   const auto dir = test::freshTempDir();
   // Uncompressed: same size and layout, values differ in one place only.
   auto write = [&](const std::string& name, float poke) {
-    DumpHeader h;
-    h.model = "key";
-    h.numLayers = 1;
-    h.numKvHeads = 2;
-    h.headDim = 8;
-    h.tokens = 4096;
+    DumpHeader h = test::dumpHeader("key", 1, 2, 8, 4096, DType::Float16);
     h.gzip = false;
     std::vector<float> data(static_cast<size_t>(4096 * 2 * 8), 0.25f);
     data[data.size() / 2] = poke;

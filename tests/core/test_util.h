@@ -6,11 +6,13 @@
 
 #include <atomic>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "kvq/dump/dump.h"
+#include "kvq/dump/dump_writer.h"
 
 namespace kvq::test {
 
@@ -43,6 +45,29 @@ inline Slab slabOf(int64_t tokens, int heads, int dim, std::vector<float> data) 
   s.dim = dim;
   s.data = std::move(data);
   return s;
+}
+
+// n draws of N(0, 1), the same for the same seed.
+inline std::vector<float> normals(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist;
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// The header of a test dump: model name, shape and storage type (the writer's defaults for the rest:
+// gzip and checksums on, no queries).
+inline DumpHeader dumpHeader(std::string model, int layers, int kvHeads, int headDim, int64_t tokens,
+                             DType dtype = DType::Float32) {
+  DumpHeader h;
+  h.model = std::move(model);
+  h.numLayers = layers;
+  h.numKvHeads = kvHeads;
+  h.headDim = headDim;
+  h.tokens = tokens;
+  h.dtype = dtype;
+  return h;
 }
 
 }  // namespace kvq::test

@@ -26,13 +26,7 @@ inline std::string writeTinyDump(const std::filesystem::path& dir, const Decoder
   std::vector<int32_t> ids(static_cast<size_t>(tokens));
   std::mt19937 rng(9);
   for (auto& id : ids) id = static_cast<int32_t>(rng() % 16);
-  DumpHeader h;
-  h.model = "tiny";
-  h.numLayers = 1;
-  h.numKvHeads = 1;
-  h.headDim = 4;
-  h.tokens = tokens;
-  h.dtype = DType::Float32;
+  DumpHeader h = dumpHeader("tiny", 1, 1, 4, tokens);
   h.keyRope = postRope ? "post" : "pre";
   h.ropeDim = model.config.rope.dim;
   h.ropeLayout = ropeLayoutName(layout);

@@ -436,12 +436,18 @@ def test_sample_is_finite_and_has_key_outlier_channels(sample):
         assert channel.max() >= 9 * np.median(channel)
 
 
-def test_sample_tokens_decode_to_the_documented_text(sample):
-    pytest.importorskip("gguf", reason="needs gguf (tools/requirements-sample.txt)")
-    pytest.importorskip("tokenizers", reason="needs tokenizers (tools/requirements-sample.txt)")
+def _smollm2_gguf():
+    """The real model's file (KVQ_SMOLLM2_GGUF, from scripts/fetch_model.sh); skips the test without it."""
     gguf_path = os.environ.get("KVQ_SMOLLM2_GGUF")
     if not gguf_path or not os.path.isfile(gguf_path):
         pytest.skip("KVQ_SMOLLM2_GGUF does not name SmolLM2-135M-Instruct.Q4_1.gguf (see resources/samples/README.md)")
+    return gguf_path
+
+
+def test_sample_tokens_decode_to_the_documented_text(sample):
+    pytest.importorskip("gguf", reason="needs gguf (tools/requirements-sample.txt)")
+    pytest.importorskip("tokenizers", reason="needs tokenizers (tools/requirements-sample.txt)")
+    gguf_path = _smollm2_gguf()
     from kvq_dump.gguf_llama import GgufLlama
     model = GgufLlama(gguf_path)
     text = Path("/usr/share/common-licenses/GPL-3").read_text()
@@ -705,9 +711,7 @@ def test_hf_and_gguf_dumpers_agree_on_smollm2():
     pytest.importorskip("transformers", reason="needs transformers (tools/requirements-hf.txt)")
     pytest.importorskip("accelerate", reason="transformers loads GGUF files only with accelerate installed")
     pytest.importorskip("gguf", reason="needs gguf (tools/requirements-sample.txt)")
-    gguf_path = os.environ.get("KVQ_SMOLLM2_GGUF")
-    if not gguf_path or not os.path.isfile(gguf_path):
-        pytest.skip("KVQ_SMOLLM2_GGUF does not name SmolLM2-135M-Instruct.Q4_1.gguf (see resources/samples/README.md)")
+    gguf_path = _smollm2_gguf()
     from kvq_dump.gguf_llama import GgufLlama
     from kvq_dump.hf_dump import HfDumper, load_model
     ours = GgufLlama(gguf_path)

@@ -28,11 +28,12 @@
 #include "settings_panel.h"
 #include "study_queries.h"
 #include "ui_test_util.h"
+#include "window_fixture.h"
 
 using namespace kvq::ui;
 using kvq::ui::test::waitForSignal;
 
-class AttentionViewTest : public QObject {
+class AttentionViewTest : public QObject, kvq::ui::test::WindowFixture {
   Q_OBJECT
 
  private slots:
@@ -45,9 +46,6 @@ class AttentionViewTest : public QObject {
   void dumpWithoutQueriesShowsPlaceholders();
 
  private:
-  QTemporaryDir m_dir;
-  std::shared_ptr<RecordingPresenter> m_presenter;
-  std::unique_ptr<MainWindow> m_window;
   static constexpr int kDepth = 3;
 };
 
@@ -97,30 +95,15 @@ bool close(double a, double b) {
 }  // namespace
 
 void AttentionViewTest::initTestCase() {
-  QStandardPaths::setTestModeEnabled(true);
-  QCoreApplication::setOrganizationName(QStringLiteral("kvq-tests"));
-  QCoreApplication::setApplicationName(QStringLiteral("test_attention_view"));
+  kvq::ui::test::initTestApplication(QStringLiteral("test_attention_view"));
   QVERIFY(m_dir.isValid());
   const QString path = m_dir.filePath(QStringLiteral("queries.h5"));
   writeQueryDump(path, kD, {0, 1});
-  m_presenter = std::make_shared<RecordingPresenter>();
-  m_window = std::make_unique<MainWindow>(m_presenter);
-  m_window->resize(1280, 800);
-  m_window->openFile(path);
-  QVERIFY(waitForSignal(m_window.get(), &MainWindow::sessionChanged));
-  SettingsPanel* settings = m_window->settingsPanel();
-  settings->applyPreset(QStringLiteral("fast"));
-  kvq::RvqConfig config = settings->config();
-  config.codebookSize = 32;
-  config.depth = kDepth;
-  config.groupSize = 8;
-  config.trainSample = 4000;
-  config.emaSteps = 5;
-  config.batchSize = 1024;
-  settings->setConfig(config);
-  m_window->train();
-  QVERIFY(waitForSignal(m_window.get(), &MainWindow::chartsUpdated, 300000));
-  QVERIFY2(m_presenter->errors.isEmpty(), qPrintable(m_presenter->errors.join('\n')));
+  createWindow();
+  QVERIFY(openAndWait(path));
+  setQuickConfig(32, kDepth);
+  const QString trained = trainAndWait();
+  QVERIFY2(trained.isEmpty(), qPrintable(trained));
   QVERIFY(hasAttention(*m_window->shownStudy()));
 }
 
@@ -242,15 +225,8 @@ void AttentionViewTest::codebooksThatDoNotFitAreRefusedWithTheMismatch() {
 }
 
 void AttentionViewTest::dumpWithoutQueriesShowsPlaceholders() {
-  kvq::SynthOptions options;
-  options.layers = 2;
-  options.kvHeads = 2;
-  options.headDim = 32;
-  options.tokens = 512;
-  const QString path = m_dir.filePath(QStringLiteral("noq.h5"));
-  kvq::writeSynthDump(path.toStdString(), options);
-  m_window->openFile(path);
-  QVERIFY(waitForSignal(m_window.get(), &MainWindow::sessionChanged));
+  const QString path = synthDump(QStringLiteral("noq.h5"), 2, 32, 512);
+  QVERIFY(openAndWait(path));
   QVERIFY(m_window->comparison() == nullptr);  // evaluated on the previous dump
   m_window->train();
   QVERIFY(waitForSignal(m_window.get(), &MainWindow::chartsUpdated, 300000));

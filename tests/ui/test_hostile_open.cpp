@@ -23,11 +23,12 @@
 #include "recent_files.h"
 #include "settings_panel.h"
 #include "ui_test_util.h"
+#include "window_fixture.h"
 
 using namespace kvq::ui;
 using kvq::ui::test::waitForSignal;
 
-class HostileOpenTest : public QObject {
+class HostileOpenTest : public QObject, kvq::ui::test::WindowFixture {
   Q_OBJECT
 
  private slots:
@@ -40,7 +41,6 @@ class HostileOpenTest : public QObject {
   void trustedFilesOpenWithoutIsolation();
 
  private:
-  QString synthDump(const QString& name, int layers, int64_t tokens, int headDim, uint64_t seed);
   // What must not change when an open fails.
   struct Snapshot {
     SessionPtr session;
@@ -52,57 +52,25 @@ class HostileOpenTest : public QObject {
   Snapshot snapshot() const;
   void expectUnchanged(const Snapshot& before) const;
 
-  QTemporaryDir m_dir;
-  std::shared_ptr<RecordingPresenter> m_presenter;
-  std::unique_ptr<MainWindow> m_window;
   QString m_good;
 };
 
-QString HostileOpenTest::synthDump(const QString& name, int layers, int64_t tokens, int headDim,
-                                   uint64_t seed) {
-  kvq::SynthOptions options;
-  options.layers = layers;
-  options.kvHeads = 2;
-  options.headDim = headDim;
-  options.tokens = tokens;
-  options.seed = seed;
-  const QString path = m_dir.filePath(name);
-  kvq::writeSynthDump(path.toStdString(), options);
-  return path;
-}
-
 void HostileOpenTest::initTestCase() {
-  QStandardPaths::setTestModeEnabled(true);
-  QCoreApplication::setOrganizationName(QStringLiteral("kvq-tests"));
-  QCoreApplication::setApplicationName(QStringLiteral("test_hostile_open"));
+  kvq::ui::test::initTestApplication(QStringLiteral("test_hostile_open"));
   QVERIFY(m_dir.isValid());
   // Statistics must be computed, not found in a cache of an earlier run.
   qputenv("XDG_CACHE_HOME", m_dir.filePath(QStringLiteral("cache")).toUtf8());
-  m_good = synthDump(QStringLiteral("good.h5"), 3, 1024, 32, 5);
+  m_good = synthDump(QStringLiteral("good.h5"), 3, 32, 1024, 5);
 
   // A session with trained results: what a crash must not take away.
-  m_presenter = std::make_shared<RecordingPresenter>();
-  m_window = std::make_unique<MainWindow>(m_presenter);
-  m_window->openFile(m_good);
-  QVERIFY(waitForSignal(m_window.get(), &MainWindow::sessionChanged));
-  SettingsPanel* settings = m_window->settingsPanel();
+  createWindow();
+  QVERIFY(openAndWait(m_good));
   // One training and nothing after it: a background size or an auto-train landing later
   // would replace the shown study that every test compares against.
-  settings->setAutoTrain(false);
-  settings->setBackgroundTraining(false);
-  m_window->study()->setBackgroundEnabled(false);
-  settings->applyPreset(QStringLiteral("fast"));
-  settings->setCodebookSize(32);
-  settings->setDepth(2);
-  kvq::RvqConfig config = settings->config();
-  config.trainSample = 4000;
-  config.emaSteps = 5;
-  config.batchSize = 1024;
-  config.groupSize = 8;
-  settings->setConfig(config);
-  m_window->train();
-  QVERIFY(waitForSignal(m_window.get(), &MainWindow::chartsUpdated, 300000));
-  QVERIFY2(m_presenter->errors.isEmpty(), qPrintable(m_presenter->errors.join('\n')));
+  trainOnlyOnRequest();
+  setQuickConfig(32, 2);
+  const QString trained = trainAndWait();
+  QVERIFY2(trained.isEmpty(), qPrintable(trained));
   QVERIFY(m_window->shownStudy() != nullptr);
 }
 
@@ -149,7 +117,7 @@ void HostileOpenTest::crashingFileLeavesEverythingAsItWas() {
 }
 
 void HostileOpenTest::crashWhileStatisticsStreamRestoresThePanel() {
-  const QString other = synthDump(QStringLiteral("crashes-late.h5"), 4, 512, 16, 8);
+  const QString other = synthDump(QStringLiteral("crashes-late.h5"), 4, 16, 512, 8);
   const Snapshot before = snapshot();
   m_presenter->errors.clear();
   qputenv("KVQ_VALIDATOR_FAULT", "segv@reading /layers/2/keys");  // the validator's test hook
@@ -198,7 +166,7 @@ void HostileOpenTest::crashingCodebookFileIsRefusedAndKeepsTheSession() {
 void HostileOpenTest::largeDumpShowsDatasetBeforeStatistics() {
   // 8 layers x 2 heads x 64 channels x 16384 tokens (64 MiB as float32): the
   // statistics take a while, the header none.
-  const QString large = synthDump(QStringLiteral("large.h5"), 8, 16384, 64, 13);
+  const QString large = synthDump(QStringLiteral("large.h5"), 8, 64, 16384, 13);
   MainWindow window(std::make_shared<RecordingPresenter>());
   int filledAtHeader = -1;
   bool openRunning = false;

@@ -26,6 +26,7 @@
 #include "model_impact_chart.h"
 #include "model_impact_view.h"
 #include "ui_test_util.h"
+#include "window_fixture.h"
 
 using namespace kvq::ui;
 using kvq::ui::test::waitForSignal;
@@ -101,20 +102,16 @@ void writeAllocationFile(const QString& path, bool withAllocation) {
 
 }  // namespace
 
-class ModelImpactTest : public QObject {
+class ModelImpactTest : public QObject, kvq::ui::test::WindowFixture {
   Q_OBJECT
 
  private slots:
   void initTestCase() {
-    QStandardPaths::setTestModeEnabled(true);
-    QCoreApplication::setOrganizationName(QStringLiteral("kvq-tests"));
-    QCoreApplication::setApplicationName(QStringLiteral("test_model_impact"));
+    kvq::ui::test::initTestApplication(QStringLiteral("test_model_impact"));
     QVERIFY(m_dir.isValid());
     m_dump = m_dir.filePath(QStringLiteral("tiny.h5"));
     writeTinyDump(m_dump);
-    m_presenter = std::make_shared<RecordingPresenter>();
-    m_window = std::make_unique<MainWindow>(m_presenter);
-    m_window->resize(1280, 800);
+    createWindow();
   }
 
   void cleanupTestCase() { m_window.reset(); }
@@ -127,8 +124,7 @@ class ModelImpactTest : public QObject {
   }
 
   void runFillsTheChart() {
-    m_window->openFile(m_dump);
-    QVERIFY(waitForSignal(m_window.get(), &MainWindow::sessionChanged));
+    QVERIFY(openAndWait(m_dump));
     ModelImpactView* view = m_window->chartsPanel()->modelImpact();
     QVERIFY(view->chart()->isPlaceholder());
     QVERIFY(view->runButton()->isEnabled());
@@ -187,10 +183,7 @@ class ModelImpactTest : public QObject {
   }
 
  private:
-  QTemporaryDir m_dir;
   QString m_dump;
-  std::shared_ptr<RecordingPresenter> m_presenter;
-  std::unique_ptr<MainWindow> m_window;
 };
 
 QTEST_MAIN(ModelImpactTest)

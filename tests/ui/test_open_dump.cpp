@@ -15,12 +15,12 @@
 #include "kvq/base/error.h"
 #include "kvq/dump/dump_reader.h"
 #include "kvq/dump/dump_stats.h"
-#include "kvq/dump/synth.h"
 #include "main_window.h"
 #include "message_presenter.h"
 #include "recent_files.h"
 #include "settings_panel.h"
 #include "ui_test_util.h"
+#include "window_fixture.h"
 
 using namespace kvq::ui;
 using kvq::ui::test::waitForSignal;
@@ -43,21 +43,13 @@ class OpenDumpTest : public QObject {
 };
 
 void OpenDumpTest::initTestCase() {
-  QStandardPaths::setTestModeEnabled(true);  // QSettings away from the user's
-  QCoreApplication::setOrganizationName(QStringLiteral("kvq-tests"));
-  QCoreApplication::setApplicationName(QStringLiteral("test_open_dump"));
+  kvq::ui::test::initTestApplication(QStringLiteral("test_open_dump"));
   QVERIFY(m_dir.isValid());
 }
 
 QString OpenDumpTest::synthDump(const QString& name, int layers, uint64_t seed) {
-  kvq::SynthOptions options;
-  options.layers = layers;
-  options.kvHeads = 2;
-  options.headDim = 32;
-  options.tokens = 512;
-  options.seed = seed;
   const QString path = m_dir.filePath(name);
-  kvq::writeSynthDump(path.toStdString(), options);
+  kvq::test::writeSynthDumpOf(path.toStdString(), layers, 2, 32, 512, seed);
   return path;
 }
 

@@ -23,7 +23,6 @@
 #include "depth_error_chart.h"
 #include "job_queue.h"
 #include "job_tags.h"
-#include "kvq/dump/synth.h"
 #include "kvq/study/work_estimate.h"
 #include "main_window.h"
 #include "message_presenter.h"
@@ -31,12 +30,13 @@
 #include "settings_panel.h"
 #include "study_queries.h"
 #include "ui_test_util.h"
+#include "window_fixture.h"
 
 using namespace kvq::ui;
 using kvq::ui::test::waitForSignal;
 using kvq::ui::test::waitUntil;
 
-class SlidersTest : public QObject {
+class SlidersTest : public QObject, kvq::ui::test::WindowFixture {
   Q_OBJECT
 
  private slots:
@@ -60,9 +60,6 @@ class SlidersTest : public QObject {
   // watchdog would otherwise count several moves in a row as one stall).
   static void settle();
 
-  QTemporaryDir m_dir;
-  std::shared_ptr<RecordingPresenter> m_presenter;
-  std::unique_ptr<MainWindow> m_window;
   kvq::ui::test::UiWatchdog m_watchdog;
   static constexpr int kDepth = 4;
   static constexpr int kSize = 32;
@@ -98,26 +95,13 @@ void SlidersTest::settle() {
 }
 
 void SlidersTest::initTestCase() {
-  QStandardPaths::setTestModeEnabled(true);
-  QCoreApplication::setOrganizationName(QStringLiteral("kvq-tests"));
-  QCoreApplication::setApplicationName(QStringLiteral("test_sliders"));
+  kvq::ui::test::initTestApplication(QStringLiteral("test_sliders"));
   QVERIFY(m_dir.isValid());
-  kvq::SynthOptions options;
-  options.layers = 3;
-  options.kvHeads = 2;
-  options.headDim = 32;
-  options.tokens = 1024;
-  options.seed = 9;
-  const QString path = m_dir.filePath(QStringLiteral("sliders.h5"));
-  kvq::writeSynthDump(path.toStdString(), options);
-
-  m_presenter = std::make_shared<RecordingPresenter>();
-  m_window = std::make_unique<MainWindow>(m_presenter);
-  m_window->resize(1280, 800);
+  const QString path = synthDump(QStringLiteral("sliders.h5"), 3, 32, 1024, 9);
+  createWindow();
   m_window->show();  // offscreen: painting is part of what the watchdog measures
   QVERIFY(QTest::qWaitForWindowExposed(m_window.get()));
-  m_window->openFile(path);
-  QVERIFY(waitForSignal(m_window.get(), &MainWindow::sessionChanged));
+  QVERIFY(openAndWait(path));
 
   SettingsPanel* settings = m_window->settingsPanel();
   settings->setAutoTrain(false);  // the explicit Train first; auto-train has its own test
@@ -130,9 +114,8 @@ void SlidersTest::initTestCase() {
   c.emaSteps = 5;
   c.batchSize = 1024;
   settings->setConfig(c);
-  m_window->train();
-  QVERIFY(waitForSignal(m_window.get(), &MainWindow::chartsUpdated, 300000));
-  QVERIFY2(m_presenter->errors.isEmpty(), qPrintable(m_presenter->errors.join('\n')));
+  const QString trained = trainAndWait();
+  QVERIFY2(trained.isEmpty(), qPrintable(trained));
   QCOMPARE(m_window->study()->trainingsCompleted(), 1);
   QCOMPARE(m_window->study()->trainRequests(), 1);
   // From the first charts on, painted (first-use costs such as loading fonts are not

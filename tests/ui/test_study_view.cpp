@@ -30,7 +30,6 @@
 #include "depth_error_chart.h"
 #include "job_queue.h"
 #include "job_tags.h"
-#include "kvq/dump/synth.h"
 #include "kvq/io/codebook_file.h"
 #include "layer_error_chart.h"
 #include "main_window.h"
@@ -41,12 +40,13 @@
 #include "settings_panel.h"
 #include "study_queries.h"
 #include "ui_test_util.h"
+#include "window_fixture.h"
 
 using namespace kvq::ui;
 using kvq::ui::test::waitForSignal;
 using kvq::ui::test::waitUntil;
 
-class StudyViewTest : public QObject {
+class StudyViewTest : public QObject, kvq::ui::test::WindowFixture {
   Q_OBJECT
 
  private slots:
@@ -63,9 +63,6 @@ class StudyViewTest : public QObject {
   void invalidSettingsShowCoreMessage();
 
  private:
-  QTemporaryDir m_dir;
-  std::shared_ptr<RecordingPresenter> m_presenter;
-  std::unique_ptr<MainWindow> m_window;
   static constexpr int kDepth = 4;
   static constexpr int kLayers = 3;
 };
@@ -93,43 +90,16 @@ bool close(double a, double b) {
 }  // namespace
 
 void StudyViewTest::initTestCase() {
-  QStandardPaths::setTestModeEnabled(true);
-  QCoreApplication::setOrganizationName(QStringLiteral("kvq-tests"));
-  QCoreApplication::setApplicationName(QStringLiteral("test_study_view"));
+  kvq::ui::test::initTestApplication(QStringLiteral("test_study_view"));
   QVERIFY(m_dir.isValid());
-  kvq::SynthOptions options;
-  options.layers = kLayers;
-  options.kvHeads = 2;
-  options.headDim = 32;
-  options.tokens = 1024;
-  options.seed = 5;
-  const QString path = m_dir.filePath(QStringLiteral("study.h5"));
-  kvq::writeSynthDump(path.toStdString(), options);
-
-  m_presenter = std::make_shared<RecordingPresenter>();
-  m_window = std::make_unique<MainWindow>(m_presenter);
-  m_window->resize(1280, 800);
-  m_window->openFile(path);
-  QVERIFY(waitForSignal(m_window.get(), &MainWindow::sessionChanged));
-
-  SettingsPanel* settings = m_window->settingsPanel();
-  // Exactly the trainings this test asks for (test_sliders covers the others).
-  settings->setAutoTrain(false);
-  settings->setBackgroundTraining(false);
-  m_window->study()->setBackgroundEnabled(false);
-  settings->applyPreset(QStringLiteral("fast"));
-  settings->setCodebookSize(32);
-  settings->setDepth(kDepth);
-  kvq::RvqConfig config = settings->config();
-  config.trainSample = 4000;
-  config.emaSteps = 5;
-  config.batchSize = 1024;
-  config.groupSize = 8;
-  settings->setConfig(config);
-  QCOMPARE(settings->config().groupSize, 8);
-  m_window->train();
-  QVERIFY(waitForSignal(m_window.get(), &MainWindow::chartsUpdated, 300000));
-  QVERIFY2(m_presenter->errors.isEmpty(), qPrintable(m_presenter->errors.join('\n')));
+  const QString path = synthDump(QStringLiteral("study.h5"), kLayers, 32, 1024, 5);
+  createWindow();
+  QVERIFY(openAndWait(path));
+  trainOnlyOnRequest();  // exactly the trainings this test asks for (test_sliders covers the others)
+  setQuickConfig(32, kDepth);
+  QCOMPARE(m_window->settingsPanel()->config().groupSize, 8);
+  const QString trained = trainAndWait();
+  QVERIFY2(trained.isEmpty(), qPrintable(trained));
   QVERIFY(m_window->shownStudy() != nullptr);
   QCOMPARE(m_window->study()->trainingsCompleted(), 1);
 }

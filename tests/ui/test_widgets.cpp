@@ -18,6 +18,7 @@
 #include "study_controller.h"
 #include "task_progress_widget.h"
 #include "ui_test_util.h"
+#include "window_fixture.h"
 
 using namespace kvq::ui;
 
@@ -25,11 +26,7 @@ class WidgetsTest : public QObject {
   Q_OBJECT
 
  private slots:
-  void initTestCase() {
-    QStandardPaths::setTestModeEnabled(true);
-    QCoreApplication::setOrganizationName(QStringLiteral("kvq-tests"));
-    QCoreApplication::setApplicationName(QStringLiteral("test_widgets"));
-  }
+  void initTestCase() { kvq::ui::test::initTestApplication(QStringLiteral("test_widgets")); }
   void timeLeft();
   void nearestPoint();
   void layerList();
