@@ -7,7 +7,9 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <vector>
 
 // The vector types below are wider than the baseline ISA; they only cross
 // function boundaries inside always-inline helpers, so the ABI note of -Wpsabi
@@ -105,7 +107,14 @@ KVQ_INLINE void logitsT(const float* q, int rows, const PackedKeys& keys, int64_
       panel[c] = base + (key / kPanel) * Dp * kPanel + key % kPanel;
     }
     for (int r0 = 0; r0 < rows; r0 += RT) {
-      Vf<W> acc[RT][CV] = {};
+      // Loops over acc are unrolled in full so that it lives in registers (an
+      // array indexed in a loop would be zeroed and stored through the stack).
+      Vf<W> acc[RT][CV];
+#pragma GCC unroll 16
+      for (int r = 0; r < RT; ++r) {
+#pragma GCC unroll 8
+        for (int c = 0; c < CV; ++c) acc[r][c] = Vf<W>{};
+      }
       const float* qr = q + static_cast<int64_t>(r0) * Dp;
       for (int d = 0; d < Dp; ++d) {
         Vf<W> kv[CV];
@@ -118,7 +127,9 @@ KVQ_INLINE void logitsT(const float* q, int rows, const PackedKeys& keys, int64_
           for (int c = 0; c < CV; ++c) acc[r][c] += qv * kv[c];
         }
       }
+#pragma GCC unroll 16
       for (int r = 0; r < RT; ++r) {
+#pragma GCC unroll 8
         for (int c = 0; c < CV; ++c) store<W>(s + (r0 + r) * lds + c0 + c * W, acc[r][c]);
       }
     }
@@ -127,18 +138,21 @@ KVQ_INLINE void logitsT(const float* q, int rows, const PackedKeys& keys, int64_
 
 // ---- weighted sum: O = P V ------------------------------------------------------
 
-// One tile of RT rows x CV*W channels over keys [j0, j1), accumulating into o.
+// One tile of RT rows x CV*W channels over keys [j0, j1), accumulating into o;
+// panel[c] is vector c's first lane at key 0 (consecutive keys kValuePanel apart).
 template <int W, int RT, int CV>
-KVQ_INLINE void weightedTile(const float* p, int64_t ldp, int64_t j0, int64_t j1, const float* v, int Dp,
-                             float* o) {
-  Vf<W> acc[RT][CV];
+KVQ_INLINE void weightedTile(const float* p, int64_t ldp, int64_t j0, int64_t j1, const float* const* panel,
+                             int Dp, float* o) {
+  Vf<W> acc[RT][CV];  // in registers: every loop over it is unrolled in full
+#pragma GCC unroll 16
   for (int r = 0; r < RT; ++r) {
+#pragma GCC unroll 8
     for (int c = 0; c < CV; ++c) acc[r][c] = load<W>(o + r * Dp + c * W);
   }
   for (int64_t j = j0; j < j1; ++j) {
     Vf<W> vv[CV];
 #pragma GCC unroll 8
-    for (int c = 0; c < CV; ++c) vv[c] = load<W>(v + j * Dp + c * W);
+    for (int c = 0; c < CV; ++c) vv[c] = load<W>(panel[c] + j * kValuePanel);
 #pragma GCC unroll 16
     for (int r = 0; r < RT; ++r) {
       const float pv = p[r * ldp + j];
@@ -146,37 +160,45 @@ KVQ_INLINE void weightedTile(const float* p, int64_t ldp, int64_t j0, int64_t j1
       for (int c = 0; c < CV; ++c) acc[r][c] += pv * vv[c];
     }
   }
+#pragma GCC unroll 16
   for (int r = 0; r < RT; ++r) {
+#pragma GCC unroll 8
     for (int c = 0; c < CV; ++c) store<W>(o + r * Dp + c * W, acc[r][c]);
   }
 }
 
 // Channels in tiles of up to CV vectors; a narrower last tile takes fewer.
 template <int W, int RT, int CV>
-KVQ_INLINE void weightedSumT(const float* p, int rows, int64_t ldp, int64_t cols, const float* v, int Dp,
-                             float* o) {
-  static_assert(kRowTile % RT == 0);
-  constexpr int64_t kKeyBlock = 256;  // keys of V kept in L2 while every row tile passes
+KVQ_INLINE void weightedSumT(const float* p, int rows, int64_t ldp, int64_t cols, const PackedValues& v,
+                             int64_t keyBegin, float* o) {
+  static_assert(kRowTile % RT == 0 && kValuePanel % W == 0);
+  constexpr int64_t kKeyBlock = 256;  // keys of V kept in L1 while every row tile passes
+  const int Dp = v.dimPadded;
   std::fill(o, o + static_cast<int64_t>(rows) * Dp, 0.0f);
   for (int64_t j0 = 0; j0 < cols; j0 += kKeyBlock) {
     const int64_t j1 = std::min(cols, j0 + kKeyBlock);
     for (int ch = 0; ch < Dp; ch += CV * W) {
       const int vectors = std::min(CV, (Dp - ch) / W);
+      const float* panel[CV];
+      for (int c = 0; c < vectors; ++c) {
+        const int channel = ch + c * W;
+        panel[c] = v.panelAt(channel / kValuePanel, keyBegin) + channel % kValuePanel;
+      }
       for (int r0 = 0; r0 < rows; r0 += RT) {
         const float* pr = p + r0 * ldp;
         float* orow = o + static_cast<int64_t>(r0) * Dp + ch;
         switch (vectors) {
           case 1:
-            weightedTile<W, RT, 1>(pr, ldp, j0, j1, v + ch, Dp, orow);
+            weightedTile<W, RT, 1>(pr, ldp, j0, j1, panel, Dp, orow);
             break;
           case 2:
-            if constexpr (CV >= 2) weightedTile<W, RT, 2>(pr, ldp, j0, j1, v + ch, Dp, orow);
+            if constexpr (CV >= 2) weightedTile<W, RT, 2>(pr, ldp, j0, j1, panel, Dp, orow);
             break;
           case 3:
-            if constexpr (CV >= 3) weightedTile<W, RT, 3>(pr, ldp, j0, j1, v + ch, Dp, orow);
+            if constexpr (CV >= 3) weightedTile<W, RT, 3>(pr, ldp, j0, j1, panel, Dp, orow);
             break;
           default:
-            weightedTile<W, RT, CV>(pr, ldp, j0, j1, v + ch, Dp, orow);
+            weightedTile<W, RT, CV>(pr, ldp, j0, j1, panel, Dp, orow);
             break;
         }
       }
@@ -258,9 +280,30 @@ KVQ_INLINE PairSums pairSumsT(const float* p, const float* s, const float* st, i
   return out;
 }
 
-// The k largest of s[0, m), scanned from the most recent key backwards: a vector
-// maximum of each chunk is compared with the current k-th largest, and only a
-// chunk that beats it is looked at element by element (rare after the first keys).
+// A candidate of topK: a logit and its key.
+struct Candidate {
+  float value;
+  int64_t key;
+};
+// a is kept before b: a larger logit, or an equal one of a more recent key.
+struct Stronger {
+  bool operator()(const Candidate& a, const Candidate& b) const {
+    return a.value > b.value || (a.value == b.value && a.key > b.key);
+  }
+};
+
+// Appends every s[j] >= threshold, j in [a, b), to out (NaN never).
+inline void collectAtLeast(const float* s, int64_t a, int64_t b, float threshold,
+                           std::vector<Candidate>& out) {
+  for (int64_t j = a; j < b; ++j) {
+    if (s[j] >= threshold) out.push_back({s[j], j});
+  }
+}
+
+// The k largest of s[0, m) in two passes. The maxima of whole chunks are k or more
+// distinct elements, so the k-th largest of them is at most the k-th largest of s:
+// every element at or above it is a candidate, found in the chunks whose maximum
+// reaches it (about k of them) and the tail; the k strongest candidates win.
 template <int W>
 KVQ_INLINE int topKT(const float* s, int64_t m, int k, int64_t* top) {
   if (m <= k) {
@@ -268,41 +311,44 @@ KVQ_INLINE int topKT(const float* s, int64_t m, int k, int64_t* top) {
     return static_cast<int>(m);
   }
   constexpr int kChunk = 4 * W;
-  float val[256];
-  for (int i = 0; i < k; ++i) {
-    top[i] = m - 1 - i;
-    val[i] = s[m - 1 - i];
-  }
-  // The entry to evict: the smallest value, and among equal ones the oldest key.
-  auto weakest = [&] {
-    int w = 0;
-    for (int i = 1; i < k; ++i) {
-      if (val[i] < val[w] || (val[i] == val[w] && top[i] < top[w])) w = i;
+  const int64_t chunks = m / kChunk;
+  std::vector<Candidate> candidates;
+  candidates.reserve(static_cast<size_t>(4 * k));
+  if (chunks >= k) {
+    std::vector<float> chunkMax(static_cast<size_t>(chunks));
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      const float* x = s + ch * kChunk;
+      const Vf<W> mx =
+          vmax<W>(vmax<W>(load<W>(x), load<W>(x + W)), vmax<W>(load<W>(x + 2 * W), load<W>(x + 3 * W)));
+      chunkMax[static_cast<size_t>(ch)] = hmax<W>(mx);
     }
-    return w;
-  };
-  int w = weakest();
-  int64_t c = m - k;
-  while (c > 0) {
-    const int64_t lo = std::max<int64_t>(0, c - kChunk);
-    if (c - lo == kChunk) {
-      Vf<W> mx = load<W>(s + lo);
-      for (int i = 1; i < 4; ++i) mx = vmax<W>(mx, load<W>(s + lo + i * W));
-      if (!(hmax<W>(mx) > val[w])) {
-        c = lo;
-        continue;
+    // The k-th largest chunk maximum: a min-heap of the k largest seen (rarely replaced).
+    std::vector<float> largest(chunkMax.begin(), chunkMax.begin() + k);
+    std::make_heap(largest.begin(), largest.end(), std::greater<>());
+    for (int64_t ch = k; ch < chunks; ++ch) {
+      const float x = chunkMax[static_cast<size_t>(ch)];
+      if (x > largest.front()) {
+        std::pop_heap(largest.begin(), largest.end(), std::greater<>());
+        largest.back() = x;
+        std::push_heap(largest.begin(), largest.end(), std::greater<>());
       }
     }
-    for (int64_t j = c - 1; j >= lo; --j) {
-      if (s[j] > val[w]) {  // strictly: an equal older key loses to the recent one
-        val[w] = s[j];
-        top[w] = j;
-        w = weakest();
-      }
+    const float threshold = largest.front();
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      if (chunkMax[static_cast<size_t>(ch)] >= threshold)
+        collectAtLeast(s, ch * kChunk, (ch + 1) * kChunk, threshold, candidates);
     }
-    c = lo;
+    collectAtLeast(s, chunks * kChunk, m, threshold, candidates);
   }
-  return k;
+  if (candidates.size() < static_cast<size_t>(k)) {  // few keys, or NaN among the maxima: every element
+    candidates.clear();
+    collectAtLeast(s, 0, m, kNegInf, candidates);
+  }
+  const int n = static_cast<int>(std::min<size_t>(candidates.size(), static_cast<size_t>(k)));
+  if (n == 0) return 0;
+  std::nth_element(candidates.begin(), candidates.begin() + (n - 1), candidates.end(), Stronger{});
+  for (int i = 0; i < n; ++i) top[i] = candidates[static_cast<size_t>(i)].key;
+  return n;
 }
 
 #define KVQ_AVX512 __attribute__((target("avx512f,fma")))
@@ -311,11 +357,11 @@ KVQ_INLINE int topKT(const float* s, int64_t m, int k, int64_t* top) {
 // AVX-512: logits 8 rows x 32 keys (16 accumulators), weighted sums 4 rows x 64 channels.
 KVQ_AVX512 void logits512(const float* q, int rows, const PackedKeys& k, int64_t b, int64_t n, float* s,
                           int64_t ld) {
-  logitsT<16, 8, 2>(q, rows, k, b, n, s, ld);
+  logitsT<16, 8, 3>(q, rows, k, b, n, s, ld);
 }
-KVQ_AVX512 void weighted512(const float* p, int rows, int64_t ldp, int64_t n, const float* v, int Dp,
-                            float* o) {
-  weightedSumT<16, 4, 4>(p, rows, ldp, n, v, Dp, o);
+KVQ_AVX512 void weighted512(const float* p, int rows, int64_t ldp, int64_t n, const PackedValues& v,
+                            int64_t b, float* o) {
+  weightedSumT<16, 4, 4>(p, rows, ldp, n, v, b, o);
 }
 KVQ_AVX512 double softmax512(const float* s, int64_t m, int64_t n, float* p) {
   return softmaxT<16>(s, m, n, p);
@@ -330,11 +376,11 @@ KVQ_AVX512 int topK512(const float* s, int64_t m, int k, int64_t* top) {
 // AVX2 (16 registers): logits 4 rows x 16 keys, weighted sums 4 rows x 16 channels.
 KVQ_AVX2 void logits256(const float* q, int rows, const PackedKeys& k, int64_t b, int64_t n, float* s,
                         int64_t ld) {
-  logitsT<8, 4, 2>(q, rows, k, b, n, s, ld);
+  logitsT<8, 4, 3>(q, rows, k, b, n, s, ld);
 }
-KVQ_AVX2 void weighted256(const float* p, int rows, int64_t ldp, int64_t n, const float* v, int Dp,
+KVQ_AVX2 void weighted256(const float* p, int rows, int64_t ldp, int64_t n, const PackedValues& v, int64_t b,
                           float* o) {
-  weightedSumT<8, 4, 2>(p, rows, ldp, n, v, Dp, o);
+  weightedSumT<8, 4, 3>(p, rows, ldp, n, v, b, o);
 }
 KVQ_AVX2 double softmax256(const float* s, int64_t m, int64_t n, float* p) {
   return softmaxT<8>(s, m, n, p);
@@ -363,6 +409,16 @@ void PackedKeys::pack(const float* keys, int64_t T, int D) {
   }
 }
 
+void PackedValues::pack(const float* values, int64_t T, int D) {
+  tokens = T;
+  dimPadded = paddedDim(D);
+  data.assign(static_cast<size_t>(T) * dimPadded, 0.0f);
+  for (int64_t t = 0; t < T; ++t) {
+    for (int d = 0; d < D; ++d)
+      data[(d / kValuePanel * T + t) * kValuePanel + d % kValuePanel] = values[t * D + d];
+  }
+}
+
 void logits(Isa isa, const float* q, int rows, const PackedKeys& keys, int64_t keyBegin, int64_t cols,
             float* s, int64_t lds) {
   switch (isa) {
@@ -376,17 +432,17 @@ void logits(Isa isa, const float* q, int rows, const PackedKeys& keys, int64_t k
   logitsT<4, 4, 2>(q, rows, keys, keyBegin, cols, s, lds);
 }
 
-void weightedSum(Isa isa, const float* p, int rows, int64_t ldp, int64_t cols, const float* v, int Dp,
-                 float* o) {
+void weightedSum(Isa isa, const float* p, int rows, int64_t ldp, int64_t cols, const PackedValues& v,
+                 int64_t keyBegin, float* o) {
   switch (isa) {
     case Isa::Avx512:
-      return weighted512(p, rows, ldp, cols, v, Dp, o);
+      return weighted512(p, rows, ldp, cols, v, keyBegin, o);
     case Isa::Avx2:
-      return weighted256(p, rows, ldp, cols, v, Dp, o);
+      return weighted256(p, rows, ldp, cols, v, keyBegin, o);
     case Isa::Scalar:
       break;
   }
-  weightedSumT<4, 4, 2>(p, rows, ldp, cols, v, Dp, o);
+  weightedSumT<4, 4, 2>(p, rows, ldp, cols, v, keyBegin, o);
 }
 
 double softmax(Isa isa, const float* s, int64_t m, int64_t n, float* p) {

@@ -23,9 +23,10 @@ namespace kvq::attn {
 
 using cpu::Isa;
 
-constexpr int kPanel = 16;    // keys per packed panel
-constexpr int kKeyTile = 32;  // keys per logit tile (a logit row's length is a multiple)
-constexpr int kRowTile = 8;   // query rows per tile (a block's row count is a multiple)
+constexpr int kPanel = 16;       // keys per packed panel
+constexpr int kKeyTile = 48;     // keys per logit tile (a logit row's length is a multiple)
+constexpr int kRowTile = 8;      // query rows per tile (a block's row count is a multiple)
+constexpr int kValuePanel = 16;  // channels per packed value panel
 
 // head_dim rounded up to a multiple of 16.
 int paddedDim(int dim);
@@ -42,16 +43,35 @@ struct PackedKeys {
   void pack(const float* keys, int64_t T, int D);
 };
 
+// The values of one head laid out for weightedSum(): panels of kValuePanel
+// channels, each token-major ([tokens][kValuePanel]), zero in the padding channels.
+// A tile of channels then reads consecutive cache lines as it walks the keys
+// (row-major values put every key of a tile on a few L1 sets).
+struct PackedValues {
+  int64_t tokens = 0;
+  int dimPadded = 0;
+  std::vector<float> data;  // [dimPadded / kValuePanel][tokens][kValuePanel]
+
+  // values: [T, D] row-major float32
+  void pack(const float* values, int64_t T, int D);
+  // The first channel of panel `panel` at token t; channels follow with stride 1.
+  const float* panelAt(int panel, int64_t t) const {
+    return data.data() + (static_cast<int64_t>(panel) * tokens + t) * kValuePanel;
+  }
+  float at(int64_t t, int c) const { return panelAt(c / kValuePanel, t)[c % kValuePanel]; }
+};
+
 // s[r * lds + c] = sum_d q[r * Dp + d] * key(keyBegin + c)[d]
 //   q: [rows, Dp] with rows a multiple of kRowTile; keyBegin a multiple of kPanel;
 //   cols a multiple of kKeyTile with keyBegin + cols <= the packed keys plus one tile.
 void logits(Isa isa, const float* q, int rows, const PackedKeys& keys, int64_t keyBegin, int64_t cols,
             float* s, int64_t lds);
 
-// o[r * Dp + ch] = sum_{c < cols} p[r * ldp + c] * v[c * Dp + ch]
-//   p: [rows, ldp] (rows a multiple of kRowTile); v: [cols, Dp]; o: [rows, Dp] out.
-void weightedSum(Isa isa, const float* p, int rows, int64_t ldp, int64_t cols, const float* v, int Dp,
-                 float* o);
+// o[r * Dp + ch] = sum_{c < cols} p[r * ldp + c] * v.at(keyBegin + c, ch)
+//   p: [rows, ldp] (rows a multiple of kRowTile); keyBegin + cols <= v.tokens;
+//   o: [rows, Dp] out, Dp = v.dimPadded.
+void weightedSum(Isa isa, const float* p, int rows, int64_t ldp, int64_t cols, const PackedValues& v,
+                 int64_t keyBegin, float* o);
 
 // Softmax of s[0, m): p[c] = exp(s[c] - lse) for c < m and 0 for m <= c < n.
 // Returns lse = log sum_c exp(s[c]) (the exponentials are summed in double).

@@ -82,32 +82,33 @@ struct HeadInputs {
   int64_t tokens = 0;
   int dim = 0;
   int dimPadded = 0;
-  std::vector<attn::PackedKeys> packed;  // [0] exact keys, then each distinct variant key array
-  std::vector<size_t> packedOf;          // [variants]
-  std::vector<const float*> values;      // [1 + variants] [T, Dp]: exact, then each variant's
-  std::vector<std::vector<float>> valueCopies;
-
-  const float* paddedValues(const float* v) {
-    if (dimPadded == dim) return v;
-    std::vector<float>& copy = valueCopies.emplace_back(static_cast<size_t>(tokens * dimPadded), 0.0f);
-    for (int64_t t = 0; t < tokens; ++t) std::copy_n(v + t * dim, dim, copy.data() + t * dimPadded);
-    return copy.data();
-  }
+  std::vector<attn::PackedKeys> packed;    // [0] exact keys, then each distinct variant key array
+  std::vector<size_t> packedOf;            // [variants]
+  std::vector<attn::PackedValues> values;  // [0] exact values, then each distinct variant value array
+  std::vector<size_t> valuesOf;            // [variants]
 
   void prepare(const float* keys, const float* vals) {
     dimPadded = attn::paddedDim(dim);
-    std::vector<const float*> keySources{keys};
+    std::vector<const float*> keySources{keys}, valueSources{vals};
     packed.emplace_back().pack(keys, tokens, dim);
-    values.push_back(paddedValues(vals));
+    values.emplace_back().pack(vals, tokens, dim);
     for (const AttentionVariant& v : *variants) {
-      const auto it = std::find(keySources.begin(), keySources.end(), v.keys);
-      packedOf.push_back(static_cast<size_t>(it - keySources.begin()));
-      if (it == keySources.end()) {
-        keySources.push_back(v.keys);
-        packed.emplace_back().pack(v.keys, tokens, dim);
-      }
-      values.push_back(v.values == vals ? values[0] : paddedValues(v.values));
+      packedOf.push_back(
+          indexOf(keySources, v.keys, [&] { packed.emplace_back().pack(v.keys, tokens, dim); }));
+      valuesOf.push_back(
+          indexOf(valueSources, v.values, [&] { this->values.emplace_back().pack(v.values, tokens, dim); }));
     }
+  }
+
+ private:
+  // The index of `source` among `sources`, appended (and packed) when new.
+  template <typename Pack>
+  static size_t indexOf(std::vector<const float*>& sources, const float* source, Pack pack) {
+    const auto it = std::find(sources.begin(), sources.end(), source);
+    if (it != sources.end()) return static_cast<size_t>(it - sources.begin());
+    sources.push_back(source);
+    pack();
+    return sources.size() - 1;
   }
 };
 
@@ -131,12 +132,24 @@ struct RowRegions {
   }
 };
 
-// out[c] (+)= sum_{j in [a, b)} p[j] * v[j][c]; v rows of stride Dp.
-void accumulateRows(const float* p, const float* v, int64_t a, int64_t b, int Dp, int dim, float* out) {
-  for (int64_t j = a; j < b; ++j) {
-    const float w = p[j];
-    const float* vj = v + j * Dp;
-    for (int c = 0; c < dim; ++c) out[c] += w * vj[c];
+// out[c] (+)= sum_{j in [a, b)} p[j] * v(start + j, c), c < dim; with `minus`,
+// p[j] * (v(start + j, c) - minus(start + j, c)).
+void accumulateRows(const float* p, const attn::PackedValues& v, int64_t start, int64_t a, int64_t b, int dim,
+                    float* out, const attn::PackedValues* minus = nullptr) {
+  for (int c0 = 0; c0 < dim; c0 += attn::kValuePanel) {
+    const int width = std::min(attn::kValuePanel, dim - c0);
+    const float* panel = v.panelAt(c0 / attn::kValuePanel, start);
+    const float* sub = minus ? minus->panelAt(c0 / attn::kValuePanel, start) : nullptr;
+    for (int64_t j = a; j < b; ++j) {
+      const float w = p[j];
+      const float* vj = panel + j * attn::kValuePanel;
+      if (sub) {
+        const float* mj = sub + j * attn::kValuePanel;
+        for (int c = 0; c < width; ++c) out[c0 + c] += w * (vj[c] - mj[c]);
+      } else {
+        for (int c = 0; c < width; ++c) out[c0 + c] += w * vj[c];
+      }
+    }
   }
 }
 
@@ -156,7 +169,8 @@ struct RowContext {
   double lseRef = 0, lseVar = 0;
   const float *oRef = nullptr, *sinkRef = nullptr, *recentRef = nullptr;  // [Dp]
   float* oVar = nullptr;                                                  // [Dp], corrected in place
-  const float *vExact = nullptr, *vVar = nullptr;                         // at the sequence start, [.., Dp]
+  const attn::PackedValues *vExact = nullptr, *vVar = nullptr;
+  int64_t seqStart = 0;  // the row's sequence start (token of key index 0)
   bool exactWindow = false;
 };
 
@@ -196,14 +210,11 @@ void addOutputSums(const RowContext& r, const RowRegions& g, float* tmp, Attenti
   float* restRef = tmp + 2 * Dp;
   std::fill(tmp, tmp + 2 * Dp, 0.0f);
   if (r.exactWindow) {  // the window reads exact values: o~ += sum_{value window} p~ (v - v~)
-    for (int64_t j = g.valueWindowBegin; j < g.m; ++j) {
-      const float w = r.pVar[j];
-      for (int c = 0; c < D; ++c) r.oVar[c] += w * (r.vExact[j * Dp + c] - r.vVar[j * Dp + c]);
-    }
+    accumulateRows(r.pVar, *r.vExact, r.seqStart, g.valueWindowBegin, g.m, D, r.oVar, r.vVar);
   }
   const bool sinkExact = r.exactWindow && g.valueWindowBegin == 0;
-  accumulateRows(r.pVar, sinkExact ? r.vExact : r.vVar, 0, 1, Dp, D, sinkVar);
-  accumulateRows(r.pVar, r.exactWindow ? r.vExact : r.vVar, g.recentBegin, g.m, Dp, D, recentVar);
+  accumulateRows(r.pVar, sinkExact ? *r.vExact : *r.vVar, r.seqStart, 0, 1, D, sinkVar);
+  accumulateRows(r.pVar, r.exactWindow ? *r.vExact : *r.vVar, r.seqStart, g.recentBegin, g.m, D, recentVar);
   double restError = 0;
   for (int c = 0; c < D; ++c) {
     restRef[c] = r.oRef[c] - r.sinkRef[c] - r.recentRef[c];
@@ -264,26 +275,28 @@ class BlockRunner {
   void logitsAndSoftmax(const attn::PackedKeys& keys, float* s, float* p, double* lse, bool computeLogits) {
     if (computeLogits)
       attn::logits(m_in.isa, m_sc.q.data(), m_rowsPadded, keys, keyBegin(), m_cols, s, m_cols);
-    std::fill(p, p + static_cast<int64_t>(m_rowsPadded) * m_cols, 0.0f);
+    // Zero where no softmax writes: before the sequence start and the padding rows.
     for (int r = 0; r < m_rows; ++r) {
       const int64_t off = static_cast<int64_t>(r) * m_cols + m_lead;
+      std::fill(p + off - m_lead, p + off, 0.0f);
       lse[r] = attn::softmax(m_in.isa, s + off, rowKeys(r), m_cols - m_lead, p + off);
     }
+    std::fill(p + static_cast<int64_t>(m_rows) * m_cols, p + static_cast<int64_t>(m_rowsPadded) * m_cols, 0.0f);
   }
 
   void reference() {
     const int Dp = m_in.dimPadded, D = m_in.dim;
     logitsAndSoftmax(m_in.packed[0], m_sc.sRef.data(), m_sc.pRef.data(), m_sc.lseRef.data(), true);
-    const float* v = m_in.values[0] + keyBegin() * Dp;
-    attn::weightedSum(m_in.isa, m_sc.pRef.data(), m_rowsPadded, m_cols, m_colsPv, v, Dp, m_sc.oRef.data());
+    attn::weightedSum(m_in.isa, m_sc.pRef.data(), m_rowsPadded, m_cols, m_colsPv, m_in.values[0], keyBegin(),
+                      m_sc.oRef.data());
     std::fill(m_sc.sinkRef.begin(), m_sc.sinkRef.end(), 0.0f);
     std::fill(m_sc.recentRef.begin(), m_sc.recentRef.end(), 0.0f);
     for (int r = 0; r < m_rows; ++r) {
       const RowRegions g(rowKeys(r), m_in.settings->recentWindow);
       const float* p = m_sc.pRef.data() + static_cast<int64_t>(r) * m_cols + m_lead;
-      const float* vs = m_in.values[0] + m_block.seqStart * Dp;
-      accumulateRows(p, vs, 0, 1, Dp, D, m_sc.sinkRef.data() + r * Dp);
-      accumulateRows(p, vs, g.recentBegin, g.m, Dp, D, m_sc.recentRef.data() + r * Dp);
+      const attn::PackedValues& vs = m_in.values[0];
+      accumulateRows(p, vs, m_block.seqStart, 0, 1, D, m_sc.sinkRef.data() + r * Dp);
+      accumulateRows(p, vs, m_block.seqStart, g.recentBegin, g.m, D, m_sc.recentRef.data() + r * Dp);
     }
   }
 
@@ -304,8 +317,8 @@ class BlockRunner {
       }
     }
     logitsAndSoftmax(m_in.packed[0], sVar, m_sc.pVar.data(), lseVar.data(), false);
-    const float* vVar = m_in.values[v + 1];
-    attn::weightedSum(m_in.isa, m_sc.pVar.data(), m_rowsPadded, m_cols, m_colsPv, vVar + keyBegin() * Dp, Dp,
+    const attn::PackedValues& vVar = m_in.values[m_in.valuesOf[v]];
+    attn::weightedSum(m_in.isa, m_sc.pVar.data(), m_rowsPadded, m_cols, m_colsPv, vVar, keyBegin(),
                       m_sc.oVar.data());
     for (int r = 0; r < m_rows; ++r) {
       const RowRegions g(rowKeys(r), m_in.settings->recentWindow);
@@ -322,8 +335,9 @@ class BlockRunner {
       ctx.sinkRef = m_sc.sinkRef.data() + r * Dp;
       ctx.recentRef = m_sc.recentRef.data() + r * Dp;
       ctx.oVar = m_sc.oVar.data() + r * Dp;
-      ctx.vExact = m_in.values[0] + m_block.seqStart * Dp;
-      ctx.vVar = vVar + m_block.seqStart * Dp;
+      ctx.vExact = &m_in.values[0];
+      ctx.vVar = &vVar;
+      ctx.seqStart = m_block.seqStart;
       ctx.exactWindow = var.exactWindow;
       AttentionSums& sums = out[static_cast<size_t>(r % G)];
       addLogitSums(ctx, g, sums);
