@@ -313,7 +313,7 @@ KVQ_INLINE int topKT(const float* s, int64_t m, int k, int64_t* top) {
   constexpr int kChunk = 4 * W;
   const int64_t chunks = m / kChunk;
   std::vector<Candidate> candidates;
-  candidates.reserve(static_cast<size_t>(4 * k));
+  candidates.reserve(4 * static_cast<size_t>(k));
   if (chunks >= k) {
     std::vector<float> chunkMax(static_cast<size_t>(chunks));
     for (int64_t ch = 0; ch < chunks; ++ch) {
