@@ -10,26 +10,13 @@
 #include <vector>
 
 #include "attention/attention_kernels.h"  // internal: to check every ISA path
+#include "every_isa.h"
+#include "test_util.h"
 
 namespace kvq {
 namespace {
 
 using attn::Isa;
-
-std::vector<Isa> availableIsas() {
-  std::vector<Isa> isas{Isa::Scalar};
-  if (cpu::detectIsa() != Isa::Scalar) isas.push_back(Isa::Avx2);
-  if (cpu::detectIsa() == Isa::Avx512) isas.push_back(Isa::Avx512);
-  return isas;
-}
-
-std::vector<float> normals(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> g;
-  std::vector<float> x(n);
-  for (float& e : x) e = g(rng);
-  return x;
-}
 
 // dims: head_dim 64 and 128 fill whole tiles; 80 and 3 leave a narrower last tile.
 class KernelShapes : public ::testing::TestWithParam<int> {};
@@ -37,13 +24,13 @@ class KernelShapes : public ::testing::TestWithParam<int> {};
 TEST_P(KernelShapes, LogitsMatchDoubleDotProducts) {
   const int D = GetParam(), Dp = attn::paddedDim(D), rows = 2 * attn::kRowTile;
   const int64_t T = 301, keyBegin = 2 * attn::kPanel, cols = 4 * attn::kKeyTile;  // reads past T: zero keys
-  const std::vector<float> keys = normals(static_cast<size_t>(T * D), 1);
+  const std::vector<float> keys = test::normals(static_cast<size_t>(T * D), 1);
   std::vector<float> q(static_cast<size_t>(rows * Dp), 0.0f);
-  const std::vector<float> qd = normals(static_cast<size_t>(rows * D), 2);
+  const std::vector<float> qd = test::normals(static_cast<size_t>(rows * D), 2);
   for (int r = 0; r < rows; ++r) std::copy_n(qd.data() + r * D, D, q.data() + r * Dp);
   attn::PackedKeys packed;
   packed.pack(keys.data(), T, D);
-  for (Isa isa : availableIsas()) {
+  for (Isa isa : test::availableIsas()) {
     SCOPED_TRACE(cpu::isaName(isa));
     std::vector<float> s(static_cast<size_t>(rows * cols), -1.0f);
     attn::logits(isa, q.data(), rows, packed, keyBegin, cols, s.data(), cols);
@@ -61,8 +48,8 @@ TEST_P(KernelShapes, LogitsMatchDoubleDotProducts) {
 TEST_P(KernelShapes, WeightedSumMatchesDoubleSums) {
   const int D = GetParam(), Dp = attn::paddedDim(D), rows = 2 * attn::kRowTile;
   const int64_t T = 700, keyBegin = 37, cols = 600;  // more than one key block of the kernel
-  const std::vector<float> values = normals(static_cast<size_t>(T * D), 3);
-  const std::vector<float> p = normals(static_cast<size_t>(rows * cols), 4);
+  const std::vector<float> values = test::normals(static_cast<size_t>(T * D), 3);
+  const std::vector<float> p = test::normals(static_cast<size_t>(rows * cols), 4);
   attn::PackedValues packed;
   packed.pack(values.data(), T, D);
   ASSERT_EQ(packed.dimPadded, Dp);
@@ -70,7 +57,7 @@ TEST_P(KernelShapes, WeightedSumMatchesDoubleSums) {
     for (int c = 0; c < D; ++c) ASSERT_EQ(packed.at(t, c), values[t * D + c]);
     for (int c = D; c < Dp; ++c) ASSERT_EQ(packed.at(t, c), 0.0f);  // padding channels are zero
   }
-  for (Isa isa : availableIsas()) {
+  for (Isa isa : test::availableIsas()) {
     SCOPED_TRACE(cpu::isaName(isa));
     std::vector<float> o(static_cast<size_t>(rows * Dp), -1.0f);
     attn::weightedSum(isa, p.data(), rows, cols, cols, packed, keyBegin, o.data());
@@ -100,7 +87,7 @@ std::vector<int64_t> bruteTopK(const std::vector<float>& s, int64_t m, int k) {
 
 TEST(AttentionKernels, TopKMatchesBruteForceWithTies) {
   std::mt19937_64 rng(5);
-  for (Isa isa : availableIsas()) {
+  for (Isa isa : test::availableIsas()) {
     SCOPED_TRACE(cpu::isaName(isa));
     for (int64_t m : {1, 5, 31, 32, 33, 100, 1023, 1024, 1025, 5000, 40000}) {
       for (int k : {1, 7, 32, 256}) {
@@ -127,7 +114,7 @@ TEST(AttentionKernels, TopKOnLogitsRisingTowardsTheSequenceStart) {
   const int64_t m = 9000;
   std::vector<float> s(static_cast<size_t>(m));
   for (int64_t j = 0; j < m; ++j) s[static_cast<size_t>(j)] = static_cast<float>(m - j) * 0.5f;
-  for (Isa isa : availableIsas()) {
+  for (Isa isa : test::availableIsas()) {
     std::vector<int64_t> top(32);
     ASSERT_EQ(attn::topK(isa, s.data(), m, 32, top.data()), 32);
     std::sort(top.begin(), top.end());

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "every_isa.h"
 #include "kvq/rvq/backend.h"
 #include "kvq/rvq/cpu_backend.h"
 #include "rvq/cpu_kernels.h"  // internal: to check every ISA path
@@ -53,13 +54,6 @@ double exactDistance(const float* x, const float* c, int g) {
   return s;
 }
 
-std::vector<cpu::Isa> availableIsas() {
-  std::vector<cpu::Isa> isas{cpu::Isa::Scalar};
-  if (cpu::detectIsa() != cpu::Isa::Scalar) isas.push_back(cpu::Isa::Avx2);
-  if (cpu::detectIsa() == cpu::Isa::Avx512) isas.push_back(cpu::Isa::Avx512);
-  return isas;
-}
-
 TEST(CpuKernels, EveryIsaMatchesBruteForceWithTies) {
   // C not a multiple of any block (padding), duplicated entries in different lanes
   // and blocks, and vectors equal to them: exact ties must resolve to the lowest index.
@@ -73,7 +67,7 @@ TEST(CpuKernels, EveryIsaMatchesBruteForceWithTies) {
     std::copy(codebook.begin() + 5 * g, codebook.begin() + 6 * g, x.begin() + r * g);
   std::vector<float> m(x.size());
   for (size_t i = 0; i < x.size(); ++i) m[i] = -2.0f * x[i];
-  for (cpu::Isa isa : availableIsas()) {
+  for (cpu::Isa isa : test::availableIsas()) {
     SCOPED_TRACE(cpu::isaName(isa));
     cpu::PackedCodebook cb;
     cb.pack(codebook.data(), C, g, isa);
