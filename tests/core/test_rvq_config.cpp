@@ -118,18 +118,34 @@ TEST(RvqConfig, FieldTableReadsAndWritesEveryMember) {
   const FieldTable<RvqConfig>& table = rvqConfigTable();
   std::vector<std::string> names;
   for (const auto& f : table) names.push_back(f.spec.name);
-  EXPECT_EQ(names, (std::vector<std::string>{
-                       "preset",        "codebook_size",     "depth",          "group_size",
-                       "key_grouping",  "value_grouping",    "per_head",       "train_sample",
-                       "init",          "kmeans_iterations", "ema_decay",      "ema_epsilon",
-                       "ema_steps",     "batch_size",        "dead_threshold", "lloyd_iterations",
-                       "refine_rounds", "query_aware",       "beam_width",     "held_out_fraction",
-                       "seed"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"preset",
+                                             "codebook_size",
+                                             "depth",
+                                             "group_size",
+                                             "key_grouping",
+                                             "value_grouping",
+                                             "per_head",
+                                             "train_sample",
+                                             "init",
+                                             "kmeans_iterations",
+                                             "ema_decay",
+                                             "ema_epsilon",
+                                             "ema_steps",
+                                             "batch_size",
+                                             "dead_threshold",
+                                             "lloyd_iterations",
+                                             "refine_rounds",
+                                             "query_aware",
+                                             "beam_width",
+                                             "train_beam",
+                                             "held_out_fraction",
+                                             "seed"}));
   RvqConfig quality = presetConfig("quality");
   quality.seed = ~uint64_t{0};  // the full unsigned range survives
   quality.keyGrouping = Grouping::Contiguous;
   quality.refineRounds = 3;
   quality.queryAware = true;
+  quality.trainBeam = 5;
   RvqConfig copy;
   std::vector<std::optional<FieldValue>> values;
   for (const FieldValue& v : valuesOf(table, quality)) values.emplace_back(v);
@@ -142,6 +158,7 @@ TEST(RvqConfig, FieldTableReadsAndWritesEveryMember) {
   EXPECT_EQ(copy.beamWidth, 4);
   EXPECT_EQ(copy.refineRounds, 3);
   EXPECT_TRUE(copy.queryAware);
+  EXPECT_EQ(copy.trainBeam, 5);
   // JSON keeps each field's type: a flag is a boolean, the seed unsigned.
   EXPECT_NE(configToJson(quality).find("\"per_head\":false"), std::string::npos) << configToJson(quality);
   EXPECT_NE(configToJson(quality).find("\"seed\":18446744073709551615"), std::string::npos);

@@ -3,7 +3,9 @@
 //   2. EMA refinement on random mini-batches of those residuals, the EMA state
 //      starting, as in the reference code, at count 1 and sum = centre per entry;
 //   3. options beyond the paper: dead-entry reseeding during EMA, Lloyd iterations after;
-//   4. the residuals are moved past the finished stage.
+//   4. the residuals are moved past the finished stage: greedily (the paper), or with
+//      train_beam > 1 by beam search of the sample through every stage so far (the
+//      best path's residual; FAISS's ResidualQuantizer trains with its beam too).
 #include "kvq/rvq/trainer.h"
 
 #include <algorithm>
@@ -73,6 +75,7 @@ class StageTrainer {
   StageTrainer(std::vector<float> sample, int g, const RvqConfig& config, Backend& backend,
                Progress& progress, TrainStats& stats)
       : m_res(std::move(sample)),
+        m_source(config.trainBeam > 1 ? m_res : std::vector<float>()),
         m_ns(static_cast<int64_t>(m_res.size()) / g),
         m_g(g),
         m_c(config.codebookSize),
@@ -90,12 +93,17 @@ class StageTrainer {
         m_totalEnergy(energyOf(m_res.data(), m_ns, g)) {}
 
   // Stage k of books: k-means init, EMA refinement, Lloyd, then the residuals move on.
-  void train(int k, float* cb) {
+  void train(int k, Codebooks& books) {
+    float* cb = books.stage(k);
     initWithKmeans(k, cb);
     startEmaState(k, cb);
     refineWithEma(k, cb);
     refineWithLloyd(k, cb);
-    advanceResiduals(k, cb);
+    if (m_config.trainBeam > 1) {
+      beamResiduals(k, books);
+    } else {
+      advanceResiduals(k, cb);
+    }
   }
 
  private:
@@ -208,7 +216,22 @@ class StageTrainer {
     m_progress.step(k, m_k, "residuals");
   }
 
-  std::vector<float> m_res;  // [ns, g] residuals of the sample
+  // 4. (beyond the paper, train_beam > 1) Residuals of the sample after beam search
+  // through stages 0..k, from the sample itself: the best path after k + 1 stages need
+  // not extend the best after k, so the residuals are searched anew at every stage.
+  void beamResiduals(int k, const Codebooks& books) {
+    Codebooks trained(k + 1, m_c, m_g);
+    std::copy(books.data.begin(), books.data.begin() + static_cast<int64_t>(trained.data.size()),
+              trained.data.begin());
+    std::vector<int32_t> codes(static_cast<size_t>(m_ns) * static_cast<size_t>(k + 1));
+    m_backend.encodeBeam(m_source.data(), m_ns, trained, m_config.trainBeam, codes.data(), nullptr,
+                         m_res.data());
+    m_stats.stageErrorAfterEma[at(k)] = relative(energyOf(m_res.data(), m_ns, m_g));
+    m_progress.step(k, m_k, "beam residuals");
+  }
+
+  std::vector<float> m_res;     // [ns, g] residuals of the sample
+  std::vector<float> m_source;  // [ns, g] the sample itself (train_beam > 1 only)
   int64_t m_ns;
   int m_g, m_c, m_k;
   const RvqConfig& m_config;
@@ -257,7 +280,7 @@ Codebooks trainRvq(const float* x, int64_t n, int g, const RvqConfig& config, Ba
 
   Codebooks books(K, C, g);
   StageTrainer trainer(std::move(sample), g, config, backend, progress, st);
-  for (int k = 0; k < K; ++k) trainer.train(k, books.stage(k));
+  for (int k = 0; k < K; ++k) trainer.train(k, books);
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return books;
 }

@@ -65,6 +65,9 @@ struct RvqConfig {
 
   // Encoding: 1 = greedy (the paper); > 1 = beam search with this width.
   int beamWidth = 1;
+  // Training: stage k trains on the residuals that beam search of this width leaves after
+  // stages < k (the best path's), instead of greedy residuals. 1 = greedy (the paper).
+  int trainBeam = 1;
 
   // Held-out evaluation: this fraction of each sequence's tokens (its tail) is
   // kept out of training and used for every reported metric. 0 = train on all.
@@ -122,6 +125,11 @@ FieldTable<Config> rvqConfigFields() {
                                         "moment (needs /queries; off = plain MSE, the paper)")),
       makeField<Config>("beam_width", &RvqConfig::beamWidth, "Encoding beam width (1 = greedy, the paper)",
                         R::closed(1, 64)),
+      optionalInFiles(makeField<Config>("train_beam", &RvqConfig::trainBeam,
+                                        "Training beam width: each stage trains on the residuals of "
+                                        "beam-search encoding through the stages before it (1 = greedy, "
+                                        "the paper)",
+                                        R::closed(1, 64))),
       makeField<Config>("held_out_fraction", &RvqConfig::heldOutFraction,
                         "Fraction of each sequence's tail kept out of training and evaluated (0 = no split)",
                         R::halfOpen(0, 1)),
