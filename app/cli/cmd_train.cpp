@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <vector>
 
 #include "attention_options.h"
 #include "commands.h"
@@ -28,12 +29,17 @@ void registerTrain(CLI::App& root) {
   addTrainingOptions(cmd, args->engine);
   cmd->add_option("--out", args->out, "Codebook file to write (HDF5, rvq-codebooks v1)");
   cmd->add_option("--npz", args->npz, "Also export the codebooks as a NumPy .npz");
+  cmd->add_option("--also", args->also,
+                  "Also train on this dump's training tokens, pooled with DUMP's per layer x kind "
+                  "(repeatable; shapes must agree; metrics are DUMP's held-out tokens')")
+      ->allow_extra_args(false);
   addAttentionOptions(cmd, args->attention, true);
   addReportOptions(cmd, args->engine);
   addOpenOptions(cmd, args->open, true);
   cmd->callback([args, cmd]() {
     EngineOptions& o = args->engine;
     if (trainUnderMpi()) {  // mpirun -n N kvq train ...: train_mpi.h
+      if (!args->also.empty()) throwBadInput("", "--also", "not supported under MPI (train in one process)");
       runTrainDistributed(*args, cmd);
       return;
     }
@@ -47,6 +53,12 @@ void registerTrain(CLI::App& root) {
     ProgressBar bar;
     const auto reader = openDumpForWork(o.dump, args->open, bar.control());
     bar.finish();
+    std::vector<std::unique_ptr<DumpReader>> also;  // each through the same isolated open
+    for (const std::string& path : args->also) {
+      also.push_back(openDumpForWork(path, args->open, bar.control()));
+      bar.finish();
+      study.alsoTrainOn.push_back(also.back().get());
+    }
     validateConfig(config, reader->info().headDim);  // before any training
     auto backend = makeEngineBackend(o);
     const StudyResult result = runStudy(*reader, study, *backend, bar.control());

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "attention_options.h"
 #include "engine_options.h"
@@ -28,6 +29,7 @@ struct TrainArgs {
   OpenArgs open;
   AttentionCliOptions attention;
   std::string out, npz;
+  std::vector<std::string> also;  // --also: further training dumps
 };
 
 // True when kvq was built with MPI and this process was started by an MPI launcher.

@@ -38,6 +38,24 @@ constexpr MetricColumn kMetricColumns[] = {
     {"held_out_vectors", [](const LayerKindResult& j) { return static_cast<double>(j.evalVectors); }},
 };
 
+// also_trained_on holds one path per line.
+std::string joinLines(const std::vector<std::string>& lines) {
+  std::string text;
+  for (const std::string& line : lines) text += (text.empty() ? "" : "\n") + line;
+  return text;
+}
+
+std::vector<std::string> splitLines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t begin = 0;
+  for (size_t end = text.find('\n'); end != std::string::npos; end = text.find('\n', begin)) {
+    lines.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  lines.push_back(text.substr(begin));
+  return lines;
+}
+
 // Root attributes: format, version, config, source, shapes; the config validated.
 void readHeader(const h5::Reader& r, CodebookFile& file) {
   const std::string& path = r.path();
@@ -53,6 +71,8 @@ void readHeader(const h5::Reader& r, CodebookFile& file) {
   }
   file.config = readConfigAttrs(r, root, rvqConfigTable());
   file.sourceDump = r.stringAttr(root, "source_dump");
+  if (r.hasAttr(root, "also_trained_on"))
+    file.alsoTrainedOn = splitLines(r.stringAttr(root, "also_trained_on"));
   file.model = r.stringAttr(root, "model");
   const int64_t headDim = r.intAttr(root, "head_dim");
   const int64_t numKvHeads = r.intAttr(root, "num_kv_heads");
@@ -190,6 +210,7 @@ CodebookFile codebookFileFromStudy(const StudyResult& study) {
   CodebookFile file;
   file.config = study.config;
   file.sourceDump = study.dumpPath;
+  file.alsoTrainedOn = study.alsoTrainedOn;
   file.model = study.model;
   file.headDim = study.headDim;
   file.numKvHeads = study.numKvHeads;
@@ -215,6 +236,7 @@ void writeCodebookFile(const std::string& path, const CodebookFile& file) {
     h5::writeAttr(root, "kvq_format_version", static_cast<int64_t>(kCodebookFormatVersion));
     writeConfigAttrs(root, rvqConfigTable(), file.config);
     h5::writeAttr(root, "source_dump", file.sourceDump);
+    if (!file.alsoTrainedOn.empty()) h5::writeAttr(root, "also_trained_on", joinLines(file.alsoTrainedOn));
     h5::writeAttr(root, "model", file.model);
     h5::writeAttr(root, "head_dim", static_cast<int64_t>(file.headDim));
     h5::writeAttr(root, "num_kv_heads", static_cast<int64_t>(file.numKvHeads));

@@ -25,6 +25,7 @@ void writeCodebookNpz(const std::string& path, const CodebookFile& file) {
   config["kvq_format"] = kCodebookFormat;
   config["kvq_format_version"] = kCodebookFormatVersion;
   config["source_dump"] = file.sourceDump;
+  if (!file.alsoTrainedOn.empty()) config["also_trained_on"] = file.alsoTrainedOn;
   config["model"] = file.model;
   config["head_dim"] = file.headDim;
   config["num_kv_heads"] = file.numKvHeads;

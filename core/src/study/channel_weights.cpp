@@ -46,20 +46,37 @@ std::vector<float> QuerySecondMoments::weights(RopeLayout layout, int ropeDim) c
   return w;
 }
 
-std::vector<float> queryKeyWeights(const DumpReader& reader, int layer, const TaskControl* control) {
+namespace {
+
+// Adds every query row of the layer in reader to moments.
+void addQueries(const DumpReader& reader, int layer, QuerySecondMoments& moments,
+                const TaskControl* control) {
   const DumpInfo& info = reader.info();
   if (!info.hasQueries || info.queryTokens == 0 || !reader.has(layer, Kind::Queries)) {
     throwBadInput(info.path, "/layers/" + std::to_string(layer) + "/queries",
                   "query_aware needs the layer's queries, and this dump stores none (dump with --queries)");
   }
-  const DumpRope rope = ropeFromDump(info);
-  QuerySecondMoments moments(info.headDim);
   constexpr int64_t kChunkRows = 1024;
   for (int64_t r = 0; r < info.queryTokens; r += kChunkRows) {
     checkCancel(control);
     const Slab slab = reader.read(layer, Kind::Queries, r, std::min(kChunkRows, info.queryTokens - r));
     moments.add(slab.data.data(), slab.tokens * slab.heads);
   }
+}
+
+}  // namespace
+
+std::vector<float> queryKeyWeights(const DumpReader& reader, int layer, const TaskControl* control) {
+  return queryKeyWeights(std::vector<const DumpReader*>{&reader}, layer, control);
+}
+
+std::vector<float> queryKeyWeights(const std::vector<const DumpReader*>& readers, int layer,
+                                   const TaskControl* control) {
+  if (readers.empty()) throwInternal("queryKeyWeights", "no dump");
+  const DumpInfo& info = readers.front()->info();
+  QuerySecondMoments moments(info.headDim);
+  for (const DumpReader* reader : readers) addQueries(*reader, layer, moments, control);
+  const DumpRope rope = ropeFromDump(info);
   return moments.weights(rope.layout, rope.ropeDim());
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <string>
 
@@ -91,18 +92,43 @@ int64_t evalChunkTokens(const StudyOptions& options, int64_t dumpTokens) {
   return chunk / nt * nt + (chunk % nt != 0 ? nt : 0);
 }
 
+// The training tokens of one dump (a DumpReader and its split).
+struct TrainingSource {
+  const DumpReader* reader;
+  TokenSplit split;
+};
+
+// The first dump's training tokens, then those of options.alsoTrainOn (the same held-out fraction).
+std::vector<TrainingSource> trainingSources(const DumpReader& reader, const TokenSplit& split,
+                                            const StudyOptions& options) {
+  std::vector<TrainingSource> sources{{&reader, split}};
+  for (const DumpReader* other : options.alsoTrainOn) {
+    const DumpInfo& info = other->info();
+    try {
+      sources.push_back(
+          {other, splitTokens(info.tokens, info.sequenceStarts, options.config.heldOutFraction)});
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::BadInput) throw;
+      throwBadInput(info.path, e.where(), e.problem());
+    }
+  }
+  return sources;
+}
+
 // Training vectors of one layer x kind: for each quantizer q (shared: q = 0 over
 // all heads; per head: q = head) a uniform random subset of the training
-// token-head vectors, at most `want` of them, in token order (Knuth's selection
-// sampling: one pass, no index list). Result: [Q][m_q * D].
-std::vector<std::vector<float>> sampleTrainingVectors(const DumpReader& reader, int layer, Kind kind,
-                                                      const TokenSplit& split, bool perHead, int64_t want,
-                                                      uint64_t seed, int64_t chunkTokens,
-                                                      const TaskControl* control) {
-  const DumpInfo& info = reader.info();
+// token-head vectors of all sources (taken in order, as if one dump held them), at
+// most `want` of them, in token order (Knuth's selection sampling: one pass, no
+// index list). Result: [Q][m_q * D].
+std::vector<std::vector<float>> sampleTrainingVectors(const std::vector<TrainingSource>& sources, int layer,
+                                                      Kind kind, bool perHead, int64_t want, uint64_t seed,
+                                                      int64_t chunkTokens, const TaskControl* control) {
+  const DumpInfo& info = sources.front().reader->info();
   const int heads = info.numKvHeads, dim = info.headDim;
   const int quantizers = perHead ? heads : 1;
-  const int64_t itemsPerQuantizer = split.trainTokens * (perHead ? 1 : heads);
+  int64_t trainTokens = 0;
+  for (const TrainingSource& source : sources) trainTokens += source.split.trainTokens;
+  const int64_t itemsPerQuantizer = trainTokens * (perHead ? 1 : heads);
   std::vector<std::vector<float>> out(static_cast<size_t>(quantizers));
   std::vector<int64_t> remaining(static_cast<size_t>(quantizers), itemsPerQuantizer);
   std::vector<int64_t> needed(static_cast<size_t>(quantizers), std::min(want, itemsPerQuantizer));
@@ -112,27 +138,29 @@ std::vector<std::vector<float>> sampleTrainingVectors(const DumpReader& reader, 
   for (int q = 0; q < quantizers; ++q) out[q].reserve(static_cast<size_t>(needed[q]) * dim);
 
   int64_t done = 0;
-  for (const TokenRange& range : split.train) {
-    for (int64_t t0 = range.begin; t0 < range.end; t0 += chunkTokens) {
-      checkCancel(control);
-      const Slab slab = reader.read(layer, kind, t0, std::min(chunkTokens, range.end - t0));
-      for (int64_t t = 0; t < slab.tokens; ++t) {
-        for (int h = 0; h < heads; ++h) {
-          const int q = perHead ? h : 0;
-          if (needed[q] > 0) {
-            // Select with probability needed/remaining: exactly `needed` of all items, uniformly.
-            std::uniform_int_distribution<int64_t> pick(0, remaining[q] - 1);
-            if (pick(rngs[q]) < needed[q]) {
-              const float* v = slab.vector(t, h);
-              out[q].insert(out[q].end(), v, v + dim);
-              --needed[q];
+  for (const TrainingSource& source : sources) {
+    for (const TokenRange& range : source.split.train) {
+      for (int64_t t0 = range.begin; t0 < range.end; t0 += chunkTokens) {
+        checkCancel(control);
+        const Slab slab = source.reader->read(layer, kind, t0, std::min(chunkTokens, range.end - t0));
+        for (int64_t t = 0; t < slab.tokens; ++t) {
+          for (int h = 0; h < heads; ++h) {
+            const int q = perHead ? h : 0;
+            if (needed[q] > 0) {
+              // Select with probability needed/remaining: exactly `needed` of all items, uniformly.
+              std::uniform_int_distribution<int64_t> pick(0, remaining[q] - 1);
+              if (pick(rngs[q]) < needed[q]) {
+                const float* v = slab.vector(t, h);
+                out[q].insert(out[q].end(), v, v + dim);
+                --needed[q];
+              }
             }
+            --remaining[q];
           }
-          --remaining[q];
         }
+        done += slab.tokens;
+        reportProgress(control, static_cast<double>(done) / std::max<int64_t>(trainTokens, 1), "reading");
       }
-      done += slab.tokens;
-      reportProgress(control, static_cast<double>(done) / std::max<int64_t>(split.trainTokens, 1), "reading");
     }
   }
   return out;
@@ -244,14 +272,18 @@ void obtainQuantizers(const DumpReader& reader, const StudyOptions& options, con
   }
   const std::string label = jobLabel(job.layer, job.kind);
   job.channelOrder = channelOrder(info.headDim, config.groupSize, job.grouping);
-  if (config.queryAware && job.kind == Kind::Keys)
-    job.channelWeights = queryKeyWeights(reader, job.layer, control);
+  const std::vector<TrainingSource> sources = trainingSources(reader, split, options);
+  if (config.queryAware && job.kind == Kind::Keys) {
+    std::vector<const DumpReader*> readers{&reader};
+    readers.insert(readers.end(), options.alsoTrainOn.begin(), options.alsoTrainOn.end());
+    job.channelWeights = queryKeyWeights(readers, job.layer, control);
+  }
   const int groups = info.headDim / config.groupSize;
   const int64_t ts = config.trainSample;  // ceil(ts / groups) without overflow near INT64_MAX
   const int64_t want = ts > 0 ? ts / groups + (ts % groups != 0 ? 1 : 0) : INT64_MAX;
   const TaskControl readCtl = subControl(control, 0.0, 0.1, label);
-  const auto samples = sampleTrainingVectors(reader, job.layer, job.kind, split, config.perHead, want,
-                                             config.seed, evalChunkTokens(options, info.tokens), &readCtl);
+  const auto samples = sampleTrainingVectors(sources, job.layer, job.kind, config.perHead, want, config.seed,
+                                             evalChunkTokens(options, info.tokens), &readCtl);
   for (size_t q = 0; q < samples.size(); ++q) {
     const double span = (trainSpan - 0.1) / static_cast<double>(samples.size());
     const TaskControl trainCtl =
@@ -389,6 +421,53 @@ TokenSplit splitTokens(int64_t tokens, const std::vector<int64_t>& sequenceStart
   return split;
 }
 
+void checkPoolable(const DumpInfo& first, const DumpInfo& other, const std::vector<int>& layers,
+                   bool needQueries) {
+  const auto exact = [](double v) {  // every digit: values that differ print differently
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", v);
+    return std::string(text);
+  };
+  const auto optional = [&](const auto& v) {
+    return v ? exact(static_cast<double>(*v)) : std::string("absent");
+  };
+  std::string firstFreq, otherFreq;
+  for (double f : first.ropeInvFreq) firstFreq += exact(f) + " ";
+  for (double f : other.ropeInvFreq) otherFreq += exact(f) + " ";
+  const std::vector<std::pair<const char*, std::pair<std::string, std::string>>> fields = {
+      {"head_dim", {std::to_string(first.headDim), std::to_string(other.headDim)}},
+      {"num_kv_heads", {std::to_string(first.numKvHeads), std::to_string(other.numKvHeads)}},
+      {"num_layers", {std::to_string(first.numLayers), std::to_string(other.numLayers)}},
+      {"num_q_heads", {std::to_string(first.numQHeads), std::to_string(other.numQHeads)}},
+      {"key_rope", {first.keyRope, other.keyRope}},
+      {"rope_theta", {optional(first.ropeTheta), optional(other.ropeTheta)}},
+      {"rope_dim", {optional(first.ropeDim), optional(other.ropeDim)}},
+      {"rope_layout", {first.ropeLayout, other.ropeLayout}},
+  };
+  for (const auto& [field, values] : fields) {
+    if (values.first != values.second) {
+      throwBadInput(other.path, field,
+                    values.second + " differs from " + values.first + " in " + first.path +
+                        ": their training tokens cannot be pooled");
+    }
+  }
+  if (firstFreq != otherFreq) {
+    throwBadInput(other.path, "rope_inv_freq",
+                  "differs from that of " + first.path + ": their training tokens cannot be pooled");
+  }
+  for (int layer : layers) {
+    if (std::find(other.layers.begin(), other.layers.end(), layer) == other.layers.end()) {
+      throwBadInput(other.path, "layers",
+                    "layer " + std::to_string(layer) + " of " + first.path + " is not in this dump");
+    }
+  }
+  if (needQueries && !other.hasQueries) {
+    throwBadInput(other.path, "queries",
+                  "query_aware keys need queries in every training dump, and this one stores none (" +
+                      first.path + " does)");
+  }
+}
+
 ErrorSums StudyResult::total(int depth, const Kind* kind) const {
   ErrorSums sum;
   for (const LayerKindResult& job : jobs) {
@@ -404,7 +483,11 @@ StudyResult runStudy(const DumpReader& reader, const StudyOptions& options, Back
   validateOptions(reader.info(), options);
   const std::vector<int> layers = resolveLayers(reader.info(), options.layers);
   if (options.attention.enabled) checkAttentionInputs(reader, layers);  // before any training
+  for (const DumpReader* other : options.alsoTrainOn) {
+    checkPoolable(reader.info(), other->info(), layers, options.config.queryAware);
+  }
   StudyResult result = studyShell(reader, options, backend);
+  for (const DumpReader* other : options.alsoTrainOn) result.alsoTrainedOn.push_back(other->info().path);
   const double jobs = static_cast<double>(layers.size() * options.kinds.size());
   const double span = options.attention.enabled ? 0.8 : 1.0;
   size_t index = 0;

@@ -26,6 +26,8 @@ inline constexpr int kCodebookFormatVersion = 1;
 struct CodebookFile {
   RvqConfig config;
   std::string sourceDump;  // path of the dump the quantizers were trained on
+  std::vector<std::string>
+      alsoTrainedOn;  // further dumps whose training tokens were pooled (kvq train --also)
   std::string model;
   int headDim = 0;
   int numKvHeads = 0;

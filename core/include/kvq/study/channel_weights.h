@@ -42,4 +42,9 @@ class QuerySecondMoments {
 // Error(BadInput) naming the dump when it stores no queries for the layer.
 std::vector<float> queryKeyWeights(const DumpReader& reader, int layer, const TaskControl* control = nullptr);
 
+// The same from the query rows of several dumps of one model together (training on several
+// dumps, StudyOptions::alsoTrainOn): their second moments pooled, the rotary layout the first's.
+std::vector<float> queryKeyWeights(const std::vector<const DumpReader*>& readers, int layer,
+                                   const TaskControl* control = nullptr);
+
 }  // namespace kvq

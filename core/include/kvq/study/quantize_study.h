@@ -57,7 +57,19 @@ struct StudyOptions {
   int baselineChannelGroup = 32;              // n_c (values)
   int64_t chunkTokens = 1024;                 // evaluation block; rounded up to a multiple of n_t
   AttentionOptions attention;                 // attention metrics after the jobs (attention.enabled)
+  // Further dumps whose training tokens (the same held-out fraction of each) join the first
+  // dump's, pooled per layer x kind, in this order after the first's: as if one dump held
+  // the tokens of all. Not owned; each must agree with the first in shape (checkPoolable).
+  // Held-out evaluation and every reported metric use the first dump only. runStudy only.
+  std::vector<const DumpReader*> alsoTrainOn;
 };
+
+// Throws Error(BadInput, other.path, field) naming both files when `other`'s training
+// vectors cannot join `first`'s: head_dim, num_kv_heads, num_layers, num_q_heads, key_rope,
+// rope_theta, rope_dim, rope_layout differ, one of `layers` is missing, or (needQueries,
+// query_aware keys) it stores no queries.
+void checkPoolable(const DumpInfo& first, const DumpInfo& other, const std::vector<int>& layers,
+                   bool needQueries);
 
 // One trained quantizer (shared by the heads of a layer x kind, or one head's).
 struct QuantizerResult {
@@ -102,6 +114,7 @@ struct LayerKindResult {
 struct StudyResult {
   RvqConfig config;
   std::string dumpPath;
+  std::vector<std::string> alsoTrainedOn;  // paths of StudyOptions::alsoTrainOn, in order
   std::string model;
   int headDim = 0;
   int numKvHeads = 0;
