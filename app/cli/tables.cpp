@@ -11,9 +11,11 @@ void printStudyTable(const StudyResult& s) {
               s.dumpPath.c_str(), s.model.c_str(), static_cast<long long>(s.tokens),
               static_cast<long long>(s.split.trainTokens), static_cast<long long>(s.split.heldOutTokens),
               s.split.heldOutFraction * 100.0, s.split.perSequence ? "sequence" : "dump");
-  std::printf("config   preset %s, C=%d K=%d g=%d, keys %s, values %s%s, beam %d, seed %llu\n",
+  for (const std::string& path : s.alsoTrainedOn) std::printf("also     trained on %s\n", path.c_str());
+  const std::string trainBeam = c.trainBeam > 1 ? ", training beam " + std::to_string(c.trainBeam) : "";
+  std::printf("config   preset %s, C=%d K=%d g=%d, keys %s, values %s%s, beam %d%s, seed %llu\n",
               c.preset.c_str(), c.codebookSize, c.depth, c.groupSize, groupingName(c.keyGrouping),
-              groupingName(c.valueGrouping), c.perHead ? ", per head" : "", c.beamWidth,
+              groupingName(c.valueGrouping), c.perHead ? ", per head" : "", c.beamWidth, trainBeam.c_str(),
               static_cast<unsigned long long>(c.seed));
   std::printf("backend  %s, %.1f s\n\n", s.backendName.c_str(), s.totalSeconds);
   std::printf("%5s %-6s %-10s %6s %6s %9s %7s %7s %6s  %s\n", "layer", "kind", "grouping", "bits", "ratio",

@@ -77,6 +77,7 @@ def test_pooling_two_dumps_equals_one_dump_of_both(dumps, tmp_path, query_aware)
     pooled, joined, alone = tmp_path / "pooled.h5", tmp_path / "joined.h5", tmp_path / "alone.h5"
     r = run("train", dumps["a"], "--also", dumps["b"], *SMALL, *flags, "--out", pooled)
     assert r.returncode == 0, r.stderr
+    assert f"also     trained on {dumps['b']}" in r.stdout, r.stdout
     assert run("train", dumps["ab"], *SMALL, *flags, "--out", joined).returncode == 0
     assert run("train", dumps["a"], *SMALL, *flags, "--out", alone).returncode == 0
     p, j, a = layer_datasets(pooled), layer_datasets(joined), layer_datasets(alone)
