@@ -25,14 +25,11 @@ void registerSynth(CLI::App& root) {
   cmd->add_option("--head-dim", args->synth.headDim, "Channels per head (even)")->check(CLI::Range(2, 4096));
   cmd->add_option("--tokens", args->synth.tokens, "Tokens")->check(CLI::Range(int64_t{1}, int64_t{1} << 32));
   cmd->add_option("--seed", args->synth.seed, "Random seed");
-  cmd->add_option("--dtype", args->dtype, "Storage type")
-      ->check(CLI::IsMember({"float16", "bfloat16", "float32"}));
+  cmd->add_option("--dtype", args->dtype, "Storage type")->check(CLI::IsMember(namesOf<DType>()));
   cmd->add_flag("--queries", args->synth.queries, "Also write queries (as many heads as kv heads)");
   cmd->callback([args]() {
     if (args->synth.headDim % 2 != 0) throwBadInput("", "--head-dim", "must be even (rotary pairs)");
-    args->synth.dtype = args->dtype == "float16"    ? DType::Float16
-                        : args->dtype == "bfloat16" ? DType::BFloat16
-                                                    : DType::Float32;
+    args->synth.dtype = parseName<DType>(args->dtype, "--dtype");
     writeSynthDump(args->out, args->synth);
     std::printf("wrote %s: synthetic, %d layers x %d kv heads x %d channels, %lld tokens, %s\n",
                 args->out.c_str(), args->synth.layers, args->synth.kvHeads, args->synth.headDim,

@@ -17,16 +17,16 @@ Kind parseKind(const std::string& name, const std::string& field) {
   return parseName<Kind>(name, field);
 }
 
+template <>
+const std::vector<EnumName<DType>>& enumNames<DType>() {
+  static const std::vector<EnumName<DType>> names = {
+      {DType::Float16, "float16"}, {DType::BFloat16, "bfloat16"}, {DType::Float32, "float32"}};
+  return names;
+}
+
 const char* dtypeName(DType dtype) {
-  switch (dtype) {
-    case DType::Float16:
-      return "float16";
-    case DType::BFloat16:
-      return "bfloat16";
-    case DType::Float32:
-      return "float32";
-  }
-  return "unknown";
+  const char* name = nameOf(dtype);
+  return *name != '\0' ? name : "unknown";
 }
 
 bool operator==(const DumpInfo& a, const DumpInfo& b) {

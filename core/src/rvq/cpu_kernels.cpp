@@ -8,6 +8,17 @@
 #include <limits>
 #include <string>
 
+namespace kvq {
+
+template <>
+const std::vector<EnumName<cpu::Isa>>& enumNames<cpu::Isa>() {
+  static const std::vector<EnumName<cpu::Isa>> names = {
+      {cpu::Isa::Scalar, "scalar"}, {cpu::Isa::Avx2, "AVX2"}, {cpu::Isa::Avx512, "AVX-512"}};
+  return names;
+}
+
+}  // namespace kvq
+
 namespace kvq::cpu {
 namespace {
 
@@ -224,15 +235,7 @@ Isa detectIsa() {
 }
 
 const char* isaName(Isa isa) {
-  switch (isa) {
-    case Isa::Avx512:
-      return "AVX-512";
-    case Isa::Avx2:
-      return "AVX2";
-    case Isa::Scalar:
-      break;
-  }
-  return "scalar";
+  return nameOf(isa);
 }
 
 float entryNorm(const float* c, int g) {

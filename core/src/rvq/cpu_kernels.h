@@ -18,9 +18,18 @@
 #include <cstdint>
 #include <vector>
 
-namespace kvq::cpu {
+#include "kvq/base/enum_names.h"
 
+namespace kvq::cpu {
 enum class Isa { Scalar, Avx2, Avx512 };
+}  // namespace kvq::cpu
+
+namespace kvq {
+template <>
+const std::vector<EnumName<cpu::Isa>>& enumNames<cpu::Isa>();  // "scalar", "AVX2", "AVX-512"
+}  // namespace kvq
+
+namespace kvq::cpu {
 
 // The best ISA this CPU supports (KVQ_CPU_ISA=scalar|avx2|avx512 lowers it, for tests).
 Isa detectIsa();

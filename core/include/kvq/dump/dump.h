@@ -17,7 +17,9 @@ template <>
 const std::vector<EnumName<Kind>>& enumNames<Kind>();  // "keys", "values", "queries"
 const char* kindName(Kind kind);
 Kind parseKind(const std::string& name, const std::string& field = "kind");  // throws BadInput naming field
-const char* dtypeName(DType dtype);  // "float16", "bfloat16", "float32"
+template <>
+const std::vector<EnumName<DType>>& enumNames<DType>();  // "float16", "bfloat16", "float32"
+const char* dtypeName(DType dtype);
 
 // Everything the root attributes and dataset shapes of a validated dump say.
 struct DumpInfo {
