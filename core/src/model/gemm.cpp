@@ -44,6 +44,42 @@ void splitColumns(int64_t m, int64_t n, int64_t k, Piece piece) {
   for (int64_t p = 0; p < pieces; ++p) piece(p * step, std::min(n, (p + 1) * step));
 }
 
+// c = a b + beta c (Eigen); beta 0 overwrites c instead of scaling it.
+template <typename B>
+void eigenProduct(const ConstMap& a, const B& b, float beta, Map& c) {
+  if (beta == 0.0f) {
+    c.noalias() = a * b;
+  } else {
+    c *= beta;
+    c.noalias() += a * b;
+  }
+}
+
+// C = A op(B) + beta C, in column pieces of C (splitColumns); op(B) = B^T for B [n, k] when
+// transposeB, else B [k, n]. Shapes and strides as gemmABt / gemmAB take them.
+template <bool transposeB>
+void gemmInPieces(GemmEngine engine, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (engine == GemmEngine::OpenBlas) singleThreadedBlas();
+  splitColumns(m, n, k, [&](int64_t n0, int64_t n1) {
+    const float* bPiece = transposeB ? b + n0 * ldb : b + n0;  // B's rows (B^T) or columns n0..n1
+    if (engine == GemmEngine::OpenBlas) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+                  static_cast<int>(n1 - n0), static_cast<int>(k), 1.0f, a, static_cast<int>(lda), bPiece,
+                  static_cast<int>(ldb), beta, c + n0, static_cast<int>(ldc));
+      return;
+    }
+    ConstMap am(a, m, k, Eigen::OuterStride<>(lda));
+    Map cm(c + n0, m, n1 - n0, Eigen::OuterStride<>(ldc));
+    if constexpr (transposeB) {
+      eigenProduct(am, ConstMap(bPiece, n1 - n0, k, Eigen::OuterStride<>(ldb)).transpose(), beta, cm);
+    } else {
+      eigenProduct(am, ConstMap(bPiece, k, n1 - n0, Eigen::OuterStride<>(ldb)), beta, cm);
+    }
+  });
+}
+
 }  // namespace
 
 namespace {
@@ -72,48 +108,12 @@ const char* gemmEngineName(GemmEngine engine) {
 
 void gemmABt(GemmEngine engine, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
              int64_t ldb, float beta, float* c, int64_t ldc) {
-  if (m <= 0 || n <= 0) return;
-  if (engine == GemmEngine::OpenBlas) singleThreadedBlas();
-  splitColumns(m, n, k, [&](int64_t n0, int64_t n1) {
-    if (engine == GemmEngine::OpenBlas) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n1 - n0),
-                  static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b + n0 * ldb, static_cast<int>(ldb),
-                  beta, c + n0, static_cast<int>(ldc));
-    } else {
-      ConstMap am(a, m, k, Eigen::OuterStride<>(lda));
-      ConstMap bm(b + n0 * ldb, n1 - n0, k, Eigen::OuterStride<>(ldb));
-      Map cm(c + n0, m, n1 - n0, Eigen::OuterStride<>(ldc));
-      if (beta == 0.0f) {
-        cm.noalias() = am * bm.transpose();
-      } else {
-        cm *= beta;
-        cm.noalias() += am * bm.transpose();
-      }
-    }
-  });
+  gemmInPieces<true>(engine, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 void gemmAB(GemmEngine engine, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
             int64_t ldb, float beta, float* c, int64_t ldc) {
-  if (m <= 0 || n <= 0) return;
-  if (engine == GemmEngine::OpenBlas) singleThreadedBlas();
-  splitColumns(m, n, k, [&](int64_t n0, int64_t n1) {
-    if (engine == GemmEngine::OpenBlas) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n1 - n0),
-                  static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b + n0, static_cast<int>(ldb), beta,
-                  c + n0, static_cast<int>(ldc));
-    } else {
-      ConstMap am(a, m, k, Eigen::OuterStride<>(lda));
-      ConstMap bm(b + n0, k, n1 - n0, Eigen::OuterStride<>(ldb));
-      Map cm(c + n0, m, n1 - n0, Eigen::OuterStride<>(ldc));
-      if (beta == 0.0f) {
-        cm.noalias() = am * bm;
-      } else {
-        cm *= beta;
-        cm.noalias() += am * bm;
-      }
-    }
-  });
+  gemmInPieces<false>(engine, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace kvq::model
