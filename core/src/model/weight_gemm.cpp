@@ -1,8 +1,8 @@
 #include "kvq/model/weight_gemm.h"
 
-#include <mutex>
 #include <set>
 
+#include "base/factory_slot.h"
 #include "kvq/base/error.h"
 #include "model/gemm.h"
 
@@ -22,14 +22,9 @@ class CpuWeightGemm : public WeightGemm {
   }
 };
 
-std::mutex& registryMutex() {
-  static std::mutex mutex;
-  return mutex;
-}
-
-GpuGemmFactory& gpuFactory() {
-  static GpuGemmFactory factory;
-  return factory;
+FactorySlot<GpuGemmFactory>& gpuFactory() {
+  static FactorySlot<GpuGemmFactory> slot;
+  return slot;
 }
 
 }  // namespace
@@ -53,53 +48,19 @@ std::unique_ptr<WeightGemm> makeCpuWeightGemm() {
 }
 
 void registerGpuGemmFactory(GpuGemmFactory factory) {
-  const std::lock_guard<std::mutex> lock(registryMutex());
-  gpuFactory() = std::move(factory);
+  gpuFactory().set(std::move(factory));
 }
 
 bool gpuGemmBuilt() {
-  const std::lock_guard<std::mutex> lock(registryMutex());
-  return static_cast<bool>(gpuFactory());
+  return static_cast<bool>(gpuFactory().get());
 }
 
 std::unique_ptr<WeightGemm> makeWeightGemm(const std::string& choice, const DecoderModel& model,
                                            const GpuGemmRequest& request, std::string* note) {
-  auto say = [note](const std::string& text) {
-    if (note != nullptr) *note = text;
-  };
-  GpuGemmFactory factory;
-  {
-    const std::lock_guard<std::mutex> lock(registryMutex());
-    factory = gpuFactory();
-  }
-  if (choice == "cpu") {
-    auto cpu = makeCpuWeightGemm();
-    say("model pass: " + cpu->name());
-    return cpu;
-  }
-  if (choice == "cuda") {
-    if (!factory) throw Error(ErrorKind::Resource, "", "backend", "this build has no cuBLAS model pass");
-    auto gpu = factory(model, request);
-    say("model pass: " + gpu->name());
-    return gpu;
-  }
-  if (choice != "auto") {
-    throw Error(ErrorKind::BadInput, "", "backend",
-                "unknown backend '" + choice + "' (expected cpu, cuda or auto)");
-  }
-  std::string why = "this build has no cuBLAS model pass";
-  if (factory) {
-    try {
-      auto gpu = factory(model, request);
-      say("model pass: " + gpu->name() + " (auto)");
-      return gpu;
-    } catch (const Error& e) {  // any failure of the device: the CPU still gives the answer
-      why = e.problem();
-    }
-  }
-  auto cpu = makeCpuWeightGemm();
-  say("model pass: " + cpu->name() + " (auto; no GPU: " + why + ")");
-  return cpu;
+  const GpuGemmFactory factory = gpuFactory().get();
+  return chooseEngine<WeightGemm>(
+      choice, "model pass", static_cast<bool>(factory), "this build has no cuBLAS model pass",
+      makeCpuWeightGemm, [&](bool) { return factory(model, request); }, note);
 }
 
 }  // namespace kvq

@@ -1,21 +1,16 @@
 #include "kvq/rvq/backend_registry.h"
 #include "kvq/rvq/cpu_backend.h"
 
-#include <mutex>
+#include <utility>
 
-#include "kvq/base/error.h"
+#include "base/factory_slot.h"
 
 namespace kvq {
 namespace {
 
-std::mutex& registryMutex() {
-  static std::mutex mutex;
-  return mutex;
-}
-
-GpuBackendFactory& gpuFactory() {
-  static GpuBackendFactory factory;
-  return factory;
+FactorySlot<GpuBackendFactory>& gpuFactory() {
+  static FactorySlot<GpuBackendFactory> slot;
+  return slot;
 }
 
 }  // namespace
@@ -26,13 +21,11 @@ int gpuDeviceForSlot(int slot, int devices) {
 }
 
 void registerGpuBackendFactory(GpuBackendFactory factory) {
-  const std::lock_guard<std::mutex> lock(registryMutex());
-  gpuFactory() = std::move(factory);
+  gpuFactory().set(std::move(factory));
 }
 
 bool gpuBackendBuilt() {
-  const std::lock_guard<std::mutex> lock(registryMutex());
-  return static_cast<bool>(gpuFactory());
+  return static_cast<bool>(gpuFactory().get());
 }
 
 std::unique_ptr<Backend> makeBackend(const std::string& choice, int cpuThreads, std::string* note) {
@@ -48,43 +41,15 @@ std::unique_ptr<Backend> makeBackend(const std::string& choice, const BackendOpt
   request.exact = options.gpuExact;
   request.cpuThreads = cpuThreads;
   request.deviceSlot = options.gpuSlot;
-  auto say = [note](const std::string& text) {
-    if (note != nullptr) *note = text;
-  };
-  GpuBackendFactory factory;
-  {
-    const std::lock_guard<std::mutex> lock(registryMutex());
-    factory = gpuFactory();
-  }
-  if (choice == "cpu") {
-    auto cpu = makeCpuBackend(cpuThreads);
-    say("backend: " + cpu->name());
-    return cpu;
-  }
-  if (choice == "cuda") {
-    if (!factory) throw Error(ErrorKind::Resource, "", "backend", "this build has no CUDA backend");
-    auto gpu = factory(request);
-    say("backend: " + gpu->name());
-    return gpu;
-  }
-  if (choice != "auto") {
-    throw Error(ErrorKind::BadInput, "", "backend",
-                "unknown backend '" + choice + "' (expected cpu, cuda or auto)");
-  }
-  std::string why = "this build has no CUDA backend";
-  if (factory) {
-    try {
-      request.cpuFallback = true;
-      auto gpu = factory(request);
-      say("backend: " + gpu->name() + " (auto)");
-      return gpu;
-    } catch (const Error& e) {
-      why = e.problem();
-    }
-  }
-  auto cpu = makeCpuBackend(cpuThreads);
-  say("backend: " + cpu->name() + " (auto; no GPU: " + why + ")");
-  return cpu;
+  const GpuBackendFactory factory = gpuFactory().get();
+  return chooseEngine<Backend>(
+      choice, "backend", static_cast<bool>(factory), "this build has no CUDA backend",
+      [&] { return makeCpuBackend(cpuThreads); },
+      [&](bool automatic) {
+        request.cpuFallback = automatic;
+        return factory(request);
+      },
+      note);
 }
 
 }  // namespace kvq
