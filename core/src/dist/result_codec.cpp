@@ -24,7 +24,8 @@ constexpr uint32_t kMagic = 0x4b565131;  // "KVQ1"
 
 // Writer and Reader walk the same field lists (the *Fields functions below), so encoding and
 // decoding cannot disagree on an order or a type: field() takes a trivially copyable value or a
-// vector of them (its length first), records() a vector of structs (its length, then each).
+// vector of them (its length first), fields() several in order, records() a vector of structs (its
+// length, then each).
 class Writer {
  public:
   template <class T>
@@ -40,10 +41,14 @@ class Writer {
     if (!values.empty())
       m_bytes.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
   }
+  template <class... T>
+  void fields(const T&... values) {
+    (field(values), ...);
+  }
   template <class T, class Fields>
-  void records(const std::vector<T>& values, Fields fields) {
+  void records(const std::vector<T>& values, Fields each) {
     field<uint64_t>(values.size());
-    for (const T& value : values) fields(*this, value);
+    for (const T& value : values) each(*this, value);
   }
   std::string take() { return std::move(m_bytes); }
 
@@ -70,10 +75,14 @@ class Reader {
     if (count > 0) std::memcpy(values.data(), m_bytes.data() + m_pos, static_cast<size_t>(count) * sizeof(T));
     m_pos += static_cast<size_t>(count) * sizeof(T);
   }
+  template <class... T>
+  void fields(T&... values) {
+    (field(values), ...);
+  }
   template <class T, class Fields>
-  void records(std::vector<T>& values, Fields fields) {
+  void records(std::vector<T>& values, Fields each) {
     const auto count = length();
-    for (uint64_t i = 0; i < count; ++i) fields(*this, values.emplace_back());
+    for (uint64_t i = 0; i < count; ++i) each(*this, values.emplace_back());
   }
   bool atEnd() const { return m_pos == m_bytes.size(); }
   [[noreturn]] static void bad(const std::string& what) { throwInternal("job result message", what); }
@@ -94,65 +103,38 @@ class Reader {
 // The fields of each struct in message order; Io is Writer (const structs) or Reader.
 template <class Io, class Sums>
 void sumsFields(Io& io, Sums& e) {
-  io.field(e.errorEnergy);
-  io.field(e.signalEnergy);
-  io.field(e.cosineSum);
-  io.field(e.vectors);
+  io.fields(e.errorEnergy, e.signalEnergy, e.cosineSum, e.vectors);
 }
 
 template <class Io, class Usage>
 void usageFields(Io& io, Usage& u) {
-  io.field(u.histogram);
-  io.field(u.total);
-  io.field(u.fractionUsed);
-  io.field(u.perplexity);
-  io.field(u.deadEntries);
+  io.fields(u.histogram, u.total, u.fractionUsed, u.perplexity, u.deadEntries);
 }
 
 template <class Io, class Quantizer>
 void quantizerFields(Io& io, Quantizer& q) {
-  io.field(q.head);
-  io.field(q.codebooks.depth);
-  io.field(q.codebooks.size);
-  io.field(q.codebooks.dim);
-  io.field(q.codebooks.data);
-  io.field(q.train.stageErrorAfterInit);
-  io.field(q.train.stageErrorAfterEma);
-  io.field(q.train.reseeded);
-  io.field(q.train.seconds);
-  io.field(q.trainVectors);
+  io.fields(q.head, q.codebooks.depth, q.codebooks.size, q.codebooks.dim, q.codebooks.data,
+            q.train.stageErrorAfterInit, q.train.stageErrorAfterEma, q.train.reseeded, q.train.seconds,
+            q.trainVectors);
   io.records(q.usage, [](auto& i, auto& u) { usageFields(i, u); });
 }
 
 template <class Io, class Baseline>
 void baselineFields(Io& io, Baseline& b) {
-  io.field(b.bits);
-  io.field(b.groupSize);
-  io.field(b.bitsPerChannel);
-  io.field(b.compressionRatio);
+  io.fields(b.bits, b.groupSize, b.bitsPerChannel, b.compressionRatio);
   sumsFields(io, b.error);
 }
 
 template <class Io, class Job>
 void jobFields(Io& io, Job& job) {
   const auto sums = [](auto& i, auto& e) { sumsFields(i, e); };
-  io.field(job.layer);
-  io.field(job.kind);
-  io.field(job.grouping);
-  io.field(job.channelOrder);
-  io.field(job.channelWeights);
+  io.fields(job.layer, job.kind, job.grouping, job.channelOrder, job.channelWeights);
   io.records(job.quantizers, [](auto& i, auto& q) { quantizerFields(i, q); });
   io.records(job.byDepth, sums);
   io.records(job.perHeadByDepth, [&](auto& i, auto& head) { i.records(head, sums); });
   io.records(job.baselines, [](auto& i, auto& b) { baselineFields(i, b); });
-  io.field(job.bitsPerChannel);
-  io.field(job.compressionRatio);
-  io.field(job.codebookBits);
-  io.field(job.amortisedBitsPerChannel);
-  io.field(job.amortisedCompressionRatio);
-  io.field(job.evalVectors);
-  io.field(job.trainSeconds);
-  io.field(job.evalSeconds);
+  io.fields(job.bitsPerChannel, job.compressionRatio, job.codebookBits, job.amortisedBitsPerChannel,
+            job.amortisedCompressionRatio, job.evalVectors, job.trainSeconds, job.evalSeconds);
 }
 
 }  // namespace
