@@ -1,9 +1,11 @@
 #include "kvq/model/gguf_dequantize.h"
 
 #include <cstring>
+#include <utility>
 
 #include "kvq/base/error.h"
 #include "kvq/base/half.h"
+#include "kvq/model/gguf_file.h"
 
 namespace kvq {
 
@@ -118,10 +120,22 @@ void dequantQ6_K(const uint8_t* b, float* y) {  // ql[128], qh[64], int8 scales[
   }
 }
 
-template <typename BlockFn>
-void forBlocks(const uint8_t* src, int64_t n, int blockSize, int typeSize, float* out, BlockFn fn) {
-  const int64_t blocks = n / blockSize;
-  for (int64_t i = 0; i < blocks; ++i) fn(src + i * typeSize, out + i * blockSize);
+// The block decoder of each quantized type; its block layout (elements, bytes) is ggmlTypeInfo's.
+using BlockFn = void (*)(const uint8_t* block, float* out);
+constexpr std::pair<GgmlType, BlockFn> kBlockDecoders[] = {
+    {GgmlType::Q8_0, dequantQ8_0}, {GgmlType::Q4_0, dequantQ4_0}, {GgmlType::Q4_1, dequantQ4_1},
+    {GgmlType::Q4_K, dequantQ4_K}, {GgmlType::Q5_K, dequantQ5_K}, {GgmlType::Q6_K, dequantQ6_K}};
+
+// Decodes the n / blockSize whole blocks of a quantized type; false when type is not one.
+bool dequantizeBlocks(GgmlType type, const uint8_t* src, int64_t n, float* out) {
+  for (const auto& [decoded, decode] : kBlockDecoders) {
+    if (decoded != type) continue;
+    const GgmlTypeInfo* info = ggmlTypeInfo(static_cast<uint32_t>(type));
+    const int64_t blocks = n / info->blockSize;
+    for (int64_t i = 0; i < blocks; ++i) decode(src + i * info->typeSize, out + i * info->blockSize);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -141,25 +155,8 @@ void dequantizeGgml(GgmlType type, const uint8_t* src, int64_t n, float* out) {
         out[i] = bfloat16ToFloat(b);
       }
       return;
-    case GgmlType::Q8_0:
-      forBlocks(src, n, 32, 34, out, dequantQ8_0);
-      return;
-    case GgmlType::Q4_0:
-      forBlocks(src, n, 32, 18, out, dequantQ4_0);
-      return;
-    case GgmlType::Q4_1:
-      forBlocks(src, n, 32, 20, out, dequantQ4_1);
-      return;
-    case GgmlType::Q4_K:
-      forBlocks(src, n, 256, 144, out, dequantQ4_K);
-      return;
-    case GgmlType::Q5_K:
-      forBlocks(src, n, 256, 176, out, dequantQ5_K);
-      return;
-    case GgmlType::Q6_K:
-      forBlocks(src, n, 256, 210, out, dequantQ6_K);
-      return;
     default:
+      if (dequantizeBlocks(type, src, n, out)) return;
       throwInternal("dequantizeGgml",
                     "type " + ggmlTypeName(static_cast<uint32_t>(type)) + " is not dequantizable");
   }
