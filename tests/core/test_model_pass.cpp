@@ -28,16 +28,8 @@ namespace {
 
 // A random-weights model's shape small enough to check by hand: H_q = 4, H = 2, D = 8.
 ModelConfig smallModelConfig(int layers) {
-  ModelConfig c;
-  c.numLayers = layers;
-  c.hidden = 16;
-  c.numQHeads = 4;
-  c.numKvHeads = 2;
-  c.headDim = 8;
-  c.ffn = 24;
-  c.vocab = 50;
-  c.rope.dim = 8;
-  return c;
+  return decoderConfig(
+      {.layers = layers, .hidden = 16, .qHeads = 4, .kvHeads = 2, .headDim = 8, .ffn = 24, .vocab = 50});
 }
 
 TEST(Rope, RotatesHalfPairsByPositionTimesFrequency) {

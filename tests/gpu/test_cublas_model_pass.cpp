@@ -58,16 +58,8 @@ TEST_F(CublasModelPass, LogitsOfTheTinyGgufMatchTheCpuPass) {
 }
 
 TEST_F(CublasModelPass, LogitsOfARandomModelOfRealisticShapesMatchTheCpuPass) {
-  kvq::ModelConfig c;
-  c.numLayers = 3;
-  c.hidden = 192;
-  c.numQHeads = 6;
-  c.numKvHeads = 2;
-  c.headDim = 32;
-  c.ffn = 512;
-  c.vocab = 3001;
-  c.rope.theta = 10000.0;
-  c.rope.dim = 32;
+  kvq::ModelConfig c = kvq::decoderConfig(
+      {.layers = 3, .hidden = 192, .qHeads = 6, .kvHeads = 2, .headDim = 32, .ffn = 512, .vocab = 3001});
   c.qkvBias = true;
   c.outputBias = true;
   const auto model = kvq::makeRandomDecoderModel(c, 7);

@@ -55,20 +55,26 @@ std::unique_ptr<DecoderModel> makeRandomDecoderModel(ModelConfig config, uint64_
   return model;
 }
 
-ModelConfig smolLm2Config() {
+ModelConfig decoderConfig(const DecoderShape& shape) {
   ModelConfig c;
+  c.numLayers = shape.layers;
+  c.hidden = shape.hidden;
+  c.numQHeads = shape.qHeads;
+  c.numKvHeads = shape.kvHeads;
+  c.headDim = shape.headDim;
+  c.ffn = shape.ffn;
+  c.vocab = shape.vocab;
+  c.rope.dim = shape.headDim;
+  return c;
+}
+
+ModelConfig smolLm2Config() {
+  ModelConfig c = decoderConfig(
+      {.layers = 30, .hidden = 576, .qHeads = 9, .kvHeads = 3, .headDim = 64, .ffn = 1536, .vocab = 49152});
   c.architecture = "llama";
   c.name = "SmolLM2-135M shapes";
-  c.numLayers = 30;
-  c.hidden = 576;
-  c.numQHeads = 9;
-  c.numKvHeads = 3;
-  c.headDim = 64;
-  c.ffn = 1536;
-  c.vocab = 49152;
   c.rmsEps = 1e-5;
   c.rope.theta = 100000.0;
-  c.rope.dim = 64;
   c.tiedOutput = true;
   return c;
 }

@@ -18,6 +18,16 @@ namespace kvq {
 // Throws Error(BadInput) for shapes the pass cannot run (H_q not a multiple of H_kv, odd rope.dim).
 std::unique_ptr<DecoderModel> makeRandomDecoderModel(ModelConfig config, uint64_t seed);
 
+// The shape of a decoder: layers; hidden channels; H_q query and H_kv key/value heads of D
+// channels; the feed-forward length; the vocabulary.
+struct DecoderShape {
+  int layers, hidden, qHeads, kvHeads, headDim, ffn, vocab;
+};
+
+// A configuration of that shape, RoPE over whole heads (rope.dim = D), ModelConfig's defaults for
+// the rest (architecture and name empty, no biases, a separate head).
+ModelConfig decoderConfig(const DecoderShape& shape);
+
 // SmolLM2-135M's configuration (the bundled sample's model): 30 layers, hidden 576, 9 query and
 // 3 key/value heads of 64 channels, ffn 1536, vocabulary 49 152, RoPE theta 100 000, tied head.
 ModelConfig smolLm2Config();
