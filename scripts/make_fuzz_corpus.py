@@ -234,19 +234,18 @@ def dump_cases(out: str):
     yield ("rope_theta_denormal", damage(attr("rope_theta", 5e-324)),
            "/: attribute 'rope_theta' must be a positive normal number (found 4.94066e-324)")
 
-    def checksum(path):
-        write_dump(path, gzip=False).close()
-        flip_byte(path, chunk_offset(path, "layers/1/values", (8, 0, 0)) + 17)
-    yield ("checksum_mismatch", checksum,
-           "/layers/1/values: checksum mismatch (Fletcher-32) in the chunk at [8, 0, 0] (tokens [8, 16)): the "
-           "file is damaged")
+    def flipped(gzip, dataset, chunk, byte):
+        """build(path): a valid dump (gzip or not) with one byte of dataset's chunk flipped."""
+        def build(path):
+            write_dump(path, gzip=gzip).close()
+            flip_byte(path, chunk_offset(path, dataset, chunk) + byte)
+        return build
 
-    def checksum_gzip(path):
-        write_dump(path, gzip=True).close()
-        flip_byte(path, chunk_offset(path, "layers/0/keys", (0, 0, 0)) + 11)
-    yield ("checksum_mismatch_gzip", checksum_gzip,
-           "/layers/0/keys: checksum mismatch (Fletcher-32) in the chunk at [0, 0, 0] (tokens [0, 8)): the file "
-           "is damaged")
+    def mismatch(dataset, token):
+        return (f"/{dataset}: checksum mismatch (Fletcher-32) in the chunk at [{token}, 0, 0] "
+                f"(tokens [{token}, {token + 8})): the file is damaged")
+    yield ("checksum_mismatch", flipped(False, "layers/1/values", (8, 0, 0), 17), mismatch("layers/1/values", 8))
+    yield ("checksum_mismatch_gzip", flipped(True, "layers/0/keys", (0, 0, 0), 11), mismatch("layers/0/keys", 0))
 
 
 def valid_dumps():

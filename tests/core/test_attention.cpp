@@ -350,25 +350,18 @@ TEST(RopeLayouts, HalfAndInterleavedPairTheirChannels) {
     applyRope(y.data(), 1, 1, 6, 6, 3, invFreq, layout);  // position 3
     return y;
   };
-  auto rot = [](float a, float b, double angle, float* out) {
-    out[0] = static_cast<float>(a * std::cos(angle) - b * std::sin(angle));
-    out[1] = static_cast<float>(b * std::cos(angle) + a * std::sin(angle));
+  // Channels i and j of y: the pair (x[i], x[j]) turned by angle.
+  auto expectTurned = [&](const std::vector<float>& y, size_t i, size_t j, double angle) {
+    const double a = x[i], b = x[j];
+    EXPECT_NEAR(y[i], a * std::cos(angle) - b * std::sin(angle), 1e-6);
+    EXPECT_NEAR(y[j], b * std::cos(angle) + a * std::sin(angle), 1e-6);
   };
-  float p0[2], p1[2];
   const std::vector<float> half = rotated(RopeLayout::Half);  // pairs (0, 2), (1, 3)
-  rot(1, 3, 1.5, p0);
-  rot(2, 4, 0.375, p1);
-  EXPECT_NEAR(half[0], p0[0], 1e-6);
-  EXPECT_NEAR(half[2], p0[1], 1e-6);
-  EXPECT_NEAR(half[1], p1[0], 1e-6);
-  EXPECT_NEAR(half[3], p1[1], 1e-6);
+  expectTurned(half, 0, 2, 1.5);
+  expectTurned(half, 1, 3, 0.375);
   const std::vector<float> inter = rotated(RopeLayout::Interleaved);  // pairs (0, 1), (2, 3)
-  rot(1, 2, 1.5, p0);
-  rot(3, 4, 0.375, p1);
-  EXPECT_NEAR(inter[0], p0[0], 1e-6);
-  EXPECT_NEAR(inter[1], p0[1], 1e-6);
-  EXPECT_NEAR(inter[2], p1[0], 1e-6);
-  EXPECT_NEAR(inter[3], p1[1], 1e-6);
+  expectTurned(inter, 0, 1, 1.5);
+  expectTurned(inter, 2, 3, 0.375);
   for (const auto& y : {half, inter}) {
     EXPECT_EQ(y[4], 5.0f);
     EXPECT_EQ(y[5], 6.0f);

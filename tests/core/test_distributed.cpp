@@ -22,6 +22,7 @@
 #include "kvq/dump/synth.h"
 #include "kvq/rvq/backend_registry.h"
 #include "kvq/rvq/cpu_backend.h"
+#include "quick_training.h"
 #include "synth_dump.h"
 #include "test_util.h"
 
@@ -94,14 +95,8 @@ class DistributedStudy : public ::testing::Test {
   static std::string path() { return *s_dir + "/synth.h5"; }
   static StudyOptions options() {
     StudyOptions o;
-    o.config = presetConfig("fast");
-    o.config.codebookSize = 64;
-    o.config.depth = 3;
-    o.config.groupSize = 8;
-    o.config.trainSample = 2000;
+    o.config = test::quickTraining(presetConfig("fast"), 64, 3, 8, 2000, 6, 500);
     o.config.kmeansIterations = 3;
-    o.config.emaSteps = 6;
-    o.config.batchSize = 500;
     o.config.seed = 5;
     o.chunkTokens = 100;  // several evaluation chunks
     return o;

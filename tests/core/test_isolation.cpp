@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,6 +61,19 @@ std::string failure(F&& f, ErrorKind expected = ErrorKind::BadInput) {
     return e.what();
   }
   return "(accepted)";
+}
+
+// What opening a 2-layer dump in a child whose HDF5 library meets `fault`, under the limits
+// `limit` sets, fails with; "<dump>" stands for the dump's path.
+std::string failureUnderLimit(const char* fault, const std::function<void(IsolationLimits&)>& limit) {
+  const auto dir = test::freshTempDir();
+  const std::string path = synthDump(dir, 2, 50);
+  const ScopedFault scoped(fault);
+  OpenPolicy policy = isolatedPolicy(dir);
+  limit(policy.limits);
+  std::string message = failure([&] { openDump(path, policy); });
+  if (message.rfind(path, 0) == 0) message.replace(0, path.size(), "<dump>");
+  return message;
 }
 
 void expectSameStats(const std::vector<LayerStats>& a, const std::vector<LayerStats>& b) {
@@ -186,28 +200,21 @@ TEST(Isolation, MemoryHitsTheLimit) {
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "under ASan the validator child reports crashes and reserves memory its own way";
 #endif
-  const auto dir = test::freshTempDir();
-  const std::string path = synthDump(dir, 2, 50);
-  const ScopedFault fault("memory@reading root attribute 'key_rope'");
-  OpenPolicy policy = isolatedPolicy(dir);
-  policy.limits.memoryBytes = uint64_t{512} << 20;
-  EXPECT_EQ(failure([&] { openDump(path, policy); }), path +
-                                                          ": the HDF5 library exceeded the memory limit (512 "
-                                                          "MiB) while reading root attribute 'key_rope': the "
-                                                          "file is damaged or hostile");
+  EXPECT_EQ(failureUnderLimit("memory@reading root attribute 'key_rope'",
+                              [](IsolationLimits& l) { l.memoryBytes = uint64_t{512} << 20; }),
+            "<dump>: the HDF5 library exceeded the memory limit (512 MiB) while reading root attribute "
+            "'key_rope': the file is damaged or hostile");
 }
 
 TEST(Isolation, CpuHitsTheLimit) {
-  const auto dir = test::freshTempDir();
-  const std::string path = synthDump(dir, 2, 50);
-  const ScopedFault fault("spin@reading root attribute 'model'");
-  OpenPolicy policy = isolatedPolicy(dir);
-  policy.limits.cpuSeconds = 1;
-  policy.limits.stallSeconds = 600;  // spinning is silent: only the CPU limit may end it
-  EXPECT_EQ(failure([&] { openDump(path, policy); }), path +
-                                                          ": the HDF5 library exceeded the CPU-time limit (1 "
-                                                          "s) while reading root attribute 'model': the file "
-                                                          "is damaged or hostile");
+  EXPECT_EQ(
+      failureUnderLimit("spin@reading root attribute 'model'",
+                        [](IsolationLimits& l) {
+                          l.cpuSeconds = 1;
+                          l.stallSeconds = 600;  // spinning is silent: only the CPU limit may end it
+                        }),
+      "<dump>: the HDF5 library exceeded the CPU-time limit (1 s) while reading root attribute 'model': "
+      "the file is damaged or hostile");
 }
 
 TEST(Isolation, CodebookFilesAreValidatedInAChild) {

@@ -18,6 +18,7 @@
 #include "kvq/study/quantize_study.h"
 #include "kvq/study/report.h"
 #include "kvq/study/sweep.h"
+#include "quick_training.h"
 #include "synth_dump.h"
 #include "test_util.h"
 
@@ -36,12 +37,7 @@ class StudyTest : public ::testing::Test {
 
   static StudyOptions smallOptions(int C, int K) {
     StudyOptions o;
-    o.config = presetConfig("fast");
-    o.config.codebookSize = C;
-    o.config.depth = K;
-    o.config.groupSize = 16;
-    o.config.trainSample = 4000;
-    o.config.emaSteps = 10;
+    o.config = test::quickTraining(presetConfig("fast"), C, K, 16, 4000, 10);
     o.config.heldOutFraction = 0.25;
     return o;
   }
@@ -329,12 +325,7 @@ TEST(StudyHugeValues, Float32DumpBeyondHalfRangeGivesFiniteMetrics) {
   writer->commit();
   const auto reader = DumpReader::open(path);
   StudyOptions o;
-  o.config = presetConfig("fast");
-  o.config.codebookSize = 8;
-  o.config.depth = 2;
-  o.config.groupSize = 8;
-  o.config.trainSample = 1000;
-  o.config.emaSteps = 5;
+  o.config = test::quickTraining(presetConfig("fast"), 8, 2, 8, 1000, 5);
   o.baselineChannelGroup = 8;
   auto backend = makeCpuBackend(1);
   const StudyResult r = runStudy(*reader, o, *backend);

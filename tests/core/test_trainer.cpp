@@ -12,6 +12,7 @@
 #include "kvq/rvq/cpu_backend.h"
 #include "kvq/rvq/encoder.h"
 #include "kvq/rvq/trainer.h"
+#include "quick_training.h"
 
 namespace kvq {
 namespace {
@@ -31,15 +32,11 @@ std::vector<float> mixture(int64_t n, int g, int modes, uint32_t seed) {
   return x;
 }
 
-RvqConfig smallConfig(int C, int K, int g) {
-  RvqConfig c;
-  c.codebookSize = C;
-  c.depth = K;
-  c.groupSize = g;
-  c.trainSample = 3000;
-  c.kmeansIterations = 4;
-  c.emaSteps = 10;
-  c.batchSize = 512;
+// C entries, K stages of g channels; a 3000-vector sample; kmeansIterations of k-means and emaSteps
+// EMA mini-batches of 512 per stage.
+RvqConfig smallConfig(int C, int K, int g, int kmeansIterations = 4, int emaSteps = 10) {
+  RvqConfig c = test::quickTraining(RvqConfig{}, C, K, g, 3000, emaSteps, 512);
+  c.kmeansIterations = kmeansIterations;
   c.seed = 42;
   return c;
 }
@@ -74,10 +71,8 @@ TEST(Trainer, KmeansFindsWellSeparatedClusters) {
       mean[m][d] += x.back() / 100.0;
     }
   }
-  RvqConfig config = smallConfig(C, 1, g);
+  RvqConfig config = smallConfig(C, 1, g, 5, 0);
   config.init = KMeansInit::PlusPlus;
-  config.emaSteps = 0;
-  config.kmeansIterations = 5;
   auto backend = makeCpuBackend();
   TrainStats stats;
   const Codebooks books = trainRvq(x.data(), 400, g, config, *backend, nullptr, &stats);
@@ -135,9 +130,7 @@ TEST(Trainer, ProgressiveInitIsDeterministicAndSound) {
   const int g = 8;
   const int64_t n = 3000;
   const std::vector<float> x = mixture(n, g, 30, 9);
-  RvqConfig config = smallConfig(32, 2, g);
-  config.emaSteps = 0;
-  config.kmeansIterations = 5;
+  RvqConfig config = smallConfig(32, 2, g, 5, 0);
   const int saved = omp_get_max_threads();
   auto backend = makeCpuBackend();
   config.init = KMeansInit::Progressive;
@@ -179,9 +172,7 @@ TEST(Trainer, EmaImprovesOnKmeansInit) {
   const int g = 8;
   const int64_t n = 3000;
   const std::vector<float> x = mixture(n, g, 40, 5);
-  RvqConfig config = smallConfig(64, 1, g);
-  config.kmeansIterations = 1;
-  config.emaSteps = 40;
+  RvqConfig config = smallConfig(64, 1, g, 1, 40);
   auto backend = makeCpuBackend();
   TrainStats stats;
   trainRvq(x.data(), n, g, config, *backend, nullptr, &stats);
@@ -220,9 +211,8 @@ TEST(Trainer, ProgressAndCancellation) {
 TEST(Trainer, HugeIterationCountsGiveSmallProgress) {
   const int g = 4;
   const std::vector<float> x = mixture(500, g, 5, 3);
-  RvqConfig config = smallConfig(8, 2, g);
-  config.kmeansIterations = std::numeric_limits<int>::max();
-  config.emaSteps = std::numeric_limits<int>::max();  // int sum + 2 wrapped to 0: "done" at once
+  // int sum + 2 wrapped to 0: "done" at once
+  RvqConfig config = smallConfig(8, 2, g, std::numeric_limits<int>::max(), std::numeric_limits<int>::max());
   auto backend = makeCpuBackend();
   std::atomic<bool> cancel{false};
   double first = -1.0;

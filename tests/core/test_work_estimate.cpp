@@ -7,20 +7,15 @@
 
 #include "kvq/rvq/cpu_backend.h"
 #include "kvq/study/work_estimate.h"
+#include "quick_training.h"
 
 namespace kvq {
 namespace {
 
 RvqConfig smallConfig() {
-  RvqConfig c;
-  c.codebookSize = 256;
-  c.depth = 2;
-  c.groupSize = 8;
+  RvqConfig c = test::quickTraining(RvqConfig{}, 256, 2, 8, 1000, 10, 100);
   c.kmeansIterations = 3;
   c.lloydIterations = 1;
-  c.emaSteps = 10;
-  c.batchSize = 100;
-  c.trainSample = 1000;
   return c;
 }
 

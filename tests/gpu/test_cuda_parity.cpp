@@ -132,26 +132,20 @@ TEST_F(CudaParity, AccumulateRefusesOutOfRangeCodesAsTheCpu) {
     std::vector<int32_t> codes(100, 3);
     codes[57] = bad;
     std::vector<double> counts(C, 0.0), sums(static_cast<size_t>(C) * g, 0.0);
-    kvq::ErrorKind cpuKind{}, gpuKind{};
-    std::string cpuWhat, gpuWhat;
-    try {
-      m_cpu->accumulate(x.data(), 100, g, codes.data(), C, counts.data(), sums.data());
-      ADD_FAILURE() << "the CPU accepted code " << bad;
-    } catch (const kvq::Error& e) {
-      cpuKind = e.kind();
-      cpuWhat = e.what();
-    }
-    counts.assign(C, 0.0);
-    sums.assign(sums.size(), 0.0);
-    try {
-      m_tc->accumulate(x.data(), 100, g, codes.data(), C, counts.data(), sums.data());
-      ADD_FAILURE() << "the GPU accepted code " << bad;
-    } catch (const kvq::Error& e) {
-      gpuKind = e.kind();
-      gpuWhat = e.what();
-    }
-    EXPECT_EQ(gpuKind, cpuKind);
-    EXPECT_EQ(gpuWhat, cpuWhat);
+    // How backend b refuses the codes, on zeroed sums: "<kind>: <message>", or "accepted".
+    auto refusal = [&](kvq::Backend& b) -> std::string {
+      counts.assign(C, 0.0);
+      sums.assign(sums.size(), 0.0);
+      try {
+        b.accumulate(x.data(), 100, g, codes.data(), C, counts.data(), sums.data());
+      } catch (const kvq::Error& e) {
+        return std::to_string(static_cast<int>(e.kind())) + ": " + e.what();
+      }
+      return "accepted";
+    };
+    const std::string cpu = refusal(*m_cpu);
+    EXPECT_NE(cpu, "accepted") << "code " << bad;
+    EXPECT_EQ(refusal(*m_tc), cpu) << "code " << bad;
     EXPECT_EQ(counts, std::vector<double>(C, 0.0)) << "nothing accumulated";
   }
 }

@@ -38,7 +38,20 @@ using kvq::parity::identical;
 class KernelReplay : public ::testing::Test {
  protected:
   void SetUp() override { m_cpu = kvq::makeCpuBackend(); }
+
+  // A parity case (parity_cases.h) by name, and the CPU's encoding of it.
+  struct Wanted {
+    const Case& c;
+    EncodeResult want;
+  };
+  Wanted parityCase(const std::string& name) {
+    if (m_cases.empty()) m_cases = kvq::parity::parityCases(*m_cpu);
+    const Case& c = kvq::parity::caseNamed(m_cases, name);
+    return {c, cpuEncode(*m_cpu, c)};
+  }
+
   std::unique_ptr<kvq::Backend> m_cpu;
+  std::vector<Case> m_cases;  // filled by the first parityCase
 };
 
 TEST_F(KernelReplay, ExactKernelIsTheCpuBitForBitOnEveryParityCase) {
@@ -79,19 +92,18 @@ TEST_F(KernelReplay, TensorCoreCandidatesAreTheCpuBitForBitUnderEveryAccumulatio
 // Each defect must change a result on the data of the parity test that guards against it
 // (test_cuda_parity.cpp); otherwise that test could pass with the defect.
 TEST_F(KernelReplay, ExactKernelDefectsChangeTheResultsOnTheParityData) {
-  const std::vector<Case> cases = kvq::parity::parityCases(*m_cpu);
-  const Case& nearTies = kvq::parity::caseNamed(cases, "near_ties");
-  const Case& duplicates = kvq::parity::caseNamed(cases, "duplicates");
-  const EncodeResult nearWant = cpuEncode(*m_cpu, nearTies);
-  const EncodeResult dupWant = cpuEncode(*m_cpu, duplicates);
+  const Wanted near = parityCase("near_ties");
+  const Wanted dup = parityCase("duplicates");
+  const Case& nearTies = near.c;
+  const EncodeResult& nearWant = near.want;
   for (Defect d : {Defect::NormAddedLast, Defect::ReversedChannels, Defect::SeparateMultiplyAdd}) {
     const EncodeResult got =
         kvq::replay::replayExactEncode(nearTies.x.data(), nearTies.n, nearTies.books, int64_t{1} << 20, d);
     EXPECT_GT(codesDiffering(got, nearWant), 10) << "defect " << static_cast<int>(d);
   }
-  EXPECT_GT(codesDiffering(kvq::replay::replayExactEncode(duplicates.x.data(), duplicates.n, duplicates.books,
+  EXPECT_GT(codesDiffering(kvq::replay::replayExactEncode(dup.c.x.data(), dup.c.n, dup.c.books,
                                                           int64_t{1} << 20, Defect::TiesToHighest),
-                           dupWant),
+                           dup.want),
             100);
   const EncodeResult fromSum = kvq::replay::replayExactEncode(nearTies.x.data(), nearTies.n, nearTies.books,
                                                               int64_t{1} << 20, Defect::ResidualFromSum);
@@ -104,18 +116,15 @@ TEST_F(KernelReplay, ExactKernelDefectsChangeTheResultsOnTheParityData) {
 }
 
 TEST_F(KernelReplay, TensorCoreDefectsChangeTheCodesOnTheParityData) {
-  const std::vector<Case> cases = kvq::parity::parityCases(*m_cpu);
-  const Case& plain = kvq::parity::caseNamed(cases, "near_ties");
-  const Case& clusters = kvq::parity::caseNamed(cases, "clusters");
-  const EncodeResult plainWant = cpuEncode(*m_cpu, plain);
-  const EncodeResult clusterWant = cpuEncode(*m_cpu, clusters);
+  const Wanted plain = parityCase("near_ties");
+  const Wanted clusters = parityCase("clusters");
   auto tc = [](const Case& c, TcDefect d) {
     return kvq::replay::replayTensorCoreEncode(c.x.data(), c.n, c.books, MmaModel::Nearest, nullptr, false,
                                                d);
   };
-  EXPECT_GT(codesDiffering(tc(plain, TcDefect::NoRerank), plainWant), 10);
-  EXPECT_GT(codesDiffering(tc(clusters, TcDefect::ZeroWindow), clusterWant), 10);
-  EXPECT_GT(codesDiffering(tc(clusters, TcDefect::IgnoreDropped), clusterWant), 10);
+  EXPECT_GT(codesDiffering(tc(plain.c, TcDefect::NoRerank), plain.want), 10);
+  EXPECT_GT(codesDiffering(tc(clusters.c, TcDefect::ZeroWindow), clusters.want), 10);
+  EXPECT_GT(codesDiffering(tc(clusters.c, TcDefect::IgnoreDropped), clusters.want), 10);
 }
 
 TEST_F(KernelReplay, StatisticsContinueAcrossBatchesAsTheCpuSums) {

@@ -28,6 +28,8 @@ from kvq_dump.driver import tail_positions  # noqa: E402
 from kvq_dump.rope import apply_rope, rope_inverse_frequencies  # noqa: E402
 from kvq_dump.text import make_sequences, parse_layers, sequence_starts  # noqa: E402
 
+import gguf_shape  # noqa: E402  (tests/python is on sys.path, as for test_file_pins.py)
+
 SAMPLE = Path(os.environ.get("KVQ_SAMPLE_DUMP", SOURCE_DIR / "resources/samples/smollm2-135m-kv.h5"))
 SAMPLE_LAYERS = [0, 4, 8, 12, 16, 20, 24, 28]
 SAMPLE_TOKENS = 4096
@@ -529,13 +531,7 @@ def _build_tiny_gguf(path, linear_factor=None, rope_freqs=None):
         return (rng.normal(size=(rows, cols)) / np.sqrt(cols)).astype(np.float32)
     weights = {"embed": rng.normal(size=(vocab, cfg["hidden"])).astype(np.float32)}
     w = gguf.GGUFWriter(str(path), "llama")
-    w.add_name("tiny-llama")
-    w.add_block_count(cfg["layers"])
-    w.add_embedding_length(cfg["hidden"])
-    w.add_feed_forward_length(cfg["ffn"])
-    w.add_head_count(cfg["hq"])
-    w.add_head_count_kv(cfg["hkv"])
-    w.add_rope_freq_base(cfg["theta"])
+    gguf_shape.add_shape(w, "tiny-llama", cfg)
     w.add_rope_dimension_count(cfg["d"])
     if linear_factor is not None:
         w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)

@@ -24,6 +24,8 @@ SOURCE_DIR = Path(os.environ.get("KVQ_SOURCE_DIR", Path(__file__).resolve().pare
 sys.path.insert(0, str(SOURCE_DIR / "tools"))
 from kvq_dump.gguf_llama import GgufLlama  # noqa: E402
 
+import gguf_shape  # noqa: E402  (tests/python is on sys.path, as for test_file_pins.py)
+
 Q = gguf.GGMLQuantizationType
 TYPES = [Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q4_K, Q.Q5_K, Q.Q6_K]
 # hidden, heads x head_dim and ffn are multiples of 256 so that every matrix row holds whole
@@ -69,13 +71,7 @@ def _build(path, arch, qtype, seed=0):
     rng = np.random.default_rng(seed)
     c = CFG
     w = gguf.GGUFWriter(str(path), arch)
-    w.add_name(f"tiny-{arch}-{qtype.name}")
-    w.add_block_count(c["layers"])
-    w.add_embedding_length(c["hidden"])
-    w.add_feed_forward_length(c["ffn"])
-    w.add_head_count(c["hq"])
-    w.add_head_count_kv(c["hkv"])
-    w.add_rope_freq_base(c["theta"])
+    gguf_shape.add_shape(w, f"tiny-{arch}-{qtype.name}", c)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(c["vocab"])
 

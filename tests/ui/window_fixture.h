@@ -12,6 +12,7 @@
 
 #include "main_window.h"
 #include "message_presenter.h"
+#include "quick_training.h"
 #include "settings_panel.h"
 #include "study_controller.h"
 #include "synth_dump.h"
@@ -58,14 +59,7 @@ struct WindowFixture {
   void setQuickConfig(int codebookSize, int depth) {
     SettingsPanel* settings = m_window->settingsPanel();
     settings->applyPreset(QStringLiteral("fast"));
-    kvq::RvqConfig config = settings->config();
-    config.codebookSize = codebookSize;
-    config.depth = depth;
-    config.groupSize = 8;
-    config.trainSample = 4000;
-    config.emaSteps = 5;
-    config.batchSize = 1024;
-    settings->setConfig(config);
+    settings->setConfig(kvq::test::quickTraining(settings->config(), codebookSize, depth, 8, 4000, 5, 1024));
   }
   // Trains the settings' configuration (as Train does) and waits for the charts: "" when they
   // came and no error was shown, else what went wrong.
