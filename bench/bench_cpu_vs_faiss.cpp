@@ -28,6 +28,17 @@
 
 namespace {
 
+// k-means from random points (20 iterations), no EMA (8192-vector batches if asked for); no Lloyd
+// and no reseeding, as RvqConfig's defaults.
+kvq::RvqConfig benchTraining() {
+  kvq::RvqConfig c;
+  c.preset = "bench";
+  c.kmeansIterations = 20;
+  c.emaSteps = 0;
+  c.batchSize = 8192;
+  return c;
+}
+
 struct Options {
   int64_t train = 32768;
   int64_t encode = 65536;
@@ -37,14 +48,10 @@ struct Options {
   int repeat = 3;
   bool faissTrain = true;
   uint64_t seed = 1234;
-  // Our training settings for the comparison (docs/benchmarks.md says why).
-  int kmeansIterations = 20;
-  int emaSteps = 0;
-  int64_t batchSize = 8192;
-  int lloydIterations = 0;
-  double deadThreshold = 0.0;
   int beam = 0;  // > 0: also compare beam-search encoding of this width
-  std::string init = "points";
+  // Our training settings for the comparison (docs/benchmarks.md says why); the shape, sample and
+  // seed come from the fields above.
+  kvq::RvqConfig training = benchTraining();
 };
 
 void usage() {
@@ -75,8 +82,8 @@ Options parse(int argc, char** argv) {
       o.bits = 8;
       o.repeat = 2;
       // At C = 256 the progressive-dimension k-means generalises best (docs/benchmarks.md).
-      o.init = "progressive";
-      o.kmeansIterations = 5;
+      o.training.init = kvq::KMeansInit::Progressive;
+      o.training.kmeansIterations = 5;
     } else if (a == "--train") {
       o.train = std::atoll(next());
     } else if (a == "--encode") {
@@ -94,21 +101,20 @@ Options parse(int argc, char** argv) {
     } else if (a == "--seed") {
       o.seed = std::strtoull(next(), nullptr, 10);
     } else if (a == "--kmeans-iterations") {
-      o.kmeansIterations = std::atoi(next());
+      o.training.kmeansIterations = std::atoi(next());
     } else if (a == "--ema-steps") {
-      o.emaSteps = std::atoi(next());
+      o.training.emaSteps = std::atoi(next());
     } else if (a == "--batch-size") {
-      o.batchSize = std::atoll(next());
+      o.training.batchSize = std::atoll(next());
     } else if (a == "--lloyd-iterations") {
-      o.lloydIterations = std::atoi(next());
+      o.training.lloydIterations = std::atoi(next());
     } else if (a == "--beam") {
       o.beam = std::atoi(next());
     } else if (a == "--dead-threshold") {
-      o.deadThreshold = std::atof(next());
+      o.training.deadThreshold = std::atof(next());
     } else if (a == "--init") {
-      o.init = next();
       try {
-        kvq::parseKMeansInit(o.init);  // the engine's parser: the same names as kvq --init
+        o.training.init = kvq::parseKMeansInit(next());  // the engine's parser: the same names as kvq --init
       } catch (const kvq::Error& e) {
         std::fprintf(stderr, "%s\n", e.what());
         std::exit(2);
@@ -184,26 +190,19 @@ int main(int argc, char** argv) {
   std::printf("engine backend: %s\n", backend->name().c_str());
 
   // ---- our training ---------------------------------------------------------------
-  kvq::RvqConfig config;
-  config.preset = "bench";
+  kvq::RvqConfig config = o.training;
   config.codebookSize = C;
   config.depth = M;
   config.groupSize = d;
   config.trainSample = o.train;
-  config.init = kvq::parseKMeansInit(o.init);
-  config.kmeansIterations = o.kmeansIterations;
-  config.emaSteps = o.emaSteps;
-  config.batchSize = o.batchSize;
-  config.lloydIterations = o.lloydIterations;
-  config.deadThreshold = o.deadThreshold;
   config.seed = o.seed;
   kvq::TrainStats stats;
   const double t0 = now();
   const kvq::Codebooks books = kvq::trainRvq(train.data(), o.train, d, config, *backend, nullptr, &stats);
   const double oursTrain = now() - t0;
   std::printf("ours: trained in %.2f s (k-means %d iterations, EMA %d steps of %lld, Lloyd %d, init %s)\n",
-              oursTrain, o.kmeansIterations, o.emaSteps, static_cast<long long>(o.batchSize),
-              o.lloydIterations, o.init.c_str());
+              oursTrain, config.kmeansIterations, config.emaSteps, static_cast<long long>(config.batchSize),
+              config.lloydIterations, kvq::kmeansInitName(config.init));
 
   // ---- (1) greedy encoding with identical codebooks ----------------------------------
   faiss::ResidualQuantizer same(static_cast<size_t>(d), static_cast<size_t>(M), static_cast<size_t>(o.bits));
