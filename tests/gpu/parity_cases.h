@@ -72,6 +72,41 @@ inline std::vector<float> gaussian(size_t count, uint64_t seed, float scale = 1.
   return out;
 }
 
+// EMA training state of C entries of g channels, as after an initialisation: a codebook ~ N(0, 1)
+// (seed), counts 1, sums equal to the entries.
+struct EmaState {
+  std::vector<float> book;
+  std::vector<double> count, sum;
+};
+inline EmaState emaStart(int C, int g, uint64_t seed) {
+  EmaState s{
+      gaussian(static_cast<size_t>(C) * g, seed), std::vector<double>(static_cast<size_t>(C), 1.0), {}};
+  s.sum.assign(s.book.begin(), s.book.end());
+  return s;
+}
+
+// One EMA step of backend on s (epsilon 1e-5). x: [n, g]; codes: [n] out.
+inline void emaStep(Backend& backend, const std::vector<float>& x, int64_t n, int C, int g, double decay,
+                    EmaState& s, int32_t* codes) {
+  backend.emaStep(x.data(), n, s.book.data(), C, g, decay, 1e-5, s.count.data(), s.sum.data(), codes);
+}
+
+// The input of a statistics (accumulate) check: x, n vectors of g channels ~ N(0, 1) (seed), and
+// a code below C for each, uniform (std::mt19937 seeded seed + 2).
+struct Assignment {
+  int64_t n;
+  int g, C;
+  std::vector<float> x;
+  std::vector<int32_t> codes;
+};
+inline Assignment randomAssignment(int64_t n, int g, int C, uint64_t seed) {
+  Assignment a{n, g, C, gaussian(static_cast<size_t>(n) * g, seed),
+               std::vector<int32_t>(static_cast<size_t>(n))};
+  std::mt19937 rng(static_cast<uint32_t>(seed + 2));
+  for (auto& code : a.codes) code = static_cast<int32_t>(rng() % static_cast<uint32_t>(C));
+  return a;
+}
+
 // Trained-like codebooks: stage k's entries are distinct residual vectors entering stage k
 // (k-means' "points" initialisation), so near-ties are as common as in training.
 inline Case residualCase(const std::string& name, int64_t n, int K, int C, int g, uint64_t seed,

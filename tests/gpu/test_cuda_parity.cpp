@@ -108,17 +108,11 @@ TEST_F(CudaParity, ReferenceShapeIsTheCpuBitForBit) {
 }
 
 TEST_F(CudaParity, StatisticsContinueTheCallersSumsBitForBit) {
-  const int g = 32;
-  const int C = 512;
-  const int64_t n = 50000;
-  const auto x = kvq::parity::gaussian(static_cast<size_t>(n) * g, 3);
-  std::vector<int32_t> codes(static_cast<size_t>(n));
-  std::mt19937 rng(5);
-  for (auto& code : codes) code = static_cast<int32_t>(rng() % C);
-  std::vector<double> wantCounts(C, 1.0), wantSums(static_cast<size_t>(C) * g, 0.1);
+  const auto a = kvq::parity::randomAssignment(50000, 32, 512, 3);
+  std::vector<double> wantCounts(a.C, 1.0), wantSums(static_cast<size_t>(a.C) * a.g, 0.1);
   auto gotCounts = wantCounts, gotSums = wantSums;
-  m_cpu->accumulate(x.data(), n, g, codes.data(), C, wantCounts.data(), wantSums.data());
-  m_tc->accumulate(x.data(), n, g, codes.data(), C, gotCounts.data(), gotSums.data());
+  m_cpu->accumulate(a.x.data(), a.n, a.g, a.codes.data(), a.C, wantCounts.data(), wantSums.data());
+  m_tc->accumulate(a.x.data(), a.n, a.g, a.codes.data(), a.C, gotCounts.data(), gotSums.data());
   EXPECT_TRUE(kvq::parity::sameBits(gotCounts, wantCounts));
   EXPECT_TRUE(kvq::parity::sameBits(gotSums, wantSums));
 }
@@ -157,21 +151,16 @@ TEST_F(CudaParity, EmaStepsAreTheCpuBitForBit) {
   const int64_t n = 8192;
   const auto x = kvq::parity::gaussian(static_cast<size_t>(n) * g, 21);
   for (kvq::Backend* gpu : {m_tc.get(), m_exact.get()}) {
-    auto cpuBook = kvq::parity::gaussian(static_cast<size_t>(C) * g, 22);
-    auto gpuBook = cpuBook;
-    std::vector<double> cpuCount(C, 1.0), cpuSum(cpuBook.begin(), cpuBook.end());
-    auto gpuCount = cpuCount, gpuSum = cpuSum;
+    kvq::parity::EmaState cpuState = kvq::parity::emaStart(C, g, 22), gpuState = cpuState;
     for (int step = 0; step < 5; ++step) {
       std::vector<int32_t> cpuCodes(static_cast<size_t>(n)), gpuCodes(static_cast<size_t>(n), -1);
-      m_cpu->emaStep(x.data(), n, cpuBook.data(), C, g, 0.99, 1e-5, cpuCount.data(), cpuSum.data(),
-                     cpuCodes.data());
-      gpu->emaStep(x.data(), n, gpuBook.data(), C, g, 0.99, 1e-5, gpuCount.data(), gpuSum.data(),
-                   gpuCodes.data());
+      kvq::parity::emaStep(*m_cpu, x, n, C, g, 0.99, cpuState, cpuCodes.data());
+      kvq::parity::emaStep(*gpu, x, n, C, g, 0.99, gpuState, gpuCodes.data());
       EXPECT_EQ(gpuCodes, cpuCodes) << gpu->name() << " step " << step;
     }
-    EXPECT_TRUE(kvq::parity::sameBits(gpuBook, cpuBook)) << gpu->name();
-    EXPECT_TRUE(kvq::parity::sameBits(gpuCount, cpuCount)) << gpu->name();
-    EXPECT_TRUE(kvq::parity::sameBits(gpuSum, cpuSum)) << gpu->name();
+    EXPECT_TRUE(kvq::parity::sameBits(gpuState.book, cpuState.book)) << gpu->name();
+    EXPECT_TRUE(kvq::parity::sameBits(gpuState.count, cpuState.count)) << gpu->name();
+    EXPECT_TRUE(kvq::parity::sameBits(gpuState.sum, cpuState.sum)) << gpu->name();
   }
 }
 
@@ -252,17 +241,12 @@ TEST_F(CudaSanitize, StatisticsAndEmaKernels) {
   const int C = 70;
   const int64_t n = 3000;
   const auto x = kvq::parity::gaussian(static_cast<size_t>(n) * g, 41);
-  auto cpuBook = kvq::parity::gaussian(static_cast<size_t>(C) * g, 42);
-  auto gpuBook = cpuBook;
-  std::vector<double> cpuCount(C, 1.0), cpuSum(cpuBook.begin(), cpuBook.end());
-  auto gpuCount = cpuCount, gpuSum = cpuSum;
+  kvq::parity::EmaState cpuState = kvq::parity::emaStart(C, g, 42), gpuState = cpuState;
   std::vector<int32_t> cpuCodes(static_cast<size_t>(n)), gpuCodes(static_cast<size_t>(n));
-  m_cpu->emaStep(x.data(), n, cpuBook.data(), C, g, 0.9, 1e-5, cpuCount.data(), cpuSum.data(),
-                 cpuCodes.data());
-  m_tc->emaStep(x.data(), n, gpuBook.data(), C, g, 0.9, 1e-5, gpuCount.data(), gpuSum.data(),
-                gpuCodes.data());
+  kvq::parity::emaStep(*m_cpu, x, n, C, g, 0.9, cpuState, cpuCodes.data());
+  kvq::parity::emaStep(*m_tc, x, n, C, g, 0.9, gpuState, gpuCodes.data());
   EXPECT_EQ(gpuCodes, cpuCodes);
-  EXPECT_TRUE(kvq::parity::sameBits(gpuBook, cpuBook));
+  EXPECT_TRUE(kvq::parity::sameBits(gpuState.book, cpuState.book));
   std::vector<double> wantCounts(C, 0.0), wantSums(static_cast<size_t>(C) * g, 0.0);
   auto gotCounts = wantCounts, gotSums = wantSums;
   m_cpu->accumulate(x.data(), n, g, cpuCodes.data(), C, wantCounts.data(), wantSums.data());

@@ -128,21 +128,17 @@ TEST_F(KernelReplay, TensorCoreDefectsChangeTheCodesOnTheParityData) {
 }
 
 TEST_F(KernelReplay, StatisticsContinueAcrossBatchesAsTheCpuSums) {
-  const int g = 32;
-  const int C = 200;
-  const int64_t n = 5000;
-  const auto x = kvq::parity::gaussian(static_cast<size_t>(n) * g, 3);
-  std::vector<int32_t> codes(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) codes[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7919) % C);
+  const auto a = kvq::parity::randomAssignment(5000, 32, 200, 3);
   // Running sums that do not start at zero (accumulate adds into the caller's arrays).
-  std::vector<double> cpuCounts(C, 0.5), cpuSums = std::vector<double>(static_cast<size_t>(C) * g, 0.1);
+  std::vector<double> cpuCounts(a.C, 0.5), cpuSums = std::vector<double>(static_cast<size_t>(a.C) * a.g, 0.1);
   auto repCounts = cpuCounts, repSums = cpuSums, badCounts = cpuCounts, badSums = cpuSums;
-  m_cpu->accumulate(x.data(), n, g, codes.data(), C, cpuCounts.data(), cpuSums.data());
-  kvq::replay::replayAccumulate(x.data(), n, g, codes.data(), C, repCounts.data(), repSums.data(), 1024);
-  EXPECT_EQ(std::memcmp(cpuCounts.data(), repCounts.data(), C * 8), 0);
+  m_cpu->accumulate(a.x.data(), a.n, a.g, a.codes.data(), a.C, cpuCounts.data(), cpuSums.data());
+  kvq::replay::replayAccumulate(a.x.data(), a.n, a.g, a.codes.data(), a.C, repCounts.data(), repSums.data(),
+                                1024);
+  EXPECT_EQ(std::memcmp(cpuCounts.data(), repCounts.data(), static_cast<size_t>(a.C) * 8), 0);
   EXPECT_EQ(std::memcmp(cpuSums.data(), repSums.data(), cpuSums.size() * 8), 0);
-  kvq::replay::replayAccumulate(x.data(), n, g, codes.data(), C, badCounts.data(), badSums.data(), 1024,
-                                true);
+  kvq::replay::replayAccumulate(a.x.data(), a.n, a.g, a.codes.data(), a.C, badCounts.data(), badSums.data(),
+                                1024, true);
   EXPECT_NE(std::memcmp(cpuSums.data(), badSums.data(), cpuSums.size() * 8), 0);
 }
 
@@ -151,32 +147,27 @@ TEST_F(KernelReplay, EmaUpdateIsTheCpuStepBitForBit) {
   const int C = 128;
   const int64_t n = 8192;
   const auto x = kvq::parity::gaussian(static_cast<size_t>(n) * g, 21);
-  auto cpuBook = kvq::parity::gaussian(static_cast<size_t>(C) * g, 22);
-  auto repBook = cpuBook, badBook = cpuBook;
-  std::vector<double> cpuCount(C, 1.0), cpuSum(cpuBook.begin(), cpuBook.end());
-  auto repCount = cpuCount, repSum = cpuSum, badCount = cpuCount, badSum = cpuSum;
+  kvq::parity::EmaState cpu = kvq::parity::emaStart(C, g, 22), rep = cpu, bad = cpu;
   for (int step = 0; step < 3; ++step) {
     std::vector<int32_t> cpuCodes(static_cast<size_t>(n));
-    m_cpu->emaStep(x.data(), n, cpuBook.data(), C, g, 0.99, 1e-5, cpuCount.data(), cpuSum.data(),
-                   cpuCodes.data());
-    for (auto* state : {&repBook, &badBook}) {
-      const bool bad = state == &badBook;
+    kvq::parity::emaStep(*m_cpu, x, n, C, g, 0.99, cpu, cpuCodes.data());
+    for (kvq::parity::EmaState* state : {&rep, &bad}) {
+      const bool defect = state == &bad;
       std::vector<int32_t> codes(static_cast<size_t>(n));
-      m_cpu->nearest(x.data(), n, state->data(), C, g, codes.data(), nullptr);
-      if (!bad) {
+      m_cpu->nearest(x.data(), n, state->book.data(), C, g, codes.data(), nullptr);
+      if (!defect) {
         EXPECT_EQ(codes, cpuCodes) << "emaStep's codes output is the assignment it used";
       }
       std::vector<double> counts(C, 0.0), sums(static_cast<size_t>(C) * g, 0.0);
       kvq::replay::replayAccumulate(x.data(), n, g, codes.data(), C, counts.data(), sums.data(), 1024);
-      kvq::replay::replayEmaUpdate(bad ? badCount.data() : repCount.data(),
-                                   bad ? badSum.data() : repSum.data(), state->data(), counts.data(),
-                                   sums.data(), C, g, 0.99, 1e-5, bad);
+      kvq::replay::replayEmaUpdate(state->count.data(), state->sum.data(), state->book.data(), counts.data(),
+                                   sums.data(), C, g, 0.99, 1e-5, defect);
     }
   }
-  EXPECT_EQ(std::memcmp(cpuBook.data(), repBook.data(), cpuBook.size() * 4), 0);
-  EXPECT_EQ(std::memcmp(cpuCount.data(), repCount.data(), C * 8), 0);
-  EXPECT_EQ(std::memcmp(cpuSum.data(), repSum.data(), cpuSum.size() * 8), 0);
-  EXPECT_NE(std::memcmp(cpuSum.data(), badSum.data(), cpuSum.size() * 8), 0) << "an FMA must show";
+  EXPECT_EQ(std::memcmp(cpu.book.data(), rep.book.data(), cpu.book.size() * 4), 0);
+  EXPECT_EQ(std::memcmp(cpu.count.data(), rep.count.data(), C * 8), 0);
+  EXPECT_EQ(std::memcmp(cpu.sum.data(), rep.sum.data(), cpu.sum.size() * 8), 0);
+  EXPECT_NE(std::memcmp(cpu.sum.data(), bad.sum.data(), cpu.sum.size() * 8), 0) << "an FMA must show";
 }
 
 // The first 4096 vectors of the reference shape's data (C = 2048, K = 8, g = 32; the
