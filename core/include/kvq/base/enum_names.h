@@ -17,7 +17,7 @@ struct EnumName {
   const char* name;
 };
 
-// The table of E; specialised next to each enum (Kind, Grouping, KMeansInit). A
+// The table of E; specialised next to each enum (Kind, DType, Grouping, KMeansInit, cpu::Isa). A
 // vector, not std::span: CUDA sources include these headers as C++17.
 template <class E>
 const std::vector<EnumName<E>>& enumNames();
