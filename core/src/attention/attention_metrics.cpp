@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
 #include <string>
 
@@ -61,15 +62,16 @@ std::vector<Block> makeBlocks(const AttentionQueries& q, int64_t blockFloats) {
 
 // Per-thread buffers of one block.
 struct Scratch {
-  std::vector<float> q, sRef, pRef, sVar, pVar, oRef, oVar, sinkRef, recentRef, tmp;
-  std::vector<double> lseRef;
+  std::vector<float> q, sRef, pRef, sVar, pVar, oRef, oVar, oWindow, sinkRef, recentRef, tmp;
+  std::vector<double> lseRef, lseVar, lsePrevious;  // lsePrevious: the variant before this one
   std::vector<int64_t> top;
 
   void fit(int64_t rows, int64_t cols, int Dp, int topK) {
     for (auto* m : {&sRef, &pRef, &sVar, &pVar}) m->resize(static_cast<size_t>(rows * cols));
-    for (auto* v : {&q, &oRef, &oVar, &sinkRef, &recentRef}) v->resize(static_cast<size_t>(rows * Dp));
+    for (auto* v : {&q, &oRef, &oVar, &oWindow, &sinkRef, &recentRef})
+      v->resize(static_cast<size_t>(rows * Dp));
     tmp.resize(3 * static_cast<size_t>(Dp));
-    lseRef.resize(static_cast<size_t>(rows));
+    for (auto* v : {&lseRef, &lseVar, &lsePrevious}) v->resize(static_cast<size_t>(rows));
     top.resize(static_cast<size_t>(topK));
   }
 };
@@ -281,7 +283,8 @@ class BlockRunner {
       std::fill(p + off - m_lead, p + off, 0.0f);
       lse[r] = attn::softmax(m_in.isa, s + off, rowKeys(r), m_cols - m_lead, p + off);
     }
-    std::fill(p + static_cast<int64_t>(m_rows) * m_cols, p + static_cast<int64_t>(m_rowsPadded) * m_cols, 0.0f);
+    std::fill(p + static_cast<int64_t>(m_rows) * m_cols, p + static_cast<int64_t>(m_rowsPadded) * m_cols,
+              0.0f);
   }
 
   void reference() {
@@ -300,11 +303,15 @@ class BlockRunner {
     }
   }
 
+  // reuseLogits: variant v is KIVI with its window right after plain KIVI of the same keys,
+  // whose logits and output are still in the scratch; only the window's logits change.
   void variant(size_t v, bool reuseLogits, std::vector<AttentionSums>& out) {
     const AttentionVariant& var = (*m_in.variants)[v];
-    const int Dp = m_in.dimPadded, G = m_q.heads;
-    std::vector<double> lseVar(static_cast<size_t>(m_rows));
     float* sVar = m_sc.sVar.data();
+    const attn::PackedValues& vVar = m_in.values[m_in.valuesOf[v]];
+    // The same values too: the output follows from plain KIVI's with sums over the window.
+    const bool deriveOutput = reuseLogits && m_in.valuesOf[v] == m_in.valuesOf[v - 1];
+    if (deriveOutput) windowOutputs(vVar, m_sc.oWindow.data());  // plain KIVI's p, before it changes
     if (!reuseLogits)
       attn::logits(m_in.isa, m_sc.q.data(), m_rowsPadded, m_in.packed[m_in.packedOf[v]], keyBegin(), m_cols,
                    sVar, m_cols);
@@ -316,10 +323,54 @@ class BlockRunner {
                   sVar + off + g.keyWindowBegin);
       }
     }
-    logitsAndSoftmax(m_in.packed[0], sVar, m_sc.pVar.data(), lseVar.data(), false);
-    const attn::PackedValues& vVar = m_in.values[m_in.valuesOf[v]];
-    attn::weightedSum(m_in.isa, m_sc.pVar.data(), m_rowsPadded, m_cols, m_colsPv, vVar, keyBegin(),
-                      m_sc.oVar.data());
+    logitsAndSoftmax(m_in.packed[0], sVar, m_sc.pVar.data(), m_sc.lseVar.data(), false);
+    if (deriveOutput) {
+      deriveWindowOutputs(vVar);
+    } else {
+      attn::weightedSum(m_in.isa, m_sc.pVar.data(), m_rowsPadded, m_cols, m_colsPv, vVar, keyBegin(),
+                        m_sc.oVar.data());
+    }
+    addVariantSums(v, vVar, out);
+    std::copy(m_sc.lseVar.begin(), m_sc.lseVar.end(), m_sc.lsePrevious.begin());
+  }
+
+  // w[r] = sum over row r's key window of p_j v_j, with the current p (rows of Dp).
+  void windowOutputs(const attn::PackedValues& values, float* w) const {
+    const int Dp = m_in.dimPadded;
+    for (int r = 0; r < m_rows; ++r) {
+      const RowRegions g(rowKeys(r), m_in.settings->recentWindow);
+      float* wr = w + static_cast<int64_t>(r) * Dp;
+      std::fill(wr, wr + Dp, 0.0f);
+      accumulateRows(m_sc.pVar.data() + static_cast<int64_t>(r) * m_cols + m_lead, values, m_block.seqStart,
+                     g.keyWindowBegin, g.m, m_in.dim, wr);
+    }
+  }
+
+  // Outside the key window the logits did not change, so p'_j = p_j f with f = exp(L - L'),
+  // L and L' the log-normalisers before and after: o' = f o + (w' - f w), where o and w are
+  // plain KIVI's output and its window part (oVar and oWindow on entry) and w' the window
+  // part with p'. When the window changes nothing, f = 1 and w' = w exactly: o' = o.
+  void deriveWindowOutputs(const attn::PackedValues& values) {
+    const int Dp = m_in.dimPadded, D = m_in.dim;
+    float* wNew = m_sc.tmp.data();
+    for (int r = 0; r < m_rows; ++r) {
+      const RowRegions g(rowKeys(r), m_in.settings->recentWindow);
+      const auto f = static_cast<float>(
+          std::exp(m_sc.lsePrevious[static_cast<size_t>(r)] - m_sc.lseVar[static_cast<size_t>(r)]));
+      std::fill(wNew, wNew + Dp, 0.0f);
+      accumulateRows(m_sc.pVar.data() + static_cast<int64_t>(r) * m_cols + m_lead, values, m_block.seqStart,
+                     g.keyWindowBegin, g.m, D, wNew);
+      float* o = m_sc.oVar.data() + static_cast<int64_t>(r) * Dp;
+      const float* w = m_sc.oWindow.data() + static_cast<int64_t>(r) * Dp;
+      for (int c = 0; c < D; ++c) o[c] = f * o[c] + (wNew[c] - f * w[c]);
+    }
+  }
+
+  // Every row's contributions to variant v's sums (oVar holds the variant's outputs).
+  void addVariantSums(size_t v, const attn::PackedValues& vVar, std::vector<AttentionSums>& out) {
+    const AttentionVariant& var = (*m_in.variants)[v];
+    const int Dp = m_in.dimPadded, G = m_q.heads;
+    float* sVar = m_sc.sVar.data();
     for (int r = 0; r < m_rows; ++r) {
       const RowRegions g(rowKeys(r), m_in.settings->recentWindow);
       const int64_t off = static_cast<int64_t>(r) * m_cols + m_lead;
@@ -330,7 +381,7 @@ class BlockRunner {
       ctx.sVar = sVar + off;
       ctx.pVar = m_sc.pVar.data() + off;
       ctx.lseRef = m_sc.lseRef[static_cast<size_t>(r)];
-      ctx.lseVar = lseVar[static_cast<size_t>(r)];
+      ctx.lseVar = m_sc.lseVar[static_cast<size_t>(r)];
       ctx.oRef = m_sc.oRef.data() + r * Dp;
       ctx.sinkRef = m_sc.sinkRef.data() + r * Dp;
       ctx.recentRef = m_sc.recentRef.data() + r * Dp;
