@@ -188,7 +188,7 @@ std::vector<std::pair<int, Kind>> studyJobs(const DumpInfo& info, const StudyOpt
   std::vector<int> layers = options.layers.empty() ? info.layers : options.layers;
   for (int layer : layers) {
     if (std::find(info.layers.begin(), info.layers.end(), layer) == info.layers.end())
-      throwBadInput(info.path, "--layers", "layer " + std::to_string(layer) + " is not in the dump");
+      throwBadInput(info.path, "layers", "layer " + std::to_string(layer) + " is not in the dump");
   }
   std::vector<std::pair<int, Kind>> jobs;
   for (int layer : layers) {
@@ -236,7 +236,7 @@ StudyResult runStudyDistributed(const DumpReader& reader, const StudyOptions& op
     validateConfig(options.config, info.headDim);
     splitTokens(info.tokens, info.sequenceStarts, options.config.heldOutFraction);
     jobs = studyJobs(info, options);
-    if (jobs.empty()) throwBadInput("", "--kinds", "no kind selected");
+    if (jobs.empty()) throwBadInput("", "kinds", "no kind selected");
     plan = planJobs(static_cast<int>(jobs.size()), world.size(), world.rank());
     std::vector<std::pair<int, Kind>> mine;
     for (int j : plan.jobs) mine.push_back(jobs[static_cast<size_t>(j)]);

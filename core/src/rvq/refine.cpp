@@ -103,8 +103,8 @@ double rvqObjective(const float* x, int64_t n, const Codebooks& books, const int
 
 RefineStats refineRvq(const float* x, int64_t n, Codebooks& books, int rounds, int beamWidth,
                       Backend& backend, const TaskControl* control) {
-  if (rounds < 0) throwBadInput("", "--refine-rounds", "must be at least 0");
-  if (beamWidth < 1) throwBadInput("", "--beam", "must be at least 1");
+  if (rounds < 0) throwBadInput("", "refine_rounds", "must be at least 0");
+  if (beamWidth < 1) throwBadInput("", "beam_width", "must be at least 1");
   const int K = books.depth;
   std::vector<int32_t> codes(static_cast<size_t>(n) * K);
   backend.encodeGreedy(x, n, books, codes.data(), nullptr, nullptr);

@@ -426,10 +426,10 @@ AttentionResult measureAttention(const DumpReader& reader, const std::vector<int
                                  const AttentionOptions& ao, Backend& backend, const TaskControl* control) {
   validateAttentionOptions(ao);
   if (ao.kiviWindow && !so.baselineBits.empty() && ao.recentWindow % so.baselineTokenGroup != 0) {
-    throwBadInput(
-        "", "--attention-window",
-        "KIVI's window must be a multiple of the key token group " + std::to_string(so.baselineTokenGroup) +
-            " (keys are quantized a group at a time); or leave KIVI's window out (--no-kivi-window)");
+    throwBadInput("", "attention_window",
+                  "KIVI's window must be a multiple of the key token group " +
+                      std::to_string(so.baselineTokenGroup) +
+                      " (keys are quantized a group at a time); or leave KIVI's window out");
   }
   checkAttentionInputs(reader, layers);
   const DumpInfo& info = reader.info();
