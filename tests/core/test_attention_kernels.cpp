@@ -109,16 +109,17 @@ TEST(AttentionKernels, TopKMatchesBruteForceWithTies) {
 }
 
 // Logits rising towards the oldest keys: every chunk beats the running k-th largest
-// of a scan from the recent end, the case a threshold search must still get right.
+// of a scan from the recent end; 9000 keys take the backward scan, 40000 the two passes.
 TEST(AttentionKernels, TopKOnLogitsRisingTowardsTheSequenceStart) {
-  const int64_t m = 9000;
-  std::vector<float> s(static_cast<size_t>(m));
-  for (int64_t j = 0; j < m; ++j) s[static_cast<size_t>(j)] = static_cast<float>(m - j) * 0.5f;
-  for (Isa isa : test::availableIsas()) {
-    std::vector<int64_t> top(32);
-    ASSERT_EQ(attn::topK(isa, s.data(), m, 32, top.data()), 32);
-    std::sort(top.begin(), top.end());
-    EXPECT_EQ(top, bruteTopK(s, m, 32)) << cpu::isaName(isa);
+  for (int64_t m : {9000, 40000}) {
+    std::vector<float> s(static_cast<size_t>(m));
+    for (int64_t j = 0; j < m; ++j) s[static_cast<size_t>(j)] = static_cast<float>(m - j) * 0.5f;
+    for (Isa isa : test::availableIsas()) {
+      std::vector<int64_t> top(32);
+      ASSERT_EQ(attn::topK(isa, s.data(), m, 32, top.data()), 32);
+      std::sort(top.begin(), top.end());
+      EXPECT_EQ(top, bruteTopK(s, m, 32)) << cpu::isaName(isa) << " m " << m;
+    }
   }
 }
 

@@ -206,6 +206,35 @@ KVQ_INLINE void weightedSumT(const float* p, int rows, int64_t ldp, int64_t cols
   }
 }
 
+// A few rows of P V for one query (windows, the sink): whole value panels, in registers.
+template <int W>
+KVQ_INLINE void accumulateRowsT(const float* p, const PackedValues& v, int64_t start, int64_t a, int64_t b,
+                                float* out, const PackedValues* minus) {
+  constexpr int V = kValuePanel / W;
+  for (int panel = 0; panel < v.dimPadded / kValuePanel; ++panel) {
+    const float* pv = v.panelAt(panel, start);
+    float* o = out + panel * kValuePanel;
+    Vf<W> acc[V];
+#pragma GCC unroll 4
+    for (int i = 0; i < V; ++i) acc[i] = load<W>(o + i * W);
+    if (minus != nullptr) {
+      const float* pm = minus->panelAt(panel, start);
+      for (int64_t j = a; j < b; ++j) {
+#pragma GCC unroll 4
+        for (int i = 0; i < V; ++i)
+          acc[i] += p[j] * (load<W>(pv + j * kValuePanel + i * W) - load<W>(pm + j * kValuePanel + i * W));
+      }
+    } else {
+      for (int64_t j = a; j < b; ++j) {
+#pragma GCC unroll 4
+        for (int i = 0; i < V; ++i) acc[i] += p[j] * load<W>(pv + j * kValuePanel + i * W);
+      }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < V; ++i) store<W>(o + i * W, acc[i]);
+  }
+}
+
 // ---- softmax and row sums ----------------------------------------------------------
 
 template <int W>
@@ -300,55 +329,98 @@ inline void collectAtLeast(const float* s, int64_t a, int64_t b, float threshold
   }
 }
 
-// The k largest of s[0, m) in two passes. The maxima of whole chunks are k or more
-// distinct elements, so the k-th largest of them is at most the k-th largest of s:
-// every element at or above it is a candidate, found in the chunks whose maximum
-// reaches it (about k of them) and the tail; the k strongest candidates win.
+// The k largest of s[0, m) scanned from the most recent key backwards:
+// the k kept are a heap with the weakest at its root, and a chunk of 4 vectors is read
+// element by element only when its maximum beats the root (rare after the first keys).
 template <int W>
-KVQ_INLINE int topKT(const float* s, int64_t m, int k, int64_t* top) {
-  if (m <= k) {
-    for (int64_t c = 0; c < m; ++c) top[c] = c;
-    return static_cast<int>(m);
-  }
+KVQ_INLINE void topKScanT(const float* s, int64_t m, int k, int64_t* top) {
   constexpr int kChunk = 4 * W;
-  const int64_t chunks = m / kChunk;
-  std::vector<Candidate> candidates;
-  candidates.reserve(4 * static_cast<size_t>(k));
-  if (chunks >= k) {
-    std::vector<float> chunkMax(static_cast<size_t>(chunks));
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      const float* x = s + ch * kChunk;
+  Candidate heap[256];
+  for (int i = 0; i < k; ++i) heap[i] = {s[m - 1 - i], m - 1 - i};
+  std::make_heap(heap, heap + k, Stronger{});
+  int64_t c = m - k;
+  while (c > 0) {
+    const int64_t lo = std::max<int64_t>(0, c - kChunk);
+    if (c - lo == kChunk) {
+      const float* x = s + lo;
       const Vf<W> mx =
           vmax<W>(vmax<W>(load<W>(x), load<W>(x + W)), vmax<W>(load<W>(x + 2 * W), load<W>(x + 3 * W)));
-      chunkMax[static_cast<size_t>(ch)] = hmax<W>(mx);
-    }
-    // The k-th largest chunk maximum: a min-heap of the k largest seen (rarely replaced).
-    std::vector<float> largest(chunkMax.begin(), chunkMax.begin() + k);
-    std::make_heap(largest.begin(), largest.end(), std::greater<>());
-    for (int64_t ch = k; ch < chunks; ++ch) {
-      const float x = chunkMax[static_cast<size_t>(ch)];
-      if (x > largest.front()) {
-        std::pop_heap(largest.begin(), largest.end(), std::greater<>());
-        largest.back() = x;
-        std::push_heap(largest.begin(), largest.end(), std::greater<>());
+      if (!(hmax<W>(mx) > heap[0].value)) {
+        c = lo;
+        continue;
       }
     }
-    const float threshold = largest.front();
+    for (int64_t j = c - 1; j >= lo; --j) {
+      if (s[j] > heap[0].value) {  // strictly: an equal older key loses to the recent one
+        std::pop_heap(heap, heap + k, Stronger{});
+        heap[k - 1] = {s[j], j};
+        std::push_heap(heap, heap + k, Stronger{});
+      }
+    }
+    c = lo;
+  }
+  for (int i = 0; i < k; ++i) top[i] = heap[i].key;
+}
+
+// The k largest of long rows in two passes. The maxima of whole chunks (4 vectors) are
+// 4k or more distinct elements, so the k-th largest of them is at most the k-th largest
+// of s: every element at or above it is a candidate, found in the chunks whose maximum
+// reaches it (about k of them) and the tail; the k strongest candidates win. Returns
+// how many it found (fewer than k only with NaN in s).
+template <int W>
+KVQ_INLINE int topKTwoPassT(const float* s, int64_t m, int k, int64_t* top) {
+  constexpr int kChunk = 4 * W;
+  const int64_t chunks = m / kChunk;
+  std::vector<float> chunkMax(static_cast<size_t>(chunks));
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const float* x = s + ch * kChunk;
+    const Vf<W> mx =
+        vmax<W>(vmax<W>(load<W>(x), load<W>(x + W)), vmax<W>(load<W>(x + 2 * W), load<W>(x + 3 * W)));
+    chunkMax[static_cast<size_t>(ch)] = hmax<W>(mx);
+  }
+  // The k-th largest chunk maximum: a min-heap of the k largest seen (rarely replaced).
+  std::vector<float> largest(chunkMax.begin(), chunkMax.begin() + k);
+  std::make_heap(largest.begin(), largest.end(), std::greater<>());
+  for (int64_t ch = k; ch < chunks; ++ch) {
+    const float x = chunkMax[static_cast<size_t>(ch)];
+    if (x > largest.front()) {
+      std::pop_heap(largest.begin(), largest.end(), std::greater<>());
+      largest.back() = x;
+      std::push_heap(largest.begin(), largest.end(), std::greater<>());
+    }
+  }
+  float threshold = largest.front();
+  std::vector<Candidate> candidates;
+  candidates.reserve(4 * static_cast<size_t>(k));
+  for (int pass = 0; pass < 2 && candidates.size() < static_cast<size_t>(k); ++pass) {
+    if (pass == 1) {  // NaN among the maxima: every element
+      threshold = kNegInf;
+      candidates.clear();
+    }
     for (int64_t ch = 0; ch < chunks; ++ch) {
-      if (chunkMax[static_cast<size_t>(ch)] >= threshold)
+      if (pass == 1 || chunkMax[static_cast<size_t>(ch)] >= threshold)
         collectAtLeast(s, ch * kChunk, (ch + 1) * kChunk, threshold, candidates);
     }
     collectAtLeast(s, chunks * kChunk, m, threshold, candidates);
-  }
-  if (candidates.size() < static_cast<size_t>(k)) {  // few keys, or NaN among the maxima: every element
-    candidates.clear();
-    collectAtLeast(s, 0, m, kNegInf, candidates);
   }
   const int n = static_cast<int>(std::min<size_t>(candidates.size(), static_cast<size_t>(k)));
   if (n == 0) return 0;
   std::nth_element(candidates.begin(), candidates.begin() + (n - 1), candidates.end(), Stronger{});
   for (int i = 0; i < n; ++i) top[i] = candidates[static_cast<size_t>(i)].key;
   return n;
+}
+
+// The backward scan costs little while replacements are rare and its chunk test is a
+// vector maximum; on long rows the two passes touch each element once, in order.
+template <int W>
+KVQ_INLINE int topKT(const float* s, int64_t m, int k, int64_t* top) {
+  if (m <= k) {
+    for (int64_t c = 0; c < m; ++c) top[c] = c;
+    return static_cast<int>(m);
+  }
+  if (m / (4 * W) >= 16 * static_cast<int64_t>(k)) return topKTwoPassT<W>(s, m, k, top);
+  topKScanT<W>(s, m, k, top);
+  return k;
 }
 
 #define KVQ_AVX512 __attribute__((target("avx512f,fma")))
@@ -362,6 +434,10 @@ KVQ_AVX512 void logits512(const float* q, int rows, const PackedKeys& k, int64_t
 KVQ_AVX512 void weighted512(const float* p, int rows, int64_t ldp, int64_t n, const PackedValues& v,
                             int64_t b, float* o) {
   weightedSumT<16, 4, 4>(p, rows, ldp, n, v, b, o);
+}
+KVQ_AVX512 void rows512(const float* p, const PackedValues& v, int64_t t, int64_t a, int64_t b, float* o,
+                        const PackedValues* minus) {
+  accumulateRowsT<16>(p, v, t, a, b, o, minus);
 }
 KVQ_AVX512 double softmax512(const float* s, int64_t m, int64_t n, float* p) {
   return softmaxT<16>(s, m, n, p);
@@ -381,6 +457,10 @@ KVQ_AVX2 void logits256(const float* q, int rows, const PackedKeys& k, int64_t b
 KVQ_AVX2 void weighted256(const float* p, int rows, int64_t ldp, int64_t n, const PackedValues& v, int64_t b,
                           float* o) {
   weightedSumT<8, 4, 3>(p, rows, ldp, n, v, b, o);
+}
+KVQ_AVX2 void rows256(const float* p, const PackedValues& v, int64_t t, int64_t a, int64_t b, float* o,
+                      const PackedValues* minus) {
+  accumulateRowsT<8>(p, v, t, a, b, o, minus);
 }
 KVQ_AVX2 double softmax256(const float* s, int64_t m, int64_t n, float* p) {
   return softmaxT<8>(s, m, n, p);
@@ -443,6 +523,19 @@ void weightedSum(Isa isa, const float* p, int rows, int64_t ldp, int64_t cols, c
       break;
   }
   weightedSumT<4, 4, 2>(p, rows, ldp, cols, v, keyBegin, o);
+}
+
+void accumulateRows(Isa isa, const float* p, const PackedValues& v, int64_t start, int64_t a, int64_t b,
+                    float* out, const PackedValues* minus) {
+  switch (isa) {
+    case Isa::Avx512:
+      return rows512(p, v, start, a, b, out, minus);
+    case Isa::Avx2:
+      return rows256(p, v, start, a, b, out, minus);
+    case Isa::Scalar:
+      break;
+  }
+  accumulateRowsT<4>(p, v, start, a, b, out, minus);
 }
 
 double softmax(Isa isa, const float* s, int64_t m, int64_t n, float* p) {

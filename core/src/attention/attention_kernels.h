@@ -73,6 +73,11 @@ void logits(Isa isa, const float* q, int rows, const PackedKeys& keys, int64_t k
 void weightedSum(Isa isa, const float* p, int rows, int64_t ldp, int64_t cols, const PackedValues& v,
                  int64_t keyBegin, float* o);
 
+// out[c] += sum_{j in [a, b)} p[j] * v.at(start + j, c) for c < v.dimPadded; with
+// minus (the same shape), p[j] * (v.at(..) - minus->at(..)). out: [v.dimPadded].
+void accumulateRows(Isa isa, const float* p, const PackedValues& v, int64_t start, int64_t a, int64_t b,
+                    float* out, const PackedValues* minus = nullptr);
+
 // Softmax of s[0, m): p[c] = exp(s[c] - lse) for c < m and 0 for m <= c < n.
 // Returns lse = log sum_c exp(s[c]) (the exponentials are summed in double).
 double softmax(Isa isa, const float* s, int64_t m, int64_t n, float* p);

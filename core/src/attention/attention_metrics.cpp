@@ -134,27 +134,6 @@ struct RowRegions {
   }
 };
 
-// out[c] (+)= sum_{j in [a, b)} p[j] * v(start + j, c), c < dim; with `minus`,
-// p[j] * (v(start + j, c) - minus(start + j, c)).
-void accumulateRows(const float* p, const attn::PackedValues& v, int64_t start, int64_t a, int64_t b, int dim,
-                    float* out, const attn::PackedValues* minus = nullptr) {
-  for (int c0 = 0; c0 < dim; c0 += attn::kValuePanel) {
-    const int width = std::min(attn::kValuePanel, dim - c0);
-    const float* panel = v.panelAt(c0 / attn::kValuePanel, start);
-    const float* sub = minus ? minus->panelAt(c0 / attn::kValuePanel, start) : nullptr;
-    for (int64_t j = a; j < b; ++j) {
-      const float w = p[j];
-      const float* vj = panel + j * attn::kValuePanel;
-      if (sub) {
-        const float* mj = sub + j * attn::kValuePanel;
-        for (int c = 0; c < width; ++c) out[c0 + c] += w * (vj[c] - mj[c]);
-      } else {
-        for (int c = 0; c < width; ++c) out[c0 + c] += w * vj[c];
-      }
-    }
-  }
-}
-
 double squaredDistance(const float* a, const float* b, int dim) {
   double s = 0;
   for (int c = 0; c < dim; ++c) {
@@ -212,11 +191,12 @@ void addOutputSums(const RowContext& r, const RowRegions& g, float* tmp, Attenti
   float* restRef = tmp + 2 * Dp;
   std::fill(tmp, tmp + 2 * Dp, 0.0f);
   if (r.exactWindow) {  // the window reads exact values: o~ += sum_{value window} p~ (v - v~)
-    accumulateRows(r.pVar, *r.vExact, r.seqStart, g.valueWindowBegin, g.m, D, r.oVar, r.vVar);
+    attn::accumulateRows(r.in->isa, r.pVar, *r.vExact, r.seqStart, g.valueWindowBegin, g.m, r.oVar, r.vVar);
   }
   const bool sinkExact = r.exactWindow && g.valueWindowBegin == 0;
-  accumulateRows(r.pVar, sinkExact ? *r.vExact : *r.vVar, r.seqStart, 0, 1, D, sinkVar);
-  accumulateRows(r.pVar, r.exactWindow ? *r.vExact : *r.vVar, r.seqStart, g.recentBegin, g.m, D, recentVar);
+  attn::accumulateRows(r.in->isa, r.pVar, sinkExact ? *r.vExact : *r.vVar, r.seqStart, 0, 1, sinkVar);
+  attn::accumulateRows(r.in->isa, r.pVar, r.exactWindow ? *r.vExact : *r.vVar, r.seqStart, g.recentBegin, g.m,
+                       recentVar);
   double restError = 0;
   for (int c = 0; c < D; ++c) {
     restRef[c] = r.oRef[c] - r.sinkRef[c] - r.recentRef[c];
@@ -288,7 +268,7 @@ class BlockRunner {
   }
 
   void reference() {
-    const int Dp = m_in.dimPadded, D = m_in.dim;
+    const int Dp = m_in.dimPadded;
     logitsAndSoftmax(m_in.packed[0], m_sc.sRef.data(), m_sc.pRef.data(), m_sc.lseRef.data(), true);
     attn::weightedSum(m_in.isa, m_sc.pRef.data(), m_rowsPadded, m_cols, m_colsPv, m_in.values[0], keyBegin(),
                       m_sc.oRef.data());
@@ -298,8 +278,9 @@ class BlockRunner {
       const RowRegions g(rowKeys(r), m_in.settings->recentWindow);
       const float* p = m_sc.pRef.data() + static_cast<int64_t>(r) * m_cols + m_lead;
       const attn::PackedValues& vs = m_in.values[0];
-      accumulateRows(p, vs, m_block.seqStart, 0, 1, D, m_sc.sinkRef.data() + r * Dp);
-      accumulateRows(p, vs, m_block.seqStart, g.recentBegin, g.m, D, m_sc.recentRef.data() + r * Dp);
+      attn::accumulateRows(m_in.isa, p, vs, m_block.seqStart, 0, 1, m_sc.sinkRef.data() + r * Dp);
+      attn::accumulateRows(m_in.isa, p, vs, m_block.seqStart, g.recentBegin, g.m,
+                           m_sc.recentRef.data() + r * Dp);
     }
   }
 
@@ -341,8 +322,8 @@ class BlockRunner {
       const RowRegions g(rowKeys(r), m_in.settings->recentWindow);
       float* wr = w + static_cast<int64_t>(r) * Dp;
       std::fill(wr, wr + Dp, 0.0f);
-      accumulateRows(m_sc.pVar.data() + static_cast<int64_t>(r) * m_cols + m_lead, values, m_block.seqStart,
-                     g.keyWindowBegin, g.m, m_in.dim, wr);
+      attn::accumulateRows(m_in.isa, m_sc.pVar.data() + static_cast<int64_t>(r) * m_cols + m_lead, values,
+                           m_block.seqStart, g.keyWindowBegin, g.m, wr);
     }
   }
 
@@ -358,8 +339,8 @@ class BlockRunner {
       const auto f = static_cast<float>(
           std::exp(m_sc.lsePrevious[static_cast<size_t>(r)] - m_sc.lseVar[static_cast<size_t>(r)]));
       std::fill(wNew, wNew + Dp, 0.0f);
-      accumulateRows(m_sc.pVar.data() + static_cast<int64_t>(r) * m_cols + m_lead, values, m_block.seqStart,
-                     g.keyWindowBegin, g.m, D, wNew);
+      attn::accumulateRows(m_in.isa, m_sc.pVar.data() + static_cast<int64_t>(r) * m_cols + m_lead, values,
+                           m_block.seqStart, g.keyWindowBegin, g.m, wNew);
       float* o = m_sc.oVar.data() + static_cast<int64_t>(r) * Dp;
       const float* w = m_sc.oWindow.data() + static_cast<int64_t>(r) * Dp;
       for (int c = 0; c < D; ++c) o[c] = f * o[c] + (wNew[c] - f * w[c]);
