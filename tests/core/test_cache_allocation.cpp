@@ -116,6 +116,10 @@ TEST(CacheBits, RvqCountsCodesScalesExactTokensAndCodebooksByHand) {
   EXPECT_DOUBLE_EQ(rvqQuantizerBits(f, 0, 4, 60, {2048, 32768}), 16.0);  // left exact
   f.config.perHead = true;                                               // three copies of the codebooks
   EXPECT_DOUBLE_EQ(rvqQuantizerBits(f, 3, 0, 0, {2048, 32768}), 3.25 + 3 * 0.03125);
+  f.config.centerChannels = true;  // + the [3, 64] float32 means: 32 bits per channel over 32768 tokens
+  EXPECT_DOUBLE_EQ(rvqQuantizerBits(f, 3, 0, 0, {2048, 32768}), 3.25 + 3 * 0.03125 + 32.0 / 32768);
+  EXPECT_DOUBLE_EQ(rvqQuantizerBits(f, 3, 0, 0, {2048, 0}), 3.25);  // not amortised: codes and scales
+  f.config.centerChannels = false;
   // shorter than sinks + window: every token exact
   EXPECT_DOUBLE_EQ(rvqQuantizerBits(f, 2, 4, 60, {50, 0}), 16.0);
   // an allocation: the mean over layers x kinds

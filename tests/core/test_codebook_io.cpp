@@ -71,6 +71,7 @@ void expectSameConfig(const RvqConfig& a, const RvqConfig& b) {
   EXPECT_EQ(a.beamWidth, b.beamWidth);
   EXPECT_EQ(a.refineRounds, b.refineRounds);
   EXPECT_EQ(a.queryAware, b.queryAware);
+  EXPECT_EQ(a.centerChannels, b.centerChannels);
   EXPECT_EQ(a.heldOutFraction, b.heldOutFraction);
   EXPECT_EQ(a.seed, b.seed);
 }
@@ -83,6 +84,8 @@ TEST_P(CodebookIo, WriteThenReadIsIdentical) {
   written.config.queryAware = true;
   written.config.refineRounds = 2;
   written.sets[0].channelWeights = {0.5f, 2.0f, 1.0f, 1.5f, 0.25f, 3.0f, 1.0f, 0.75f};
+  written.config.centerChannels = true;
+  for (int i = 0; i < 16; ++i) written.sets[1].channelMeans.push_back(0.25f * static_cast<float>(i) - 1.0f);
   writeCodebookFile(path, written);
   const CodebookFile read = readCodebookFile(path);
   expectSameConfig(read.config, written.config);
@@ -96,6 +99,7 @@ TEST_P(CodebookIo, WriteThenReadIsIdentical) {
     EXPECT_EQ(read.sets[s].kind, written.sets[s].kind);
     EXPECT_EQ(read.sets[s].channelOrder, written.sets[s].channelOrder);
     EXPECT_EQ(read.sets[s].channelWeights, written.sets[s].channelWeights);  // set 0 only: [8], others []
+    EXPECT_EQ(read.sets[s].channelMeans, written.sets[s].channelMeans);      // set 1 only: [2, 8]
     ASSERT_EQ(read.sets[s].codebooks.size(), written.sets[s].codebooks.size());
     for (size_t q = 0; q < read.sets[s].codebooks.size(); ++q) {
       EXPECT_EQ(read.sets[s].codebooks[q].data, written.sets[s].codebooks[q].data);
@@ -106,6 +110,22 @@ TEST_P(CodebookIo, WriteThenReadIsIdentical) {
 }
 
 INSTANTIATE_TEST_SUITE_P(SharedAndPerHead, CodebookIo, ::testing::Bool());
+
+TEST(CodebookIoRefusals, NonFiniteChannelMeanNamesTheDatasetHeadAndChannel) {
+  const std::string path = (test::freshTempDir() / "cb.h5").string();
+  CodebookFile written = sampleFile(false);
+  written.sets[0].channelMeans.assign(16, 0.5f);
+  written.sets[0].channelMeans[9] = std::numeric_limits<float>::infinity();
+  writeCodebookFile(path, written);
+  try {
+    readCodebookFile(path);
+    FAIL() << "an infinite channel mean was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_EQ(e.file(), path);
+    EXPECT_NE(e.where().find("/channel_means head 1 channel 1"), std::string::npos) << e.where();
+  }
+}
 
 TEST(CodebookIoRefusals, WrongFilesAreBadInputNamingTheFile) {
   const auto dir = test::freshTempDir();

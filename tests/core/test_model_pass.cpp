@@ -209,7 +209,7 @@ TEST(Perplexity, InterleavedDumpsAreReadInTheirOwnChannelOrder) {
   books.numKvHeads = 1;
   books.model = "tiny";
   for (Kind kind : {Kind::Keys, Kind::Values}) {
-    QuantizerSet set{0, kind, {0, 1, 2, 3}, {}, {Codebooks(3, 4, 2)}};
+    QuantizerSet set{0, kind, {0, 1, 2, 3}, {}, {Codebooks(3, 4, 2)}, {}};
     set.codebooks[0].data = test::normals(set.codebooks[0].data.size(), kind == Kind::Keys ? 1 : 2);
     books.sets.push_back(set);
   }

@@ -50,6 +50,47 @@ TEST(Preprocess, WeightedRoundTripAndErrorByHand) {
   EXPECT_NEAR(xr[2] - x[2], -0.4 * scale, 1e-5);
 }
 
+TEST(Preprocess, CentredRoundTripByHand) {
+  // Two token-major vectors of heads 0 and 1 (meanRows = 2), D = 4, g = 2, contiguous; the
+  // scale is the centred vector's sample std (x's own would be 1.7078 and 1.2910).
+  // Head 0: (2, 3, 4, 6) - (1, 1, 1, 3) = (1, 2, 3, 3): std 0.95743 -> fp16 0.95751953125.
+  // Head 1: (1, 2, 3, 4) - (0, 2, 0, 0) = (1, 0, 3, 4): std 1.82574 -> fp16 1.826171875.
+  const std::vector<int> order = channelOrder(4, 2, Grouping::Contiguous);
+  const float means[8] = {1, 1, 1, 3, 0, 2, 0, 0};
+  const float x[8] = {2, 3, 4, 6, 1, 2, 3, 4};
+  float groups[8], scales[2], back[8];
+  scaleAndGroup(x, 2, 4, order, 2, groups, scales, nullptr, means, 2);
+  EXPECT_EQ(scales[0], 0.95751953125f);
+  EXPECT_EQ(scales[1], 1.826171875f);
+  const float centred[8] = {1, 2, 3, 3, 1, 0, 3, 4};
+  for (int i = 0; i < 8; ++i) EXPECT_FLOAT_EQ(groups[i], centred[i] / scales[i / 4]) << i;
+  ungroupAndUnscale(groups, scales, 2, 4, order, 2, back, nullptr, means, 2);
+  for (int i = 0; i < 8; ++i) EXPECT_FLOAT_EQ(back[i], x[i]) << i;
+  // One head's vectors with that head's row (meanRows = 1), weights applied after centring:
+  // w = (1, 2, 1, 2): (1, 0, 3, 4) -> (1, 0, 3, 8), std 3.55903 -> fp16 3.55859375.
+  const float w[4] = {1, 2, 1, 2};
+  scaleAndGroup(x + 4, 1, 4, order, 2, groups, scales, w, means + 4, 1);
+  EXPECT_EQ(scales[0], 3.55859375f);
+  const float weighted[4] = {1, 0, 3, 8};
+  for (int c = 0; c < 4; ++c) EXPECT_FLOAT_EQ(groups[c], weighted[c] / scales[0]) << c;
+  ungroupAndUnscale(groups, scales, 1, 4, order, 2, back, w, means + 4, 1);
+  for (int c = 0; c < 4; ++c) EXPECT_FLOAT_EQ(back[c], x[4 + c]) << c;
+}
+
+TEST(Preprocess, ChannelMeansChecked) {
+  checkChannelMeans({}, 2, 4, "f.h5", "/m");  // none: fine
+  checkChannelMeans(std::vector<float>(8, 0.5f), 2, 4, "f.h5", "/m");
+  EXPECT_THROW(checkChannelMeans(std::vector<float>(4, 0.5f), 2, 4, "f.h5", "/m"), Error);
+  std::vector<float> bad(8, 0.0f);
+  bad[6] = std::nanf("");
+  try {
+    checkChannelMeans(bad, 2, 4, "f.h5", "/m");
+    FAIL() << "a NaN mean was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.where(), "/m head 1 channel 2");
+  }
+}
+
 TEST(Preprocess, QueryWeightsAverageRotaryPairsByHand) {
   // D = 4, half layout, rope_dim 4: pairs (0, 2), (1, 3). Two query rows:
   // E[q^2] = (2.5, 0, 0.5, 10) -> pairs (1.5, 5, 1.5, 5), mean 3.25 -> w^2 = 1.5/3.25, 5/3.25.

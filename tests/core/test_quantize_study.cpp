@@ -339,6 +339,73 @@ TEST(StudyHugeValues, Float32DumpBeyondHalfRangeGivesFiniteMetrics) {
   }
 }
 
+// A float32 dump of one layer, 2 heads, D = 16, 512 tokens: standard normals plus, when offset,
+// a constant per head and channel (o = 3 (h + 1) sin(c + 1), as pre-RoPE key channels carry
+// large constant parts in real models).
+std::string writeShiftedDump(const std::string& path, bool offset) {
+  const DumpHeader header = test::dumpHeader("shifted", 1, 2, 16, 512);
+  Slab s;
+  s.tokens = header.tokens;
+  s.heads = header.numKvHeads;
+  s.dim = header.headDim;
+  s.data.resize(static_cast<size_t>(s.tokens) * s.heads * s.dim);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd;
+  for (size_t i = 0; i < s.data.size(); ++i) {
+    const int c = static_cast<int>(i % 16), h = static_cast<int>(i / 16 % 2);
+    s.data[i] =
+        nd(rng) + (offset ? 3.0f * static_cast<float>(h + 1) * std::sin(static_cast<float>(c + 1)) : 0.0f);
+  }
+  auto writer = DumpWriter::create(path, header);
+  writer->writeLayer(0, s, s);
+  writer->commit();
+  return path;
+}
+
+TEST_F(StudyTest, CentredChannelsStoreTheTrainingMeansAndIgnoreAShift) {
+  const auto plain = DumpReader::open(writeShiftedDump(*s_dir + "/unshifted.h5", false));
+  const auto shifted = DumpReader::open(writeShiftedDump(*s_dir + "/shifted.h5", true));
+  StudyOptions o;
+  o.config = test::quickTraining(presetConfig("fast"), 16, 2, 8, 4000, 5);
+  o.kinds = {Kind::Keys};
+  o.baselineBits.clear();
+  StudyOptions centred = o;
+  centred.config.centerChannels = true;
+  const StudyResult a = runStudy(*plain, centred, *m_backend);
+  const StudyResult b = runStudy(*shifted, centred, *m_backend);
+  const StudyResult raw = runStudy(*shifted, o, *m_backend);
+  // The stored means are each head's channel means over the 384 training tokens (brute force).
+  const Slab x = shifted->read(0, Kind::Keys, 0, 384);
+  ASSERT_EQ(b.jobs[0].channelMeans.size(), 32u);
+  EXPECT_TRUE(raw.jobs[0].channelMeans.empty());
+  for (int h = 0; h < 2; ++h) {
+    for (int c = 0; c < 16; ++c) {
+      double sum = 0;
+      for (int64_t t = 0; t < 384; ++t) sum += x.vector(t, h)[c];
+      EXPECT_NEAR(b.jobs[0].channelMeans[static_cast<size_t>(h * 16 + c)], sum / 384, 1e-5) << h << " " << c;
+    }
+  }
+  // Centred, the offset is invisible: the same error energy (up to float rounding of the shift),
+  // where the uncentred quantizer spends its codes on it.
+  const double ea = a.jobs[0].error().errorEnergy, eb = b.jobs[0].error().errorEnergy;
+  EXPECT_NEAR(eb, ea, 1e-3 * ea);
+  EXPECT_LT(eb, 0.8 * raw.jobs[0].error().errorEnergy);
+  // The means are storage: 2 x 16 float32 more than the uncentred quantizer's, amortised over the
+  // dump's 512 tokens x 2 heads x 16 channels.
+  EXPECT_DOUBLE_EQ(b.jobs[0].codebookBits - raw.jobs[0].codebookBits, 32.0 * 32);
+  EXPECT_DOUBLE_EQ(b.jobs[0].amortisedBitsPerChannel - raw.jobs[0].amortisedBitsPerChannel,
+                   32.0 * 32 / (512.0 * 2 * 16));
+  // Stored (shared, then per-head quantizers) they reproduce the metrics.
+  for (bool perHead : {false, true}) {
+    StudyOptions p = centred;
+    p.config.perHead = perHead;
+    const StudyResult trained = perHead ? runStudy(*shifted, p, *m_backend) : b;
+    const StudyResult again = evaluateCodebooks(*shifted, quantizerSets(trained), "", p, *m_backend);
+    EXPECT_DOUBLE_EQ(again.jobs[0].error().errorEnergy, trained.jobs[0].error().errorEnergy) << perHead;
+    EXPECT_EQ(again.jobs[0].channelMeans, trained.jobs[0].channelMeans);
+  }
+}
+
 TEST_F(StudyTest, ProgressReachesOneAndCancelStops) {
   const auto reader = open();
   StudyOptions o = smallOptions(8, 1);

@@ -61,7 +61,16 @@ TEST(RvqConfig, Presets) {
   EXPECT_EQ(budget.groupSize, 8);
   EXPECT_EQ(budget.depth, 4);
   EXPECT_DOUBLE_EQ(rvqBitsPerChannel(budget.codebookSize, 1, budget.groupSize, 64), 1.25);  // 1 bit a stage
-  EXPECT_EQ(presetNames().size(), 4u);
+  const RvqConfig modelLoss = presetConfig("model-loss");  // budget + the levers that paid
+  EXPECT_EQ(modelLoss.preset, "model-loss");
+  EXPECT_EQ(modelLoss.codebookSize, 256);
+  EXPECT_EQ(modelLoss.groupSize, 8);
+  EXPECT_EQ(modelLoss.emaSteps, budget.emaSteps);
+  EXPECT_TRUE(modelLoss.centerChannels);
+  EXPECT_TRUE(modelLoss.queryAware);
+  EXPECT_EQ(modelLoss.beamWidth, 4);
+  EXPECT_FALSE(budget.centerChannels || budget.queryAware);
+  EXPECT_EQ(presetNames().size(), 5u);
   for (const std::string& name : presetNames()) EXPECT_NO_THROW(validateConfig(presetConfig(name), 128));
 }
 
@@ -136,6 +145,7 @@ TEST(RvqConfig, FieldTableReadsAndWritesEveryMember) {
                                              "lloyd_iterations",
                                              "refine_rounds",
                                              "query_aware",
+                                             "center_channels",
                                              "beam_width",
                                              "train_beam",
                                              "held_out_fraction",
@@ -145,6 +155,7 @@ TEST(RvqConfig, FieldTableReadsAndWritesEveryMember) {
   quality.keyGrouping = Grouping::Contiguous;
   quality.refineRounds = 3;
   quality.queryAware = true;
+  quality.centerChannels = true;
   quality.trainBeam = 5;
   RvqConfig copy;
   std::vector<std::optional<FieldValue>> values;
@@ -158,6 +169,7 @@ TEST(RvqConfig, FieldTableReadsAndWritesEveryMember) {
   EXPECT_EQ(copy.beamWidth, 4);
   EXPECT_EQ(copy.refineRounds, 3);
   EXPECT_TRUE(copy.queryAware);
+  EXPECT_TRUE(copy.centerChannels);
   EXPECT_EQ(copy.trainBeam, 5);
   // JSON keeps each field's type: a flag is a boolean, the seed unsigned.
   EXPECT_NE(configToJson(quality).find("\"per_head\":false"), std::string::npos) << configToJson(quality);

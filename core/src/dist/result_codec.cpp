@@ -12,7 +12,7 @@ namespace {
 // A new field of these structs must be encoded below (and decoded): this fails to
 // compile when one changes size (on the one platform where the sizes are known).
 #if defined(__GLIBCXX__) && defined(__x86_64__)
-static_assert(sizeof(LayerKindResult) == 224, "LayerKindResult changed: update result_codec.cpp");
+static_assert(sizeof(LayerKindResult) == 248, "LayerKindResult changed: update result_codec.cpp");
 static_assert(sizeof(QuantizerResult) == 160, "QuantizerResult changed: update result_codec.cpp");
 static_assert(sizeof(TrainStats) == 80, "TrainStats changed: update result_codec.cpp");
 static_assert(sizeof(StageUsage) == 56, "StageUsage changed: update result_codec.cpp");
@@ -128,7 +128,7 @@ void baselineFields(Io& io, Baseline& b) {
 template <class Io, class Job>
 void jobFields(Io& io, Job& job) {
   const auto sums = [](auto& i, auto& e) { sumsFields(i, e); };
-  io.fields(job.layer, job.kind, job.grouping, job.channelOrder, job.channelWeights);
+  io.fields(job.layer, job.kind, job.grouping, job.channelOrder, job.channelWeights, job.channelMeans);
   io.records(job.quantizers, [](auto& i, auto& q) { quantizerFields(i, q); });
   io.records(job.byDepth, sums);
   io.records(job.perHeadByDepth, [&](auto& i, auto& head) { i.records(head, sums); });

@@ -158,6 +158,18 @@ std::vector<float> readChannelWeights(const h5::Reader& r, const std::string& wh
   return weights;
 }
 
+// The optional dataset <where>/channel_means: [H, D] finite float32 (centre_channels).
+std::vector<float> readChannelMeans(const h5::Reader& r, const std::string& where, int heads, int headDim,
+                                    int quantizers) {
+  const auto names = r.children(where, static_cast<size_t>(quantizers) + 16);
+  if (std::find(names.begin(), names.end(), "channel_means") == names.end()) return {};
+  const std::string dataset = where + "/channel_means";
+  std::vector<float> means = r.readFloat32(
+      dataset, {static_cast<hsize_t>(heads), static_cast<hsize_t>(headDim)}, "heads x channels");
+  checkChannelMeans(means, heads, headDim, r.path(), dataset);
+  return means;
+}
+
 // The group /layers/<layer>/<kind>: channel order (a permutation) and codebooks.
 QuantizerSet readQuantizerSet(const h5::Reader& r, const CodebookFile& file, int layer,
                               const std::string& where, const std::string& kindText) {
@@ -179,6 +191,7 @@ QuantizerSet readQuantizerSet(const h5::Reader& r, const CodebookFile& file, int
   const int quantizers = c.perHead ? file.numKvHeads : 1;
   checkHeadGroups(r, where, c.perHead, quantizers);
   set.channelWeights = readChannelWeights(r, where, file.headDim, quantizers);
+  set.channelMeans = readChannelMeans(r, where, file.numKvHeads, file.headDim, quantizers);
   for (int q = 0; q < quantizers; ++q) {
     const std::string dataset =
         c.perHead ? where + "/head_" + std::to_string(q) + "/codebooks" : where + "/codebooks";
@@ -248,6 +261,11 @@ void writeCodebookFile(const std::string& path, const CodebookFile& file) {
       if (!set.channelWeights.empty()) {
         w.writeFloat32(group.get(), "channel_weights", {static_cast<hsize_t>(set.channelWeights.size())},
                        set.channelWeights.data());
+      }
+      if (!set.channelMeans.empty()) {
+        const hsize_t heads = static_cast<hsize_t>(set.channelMeans.size() / set.channelOrder.size());
+        w.writeFloat32(group.get(), "channel_means", {heads, static_cast<hsize_t>(set.channelOrder.size())},
+                       set.channelMeans.data());
       }
       const bool perHead = set.codebooks.size() > 1 || file.config.perHead;
       for (size_t q = 0; q < set.codebooks.size(); ++q) {

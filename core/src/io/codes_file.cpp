@@ -62,7 +62,7 @@ void encodeSlab(const Slab& slab, const QuantizerSet& set, const RvqConfig& conf
   if (set.codebooks.size() == 1) {
     std::vector<float> groups(static_cast<size_t>(n) * l.D);
     scaleAndGroup(slab.data.data(), n, l.D, set.channelOrder, l.g, groups.data(), scales.data(),
-                  weightsOrNull(set.channelWeights));
+                  weightsOrNull(set.channelWeights), meansOrNull(set.channelMeans), l.H);
     encodeRvq(groups.data(), n * l.G, set.codebooks[0], config, backend, codes.data(), nullptr);
     return;
   }
@@ -72,7 +72,7 @@ void encodeSlab(const Slab& slab, const QuantizerSet& set, const RvqConfig& conf
   for (int h = 0; h < l.H; ++h) {
     for (int64_t t = 0; t < slab.tokens; ++t) std::copy_n(slab.vector(t, h), l.D, x.data() + t * l.D);
     scaleAndGroup(x.data(), slab.tokens, l.D, set.channelOrder, l.g, hGroups.data(), hScales.data(),
-                  weightsOrNull(set.channelWeights));
+                  weightsOrNull(set.channelWeights), headMeansOrNull(set.channelMeans, h, l.D), 1);
     encodeRvq(hGroups.data(), slab.tokens * l.G, set.codebooks[h], config, backend, hCodes.data(), nullptr);
     for (int64_t t = 0; t < slab.tokens; ++t) {
       scales[t * l.H + h] = hScales[t];

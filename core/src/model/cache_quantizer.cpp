@@ -55,7 +55,8 @@ double rvqQuantizerBits(const CodebookFile& codebooks, int depth, int sinks, int
       (1.0 - exact) * rvqBitsPerChannel(c.codebookSize, depth, c.groupSize, codebooks.headDim) + 16.0 * exact;
   if (basis.amortiseTokens > 0) {
     const double copies = c.perHead ? codebooks.numKvHeads : 1;
-    const double floats = copies * depth * static_cast<double>(c.codebookSize) * c.groupSize;
+    double floats = copies * depth * static_cast<double>(c.codebookSize) * c.groupSize;
+    if (c.centerChannels) floats += static_cast<double>(codebooks.numKvHeads) * codebooks.headDim;  // means
     bits += 32.0 * floats /
             (static_cast<double>(basis.amortiseTokens) * codebooks.numKvHeads * codebooks.headDim);
   }
@@ -179,17 +180,19 @@ const QuantizerSet& CacheQuantizer::set(int layer, Kind kind) const {
   throwInternal("CacheQuantizer", "no quantizer for layer " + std::to_string(layer));
 }
 
-void CacheQuantizer::rvqVectors(const QuantizerSet& s, const Codebooks& books, float* x, int64_t n) {
+void CacheQuantizer::rvqVectors(const QuantizerSet& s, const Codebooks& books, float* x, int64_t n,
+                                const float* means, int meanRows) {
   const int d = static_cast<int>(s.channelOrder.size());
   const int g = books.dim;
   const int64_t groups = n * (d / g);
   std::vector<float> grouped(static_cast<size_t>(groups * g)), scales(static_cast<size_t>(n));
   std::vector<int32_t> codes(static_cast<size_t>(groups * books.depth));
-  scaleAndGroup(x, n, d, s.channelOrder, g, grouped.data(), scales.data(), weightsOrNull(s.channelWeights));
+  scaleAndGroup(x, n, d, s.channelOrder, g, grouped.data(), scales.data(), weightsOrNull(s.channelWeights),
+                means, meanRows);
   encodeRvq(grouped.data(), groups, books, m_codebooks->config, *m_backend, codes.data(), nullptr);
   decodeRvq(codes.data(), groups, books, books.depth, grouped.data());
   ungroupAndUnscale(grouped.data(), scales.data(), n, d, s.channelOrder, g, x,
-                    weightsOrNull(s.channelWeights));
+                    weightsOrNull(s.channelWeights), means, meanRows);
 }
 
 void CacheQuantizer::applyRvq(const QuantizerSet& s, int64_t tokens, float* x) {
@@ -198,7 +201,7 @@ void CacheQuantizer::applyRvq(const QuantizerSet& s, int64_t tokens, float* x) {
   const int d = m_headDim;
   const int heads = m_kvHeads;
   if (s.codebooks.size() == 1) {  // one quantizer shared by every head
-    rvqVectors(s, books[0], x, tokens * heads);
+    rvqVectors(s, books[0], x, tokens * heads, meansOrNull(s.channelMeans), heads);
     return;
   }
   std::vector<float> head(static_cast<size_t>(tokens * d));  // per-head quantizers
@@ -206,7 +209,7 @@ void CacheQuantizer::applyRvq(const QuantizerSet& s, int64_t tokens, float* x) {
     for (int64_t t = 0; t < tokens; ++t) {
       std::memcpy(head.data() + t * d, x + (t * heads + h) * d, static_cast<size_t>(d) * sizeof(float));
     }
-    rvqVectors(s, books[h], head.data(), tokens);
+    rvqVectors(s, books[h], head.data(), tokens, headMeansOrNull(s.channelMeans, h, d), 1);
     for (int64_t t = 0; t < tokens; ++t) {
       std::memcpy(x + (t * heads + h) * d, head.data() + t * d, static_cast<size_t>(d) * sizeof(float));
     }

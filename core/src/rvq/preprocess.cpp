@@ -44,14 +44,18 @@ float vectorScale(const float* x, int headDim) {
 }
 
 void scaleAndGroup(const float* x, int64_t n, int headDim, const std::vector<int>& order, int groupSize,
-                   float* groups, float* scales, const float* weights) {
+                   float* groups, float* scales, const float* weights, const float* means, int meanRows) {
   (void)groupSize;  // group j of vector i is positions j*g..j*g+g-1: rows of g follow each other
-  std::vector<float> weighted(weights != nullptr ? static_cast<size_t>(headDim) : 0);
+  std::vector<float> prepared(weights != nullptr || means != nullptr ? static_cast<size_t>(headDim) : 0);
   for (int64_t i = 0; i < n; ++i) {
     const float* xi = x + i * headDim;
-    if (weights != nullptr) {  // the error metric sum_c w_c^2 (x_c - x~_c)^2 becomes plain MSE
-      for (int c = 0; c < headDim; ++c) weighted[static_cast<size_t>(c)] = xi[c] * weights[c];
-      xi = weighted.data();
+    if (!prepared.empty()) {  // centred, then weighted: sum_c w_c^2 (x_c - x~_c)^2 becomes plain MSE
+      const float* mu = means != nullptr ? means + (i % meanRows) * headDim : nullptr;
+      for (int c = 0; c < headDim; ++c) {
+        const float centred = mu != nullptr ? xi[c] - mu[c] : xi[c];
+        prepared[static_cast<size_t>(c)] = weights != nullptr ? centred * weights[c] : centred;
+      }
+      xi = prepared.data();
     }
     const float s = vectorScale(xi, headDim);
     scales[i] = s;
@@ -61,7 +65,8 @@ void scaleAndGroup(const float* x, int64_t n, int headDim, const std::vector<int
 }
 
 void ungroupAndUnscale(const float* groups, const float* scales, int64_t n, int headDim,
-                       const std::vector<int>& order, int groupSize, float* x, const float* weights) {
+                       const std::vector<int>& order, int groupSize, float* x, const float* weights,
+                       const float* means, int meanRows) {
   (void)groupSize;
   for (int64_t i = 0; i < n; ++i) {
     const float* in = groups + i * headDim;
@@ -69,6 +74,10 @@ void ungroupAndUnscale(const float* groups, const float* scales, int64_t n, int 
     for (int p = 0; p < headDim; ++p) xi[order[static_cast<size_t>(p)]] = scales[i] * in[p];
     if (weights != nullptr) {
       for (int c = 0; c < headDim; ++c) xi[c] /= weights[c];
+    }
+    if (means != nullptr) {
+      const float* mu = means + (i % meanRows) * headDim;
+      for (int c = 0; c < headDim; ++c) xi[c] += mu[c];
     }
   }
 }
@@ -85,6 +94,25 @@ void checkChannelWeights(const std::vector<float>& weights, int headDim, const s
     if (!(std::isfinite(weights[c]) && weights[c] > 0.0f)) {
       throwBadInput(file, where + " channel " + std::to_string(c),
                     "channel weight is not a positive finite number");
+    }
+  }
+}
+
+void checkChannelMeans(const std::vector<float>& means, int heads, int headDim, const std::string& file,
+                       const std::string& where) {
+  if (means.empty()) return;
+  const size_t want = static_cast<size_t>(heads) * static_cast<size_t>(headDim);
+  if (means.size() != want) {
+    throwBadInput(file, where,
+                  std::to_string(means.size()) + " channel means, but num_kv_heads x head_dim is " +
+                      std::to_string(want));
+  }
+  for (size_t i = 0; i < means.size(); ++i) {
+    if (!std::isfinite(means[i])) {
+      throwBadInput(file,
+                    where + " head " + std::to_string(i / static_cast<size_t>(headDim)) + " channel " +
+                        std::to_string(i % static_cast<size_t>(headDim)),
+                    "channel mean is not finite (NaN or Inf)");
     }
   }
 }

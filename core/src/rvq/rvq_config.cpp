@@ -44,7 +44,7 @@ const FieldTable<RvqConfig>& rvqConfigTable() {
 }
 
 std::vector<std::string> presetNames() {
-  return {"paper", "fast", "quality", "budget"};
+  return {"paper", "fast", "quality", "budget", "model-loss"};
 }
 
 RvqConfig presetConfig(const std::string& name) {
@@ -91,6 +91,18 @@ RvqConfig presetConfig(const std::string& name) {
     config.depth = 4;
     config.emaSteps = 50;
     config.batchSize = 16384;
+    return config;
+  }
+  if (name == "model-loss") {
+    // budget plus every lever that lowered the model's loss on other text (docs/real-data.md,
+    // issue 15): centred channels, query-aware keys (the dump must store queries), beam-4
+    // encoding, and a sample of 200 000 group vectors (all of two 4096-token SmolLM2 dumps).
+    config = presetConfig("budget");
+    config.preset = name;
+    config.centerChannels = true;
+    config.queryAware = true;
+    config.beamWidth = 4;
+    config.trainSample = 200000;
     return config;
   }
   throwUnknownName("preset", name, presetNames());

@@ -190,7 +190,8 @@ std::vector<std::vector<float>> rvqHead(const HeadContext& c, const QuantizerSet
   std::vector<float> groups(static_cast<size_t>(T * D)), scales(static_cast<size_t>(T));
   std::vector<int32_t> codes(static_cast<size_t>(rows * books.depth));
   const float* weights = weightsOrNull(set.channelWeights);
-  scaleAndGroup(x.data(), T, D, set.channelOrder, g, groups.data(), scales.data(), weights);
+  const float* means = headMeansOrNull(set.channelMeans, c.head, D);
+  scaleAndGroup(x.data(), T, D, set.channelOrder, g, groups.data(), scales.data(), weights, means, 1);
   RvqConfig config = c.so->config;
   encodeRvq(groups.data(), rows, books, config, *c.backend, codes.data(), nullptr);
   std::vector<std::vector<float>> out;
@@ -201,7 +202,7 @@ std::vector<std::vector<float>> rvqHead(const HeadContext& c, const QuantizerSet
     }
     decodeRvq(codes.data(), rows, books, depth, groups.data());
     std::vector<float>& y = out.emplace_back(static_cast<size_t>(T * D));
-    ungroupAndUnscale(groups.data(), scales.data(), T, D, set.channelOrder, g, y.data(), weights);
+    ungroupAndUnscale(groups.data(), scales.data(), T, D, set.channelOrder, g, y.data(), weights, means, 1);
   }
   return out;
 }

@@ -128,7 +128,7 @@ DepthErrorAccumulator::DepthErrorAccumulator(int heads, int depth)
 
 void DepthErrorAccumulator::add(const float* x, const int* head, int64_t n, int headDim, const int32_t* codes,
                                 const Codebooks& books, const std::vector<int>& order, const float* scales,
-                                const float* weights) {
+                                const float* weights, const float* means, int meanRows) {
   const int g = books.dim;
   const int groups = headDim / g;
   const int depth = books.depth;
@@ -143,7 +143,7 @@ void DepthErrorAccumulator::add(const float* x, const int* head, int64_t n, int 
       float* dst = partial.data() + r * g;
       for (int c = 0; c < g; ++c) dst[c] += entry[c];
     }
-    ungroupAndUnscale(partial.data(), scales, n, headDim, order, g, recon.data(), weights);
+    ungroupAndUnscale(partial.data(), scales, n, headDim, order, g, recon.data(), weights, means, meanRows);
     for (int64_t i = 0; i < n; ++i) {
       const int h = head != nullptr ? head[i] : 0;
       m_acc[static_cast<size_t>(h) * m_depth + k].add(x + i * headDim, recon.data() + i * headDim, 1,

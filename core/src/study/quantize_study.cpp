@@ -115,14 +115,34 @@ std::vector<TrainingSource> trainingSources(const DumpReader& reader, const Toke
   return sources;
 }
 
+// means = sums / tokens ([H, D] in float); each sampled vector of out[q] (its head in heads[q])
+// has its head's means subtracted.
+void centreSample(const std::vector<double>& sums, int64_t tokens, int dim,
+                  const std::vector<std::vector<int>>& heads, std::vector<std::vector<float>>& out,
+                  std::vector<float>& means) {
+  means.resize(sums.size());
+  for (size_t i = 0; i < sums.size(); ++i) {
+    means[i] = static_cast<float>(sums[i] / static_cast<double>(std::max<int64_t>(tokens, 1)));
+  }
+  for (size_t q = 0; q < out.size(); ++q) {
+    for (size_t i = 0; i < heads[q].size(); ++i) {
+      const float* mu = means.data() + static_cast<size_t>(heads[q][i]) * dim;
+      float* v = out[q].data() + i * static_cast<size_t>(dim);
+      for (int c = 0; c < dim; ++c) v[c] -= mu[c];
+    }
+  }
+}
+
 // Training vectors of one layer x kind: for each quantizer q (shared: q = 0 over
 // all heads; per head: q = head) a uniform random subset of the training
 // token-head vectors of all sources (taken in order, as if one dump held them), at
 // most `want` of them, in token order (Knuth's selection sampling: one pass, no
-// index list). Result: [Q][m_q * D].
+// index list). Result: [Q][m_q * D]. With means != nullptr, also each head's channel means over
+// every training token of all sources ([H, D], *means), and the sample is centred by them.
 std::vector<std::vector<float>> sampleTrainingVectors(const std::vector<TrainingSource>& sources, int layer,
                                                       Kind kind, bool perHead, int64_t want, uint64_t seed,
-                                                      int64_t chunkTokens, const TaskControl* control) {
+                                                      int64_t chunkTokens, const TaskControl* control,
+                                                      std::vector<float>* means) {
   const DumpInfo& info = sources.front().reader->info();
   const int heads = info.numKvHeads, dim = info.headDim;
   const int quantizers = perHead ? heads : 1;
@@ -136,6 +156,8 @@ std::vector<std::vector<float>> sampleTrainingVectors(const std::vector<Training
   rngs.reserve(static_cast<size_t>(quantizers));
   for (int q = 0; q < quantizers; ++q) rngs.emplace_back(quantizerSeed(seed, layer, kind, perHead ? q : -1));
   for (int q = 0; q < quantizers; ++q) out[q].reserve(static_cast<size_t>(needed[q]) * dim);
+  std::vector<double> sums(means != nullptr ? static_cast<size_t>(heads) * dim : 0, 0.0);
+  std::vector<std::vector<int>> sampledHeads(static_cast<size_t>(quantizers));  // only with means
 
   int64_t done = 0;
   for (const TrainingSource& source : sources) {
@@ -152,10 +174,18 @@ std::vector<std::vector<float>> sampleTrainingVectors(const std::vector<Training
               if (pick(rngs[q]) < needed[q]) {
                 const float* v = slab.vector(t, h);
                 out[q].insert(out[q].end(), v, v + dim);
+                if (means != nullptr) sampledHeads[q].push_back(h);
                 --needed[q];
               }
             }
             --remaining[q];
+          }
+          if (means != nullptr) {
+            for (int h = 0; h < heads; ++h) {
+              const float* v = slab.vector(t, h);
+              double* sum = sums.data() + static_cast<size_t>(h) * dim;
+              for (int c = 0; c < dim; ++c) sum[c] += v[c];
+            }
           }
         }
         done += slab.tokens;
@@ -163,6 +193,7 @@ std::vector<std::vector<float>> sampleTrainingVectors(const std::vector<Training
       }
     }
   }
+  if (means != nullptr) centreSample(sums, trainTokens, dim, sampledHeads, out, *means);
   return out;
 }
 
@@ -192,7 +223,8 @@ struct JobEvaluator {
   const DumpInfo& info;
   Kind kind;
   const std::vector<int>& order;
-  const float* weights;  // [D] or nullptr
+  const float* weights;             // [D] or nullptr
+  const std::vector<float>& means;  // [H, D] or empty
   std::vector<QuantizerResult>& quantizers;
   Backend& backend;
   DepthErrorAccumulator depth;
@@ -206,6 +238,7 @@ struct JobEvaluator {
         kind(k),
         order(job.channelOrder),
         weights(weightsOrNull(job.channelWeights)),
+        means(job.channelMeans),
         quantizers(q),
         backend(b),
         depth(dumpInfo.numKvHeads, opts.config.depth),
@@ -214,16 +247,17 @@ struct JobEvaluator {
       usage.emplace_back(opts.config.depth, opts.config.codebookSize);
   }
 
-  // x: [n, D] vectors of head(s) `heads` [n] through quantizer q.
-  void evalRvq(const float* x, const int* heads, int64_t n, size_t q) {
+  // x: [n, D] vectors of head(s) `heads` [n] through quantizer q; means/meanRows as scaleAndGroup's.
+  void evalRvq(const float* x, const int* heads, int64_t n, size_t q, const float* mu, int meanRows) {
     const int D = info.headDim, g = options.config.groupSize, K = options.config.depth;
     const int64_t rows = n * (D / g);
     std::vector<float> groups(static_cast<size_t>(rows) * g);
     std::vector<float> scales(static_cast<size_t>(n));
     std::vector<int32_t> codes(static_cast<size_t>(rows) * K);
-    scaleAndGroup(x, n, D, order, g, groups.data(), scales.data(), weights);
+    scaleAndGroup(x, n, D, order, g, groups.data(), scales.data(), weights, mu, meanRows);
     encodeRvq(groups.data(), rows, quantizers[q].codebooks, options.config, backend, codes.data(), nullptr);
-    depth.add(x, heads, n, D, codes.data(), quantizers[q].codebooks, order, scales.data(), weights);
+    depth.add(x, heads, n, D, codes.data(), quantizers[q].codebooks, order, scales.data(), weights, mu,
+              meanRows);
     usage[q].add(codes.data(), rows);
   }
 
@@ -233,13 +267,13 @@ struct JobEvaluator {
     if (quantizers.size() == 1) {
       std::vector<int> heads(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i) heads[i] = static_cast<int>(i % H);
-      evalRvq(slab.data.data(), heads.data(), n, 0);
+      evalRvq(slab.data.data(), heads.data(), n, 0, meansOrNull(means), H);
     } else {
       std::vector<float> x(static_cast<size_t>(slab.tokens) * D);
       for (int h = 0; h < H; ++h) {
         for (int64_t t = 0; t < slab.tokens; ++t) std::copy_n(slab.vector(t, h), D, x.data() + t * D);
         std::vector<int> heads(static_cast<size_t>(slab.tokens), h);
-        evalRvq(x.data(), heads.data(), slab.tokens, static_cast<size_t>(h));
+        evalRvq(x.data(), heads.data(), slab.tokens, static_cast<size_t>(h), headMeansOrNull(means, h, D), 1);
       }
     }
     Slab dequantized;
@@ -262,6 +296,7 @@ void obtainQuantizers(const DumpReader& reader, const StudyOptions& options, con
   if (existing != nullptr) {
     job.channelOrder = existing->channelOrder;
     job.channelWeights = existing->channelWeights;
+    job.channelMeans = existing->channelMeans;
     for (size_t q = 0; q < existing->codebooks.size(); ++q) {
       QuantizerResult qr;
       qr.head = existing->codebooks.size() == 1 ? -1 : static_cast<int>(q);
@@ -283,7 +318,8 @@ void obtainQuantizers(const DumpReader& reader, const StudyOptions& options, con
   const int64_t want = ts > 0 ? ts / groups + (ts % groups != 0 ? 1 : 0) : INT64_MAX;
   const TaskControl readCtl = subControl(control, 0.0, 0.1, label);
   const auto samples = sampleTrainingVectors(sources, job.layer, job.kind, config.perHead, want, config.seed,
-                                             evalChunkTokens(options, info.tokens), &readCtl);
+                                             evalChunkTokens(options, info.tokens), &readCtl,
+                                             config.centerChannels ? &job.channelMeans : nullptr);
   for (size_t q = 0; q < samples.size(); ++q) {
     const double span = (trainSpan - 0.1) / static_cast<double>(samples.size());
     const TaskControl trainCtl =
@@ -344,6 +380,11 @@ void summarise(const JobEvaluator& eval, const StudyOptions& options, const Dump
   job.amortisedBitsPerChannel =
       amortisedBitsPerChannel(job.bitsPerChannel, quantizerCount, config.codebookSize, K, config.groupSize,
                               info.tokens * H, info.headDim);
+  if (!job.channelMeans.empty()) {  // the [H, D] float32 means are stored with the codebooks
+    const double meanBits = 32.0 * static_cast<double>(job.channelMeans.size());
+    job.codebookBits += meanBits;
+    job.amortisedBitsPerChannel += meanBits / (static_cast<double>(info.tokens) * H * info.headDim);
+  }
   job.amortisedCompressionRatio = 16.0 / job.amortisedBitsPerChannel;
 }
 
@@ -564,6 +605,7 @@ std::vector<QuantizerSet> quantizerSets(const StudyResult& result) {
     set.kind = job.kind;
     set.channelOrder = job.channelOrder;
     set.channelWeights = job.channelWeights;
+    set.channelMeans = job.channelMeans;
     for (const QuantizerResult& q : job.quantizers) set.codebooks.push_back(q.codebooks);
     sets.push_back(std::move(set));
   }

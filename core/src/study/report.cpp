@@ -54,6 +54,7 @@ json jobToJson(const LayerKindResult& job, bool histograms) {
   j["grouping"] = groupingName(job.grouping);
   j["channel_order"] = job.channelOrder;
   if (!job.channelWeights.empty()) j["channel_weights"] = job.channelWeights;
+  if (!job.channelMeans.empty()) j["channel_means"] = job.channelMeans;
   j["bits_per_channel"] = job.bitsPerChannel;
   j["compression_ratio"] = job.compressionRatio;
   j["codebook_bits"] = job.codebookBits;

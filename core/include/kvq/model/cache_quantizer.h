@@ -98,7 +98,9 @@ class CacheQuantizer : public KvCacheHook {
  private:
   void applyKivi(int64_t tokens, float* keys, float* values) const;
   void applyRvq(const QuantizerSet& set, int64_t tokens, float* x);
-  void rvqVectors(const QuantizerSet& set, const Codebooks& books, float* x, int64_t n);
+  // n vectors through one quantizer; means/meanRows as scaleAndGroup's.
+  void rvqVectors(const QuantizerSet& set, const Codebooks& books, float* x, int64_t n, const float* means,
+                  int meanRows);
   const QuantizerSet& set(int layer, Kind kind) const;
 
   CacheVariantSpec m_spec;

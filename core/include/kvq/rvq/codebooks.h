@@ -31,6 +31,7 @@ struct QuantizerSet {
   std::vector<int> channelOrder;      // [D]
   std::vector<float> channelWeights;  // [D] weights of scaleAndGroup (dump channel order); empty = none
   std::vector<Codebooks> codebooks;   // [1] shared, or [H] per head
+  std::vector<float> channelMeans;    // [H, D] means of scaleAndGroup (dump channel order); empty = none
 };
 
 }  // namespace kvq

@@ -62,6 +62,10 @@ struct RvqConfig {
   // Keys trained and encoded under the query-weighted error sum_c E[q_c^2] (k_c - k~_c)^2 from
   // the dump's queries (kvq/study/channel_weights.h) instead of plain MSE. Off in "paper".
   bool queryAware = false;
+  // Each kv head's per-channel mean over the training tokens is subtracted before scaling and
+  // added back after decoding (stored with the codebooks). Exact: only what the codebooks must
+  // represent changes. Off in "paper".
+  bool centerChannels = false;
 
   // Encoding: 1 = greedy (the paper); > 1 = beam search with this width.
   int beamWidth = 1;
@@ -86,7 +90,7 @@ FieldTable<Config> rvqConfigFields() {
   using R = FieldRange;
   return {
       makeField<Config>("preset", &RvqConfig::preset,
-                        "Settings to start from: paper, fast, quality or budget"),
+                        "Settings to start from: paper, fast, quality, budget or model-loss"),
       makeField<Config>("codebook_size", &RvqConfig::codebookSize, "C: entries per codebook (paper: 2048)",
                         R::closed(2, 1 << 24)),
       makeField<Config>("depth", &RvqConfig::depth, "K: residual stages (paper: 8)", R::closed(1, 64)),
@@ -123,6 +127,9 @@ FieldTable<Config> rvqConfigFields() {
       optionalInFiles(makeField<Config>("query_aware", &RvqConfig::queryAware,
                                         "Keys: weight each channel's error by the dump's query second "
                                         "moment (needs /queries; off = plain MSE, the paper)")),
+      optionalInFiles(makeField<Config>("center_channels", &RvqConfig::centerChannels,
+                                        "Subtract each kv head's per-channel training mean before "
+                                        "scaling and add it back after decoding (off = the paper)")),
       makeField<Config>("beam_width", &RvqConfig::beamWidth, "Encoding beam width (1 = greedy, the paper)",
                         R::closed(1, 64)),
       optionalInFiles(makeField<Config>("train_beam", &RvqConfig::trainBeam,

@@ -96,10 +96,10 @@ class DepthErrorAccumulator {
   // x:      [n, D] original vectors; head: [n] head of each row (nullptr: head 0)
   // codes:  [n * D/g, K] from encodeRvq of the scaled, grouped x
   // scales: [n] per-vector scales from scaleAndGroup; order: [D] channel order
-  // weights: [D] scaleAndGroup's channel weights or nullptr; the error is of the unweighted x
+  // weights, means, meanRows: scaleAndGroup's (or nullptr); the error is of the original x
   void add(const float* x, const int* head, int64_t n, int headDim, const int32_t* codes,
            const Codebooks& books, const std::vector<int>& order, const float* scales,
-           const float* weights = nullptr);
+           const float* weights = nullptr, const float* means = nullptr, int meanRows = 1);
   void merge(const DepthErrorAccumulator& other);
   ErrorSums sums(int depth) const;            // all heads, first `depth` stages (1..K)
   ErrorSums sums(int head, int depth) const;  // one head

@@ -95,13 +95,14 @@ struct LayerKindResult {
   Grouping grouping = Grouping::Strided;
   std::vector<int> channelOrder;                       // [D]
   std::vector<float> channelWeights;                   // [D] query-aware key weights; empty = none
+  std::vector<float> channelMeans;                     // [H, D] per-head channel means; empty = none
   std::vector<QuantizerResult> quantizers;             // [1] or [H] when config.perHead
   std::vector<ErrorSums> byDepth;                      // [K] held-out, all heads, first k stages
   std::vector<std::vector<ErrorSums>> perHeadByDepth;  // [H][K]
   std::vector<BaselineResult> baselines;               // one per StudyOptions::baselineBits
   double bitsPerChannel = 0;                           // K log2(C)/g + 16/D
   double compressionRatio = 0;                         // 16 / bitsPerChannel
-  double codebookBits = 0;                             // quantizers * K*C*g*32
+  double codebookBits = 0;                             // quantizers * K*C*g*32 (+ H*D*32 of the means)
   double amortisedBitsPerChannel = 0;                  // over all T*H vectors of this layer/kind in the dump
   double amortisedCompressionRatio = 0;
   int64_t evalVectors = 0;  // held-out token-head vectors
