@@ -15,6 +15,8 @@
 #include "kvq/model/cache_quantizer.h"
 #include "kvq/model/decoder_pass.h"
 #include "kvq/rvq/backend_registry.h"
+#include "kvq/rvq/encoder.h"
+#include "kvq/rvq/preprocess.h"
 #include "test_util.h"
 #include "tiny_model.h"
 
@@ -71,6 +73,50 @@ TEST(ExactTokens, SinksComeBackBitForBit) {
     EXPECT_EQ(std::memcmp(v.data(), v0.data(), 12 * sizeof(float)), 0) << spec.label();
     EXPECT_NE(std::memcmp(k.data() + 12, k0.data() + 12, 28 * sizeof(float)), 0) << spec.label();
     EXPECT_NE(std::memcmp(v.data() + 12, v0.data() + 12, 28 * sizeof(float)), 0) << spec.label();
+  }
+}
+
+// Centred channels in the model's cache: each kv head's vectors are centred by that head's means
+// (shared quantizer over token-major heads, and per-head quantizers), exactly as one head's
+// vectors through scaleAndGroup / encode / decode / ungroupAndUnscale with its row.
+TEST(CentredCache, EachHeadUsesItsOwnMeans) {
+  for (bool perHead : {false, true}) {
+    CodebookFile f = codebookHeader(4, 2, 2, 4, 2);  // 2 kv heads, D 4, C 4, g 2, K 2
+    f.config.perHead = perHead;
+    f.config.centerChannels = true;
+    QuantizerSet s;
+    s.kind = Kind::Keys;
+    s.channelOrder = {0, 1, 2, 3};
+    for (int q = 0; q < (perHead ? 2 : 1); ++q) {
+      Codebooks b(2, 4, 2);
+      b.data = normals(b.data.size(), 20 + q);
+      s.codebooks.push_back(b);
+    }
+    s.channelMeans = {5, -3, 0.5f, 2, -1, 4, 3, -6};
+    f.sets.push_back(s);
+    s.kind = Kind::Values;
+    f.sets.push_back(s);
+    auto backend = makeBackend("cpu", 1);
+    CacheQuantizer q(rvqVariant(2, 0, 0), {0}, 2, 4, &f, "c.h5", backend.get());
+    std::vector<float> k = normals(6 * 2 * 4, 7), v = k;  // 6 tokens x 2 heads x 4
+    for (size_t i = 0; i < k.size(); ++i) k[i] += s.channelMeans[i % 8];
+    const std::vector<float> k0 = k;
+    q.apply(0, 6, k.data(), v.data());
+    for (int h = 0; h < 2; ++h) {
+      std::vector<float> x(6 * 4), groups(6 * 4), scales(6), want(6 * 4);
+      for (int t = 0; t < 6; ++t) std::memcpy(&x[t * 4], &k0[(t * 2 + h) * 4], 4 * sizeof(float));
+      const float* mu = s.channelMeans.data() + h * 4;
+      scaleAndGroup(x.data(), 6, 4, s.channelOrder, 2, groups.data(), scales.data(), nullptr, mu, 1);
+      std::vector<int32_t> codes(12 * 2);
+      const Codebooks& books = s.codebooks[perHead ? h : 0];
+      encodeRvq(groups.data(), 12, books, f.config, *backend, codes.data(), nullptr);
+      decodeRvq(codes.data(), 12, books, 2, groups.data());
+      ungroupAndUnscale(groups.data(), scales.data(), 6, 4, s.channelOrder, 2, want.data(), nullptr, mu, 1);
+      for (int t = 0; t < 6; ++t) {
+        for (int c = 0; c < 4; ++c)
+          EXPECT_FLOAT_EQ(k[(t * 2 + h) * 4 + c], want[t * 4 + c]) << perHead << h << t << c;
+      }
+    }
   }
 }
 

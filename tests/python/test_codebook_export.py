@@ -142,3 +142,37 @@ def test_bad_group_size_exits_2_naming_the_option(trained, tmp_path):
 def test_bad_layer_exits_2(trained, tmp_path):
     r = run("train", trained["dump"], "--preset", "fast", "--layers", "7", "--out", tmp_path / "x.h5")
     assert r.returncode == 2 and "--layers" in r.stderr
+
+
+def test_centred_channels_reconstruct_in_numpy(trained, tmp_path):
+    """--center-channels: the stored means are each head's training means, the npz holds them, and
+    codes + scales + codebooks + means rebuild the held-out vectors to the reported error."""
+    cb, npz, codes, report = (tmp_path / n for n in ("c.h5", "c.npz", "cc.h5", "c.json"))
+    r = run("train", trained["dump"], "--preset", "fast", "--codebook-size", 16, "--depth", 2, "--group-size", 16,
+            "--train-sample", 2000, "--center-channels", "--layers", 0, "--backend", "cpu",
+            "--out", cb, "--npz", npz, "--report", report)
+    assert r.returncode == 0, r.stderr
+    r = run("encode", trained["dump"], "--codebooks", cb, "--out", codes, "--backend", "cpu")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(report.read_text())
+    held = rep["split"]["held_out"]
+    rows = np.concatenate([np.arange(b, e) for b, e in held])
+    train = np.setdiff1d(np.arange(600), rows)
+    z = np.load(npz)
+    with h5py.File(trained["dump"], "r") as d, h5py.File(cb, "r") as f, h5py.File(codes, "r") as c:
+        assert int(f.attrs["center_channels"]) == 1
+        for job in rep["jobs"]:
+            path = f"layers/0/{job['kind']}"
+            x = d[path][()].astype(np.float64)
+            means = f[path + "/channel_means"][()]
+            assert means.shape == (2, 32) and means.dtype == np.float32
+            np.testing.assert_allclose(means, x[train].mean(axis=0), rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(means, z[f"L0_{job['kind']}_channel_means"])
+            code, scales = c[path + "/codes"][()], c[path + "/scales"][()]
+            # the scale is the centred vector's std
+            std = (x - means[None]).std(axis=2, ddof=1).astype(np.float16)
+            np.testing.assert_allclose(scales.astype(np.float64), std.astype(np.float64), rtol=2e-3)
+            xr = reconstruct(f[path + "/codebooks"][()], f[path + "/channel_order"][()], code, scales)
+            xr += means[None].astype(np.float64)
+            err = ((x[rows] - xr[rows]) ** 2).sum() / (x[rows] ** 2).sum()
+            assert abs(err - job["error"]["relative_error"]) <= 1e-4 * max(1.0, err), (path, err)

@@ -18,8 +18,13 @@ void writeCodebookNpz(const std::string& path, const CodebookFile& file) {
           perHead ? prefix + "_head" + std::to_string(q) + "_codebooks" : prefix + "_codebooks";
       npz.addFloat32(name, {b.depth, b.size, b.dim}, b.data.data());
     }
-    npz.addInt32(prefix + "_channel_order", {static_cast<int64_t>(set.channelOrder.size())},
-                 set.channelOrder.data());
+    const auto d = static_cast<int64_t>(set.channelOrder.size());
+    npz.addInt32(prefix + "_channel_order", {d}, set.channelOrder.data());
+    if (!set.channelWeights.empty()) npz.addFloat32(prefix + "_channel_weights", {d}, set.channelWeights.data());
+    if (!set.channelMeans.empty()) {
+      const auto heads = static_cast<int64_t>(set.channelMeans.size()) / d;
+      npz.addFloat32(prefix + "_channel_means", {heads, d}, set.channelMeans.data());
+    }
   }
   nlohmann::json config = nlohmann::json::parse(configToJson(file.config));
   config["kvq_format"] = kCodebookFormat;
