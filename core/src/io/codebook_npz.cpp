@@ -20,7 +20,8 @@ void writeCodebookNpz(const std::string& path, const CodebookFile& file) {
     }
     const auto d = static_cast<int64_t>(set.channelOrder.size());
     npz.addInt32(prefix + "_channel_order", {d}, set.channelOrder.data());
-    if (!set.channelWeights.empty()) npz.addFloat32(prefix + "_channel_weights", {d}, set.channelWeights.data());
+    if (!set.channelWeights.empty())
+      npz.addFloat32(prefix + "_channel_weights", {d}, set.channelWeights.data());
     if (!set.channelMeans.empty()) {
       const auto heads = static_cast<int64_t>(set.channelMeans.size()) / d;
       npz.addFloat32(prefix + "_channel_means", {heads, d}, set.channelMeans.data());
