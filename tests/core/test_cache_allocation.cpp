@@ -97,6 +97,8 @@ TEST(CentredCache, EachHeadUsesItsOwnMeans) {
     s.kind = Kind::Values;
     f.sets.push_back(s);
     auto backend = makeBackend("cpu", 1);
+    // A model with 3 kv heads does not fit these means (nor 2 per-head quantizers).
+    EXPECT_THROW(CacheQuantizer(rvqVariant(2, 0, 0), {0}, 3, 4, &f, "c.h5", backend.get()), Error);
     CacheQuantizer q(rvqVariant(2, 0, 0), {0}, 2, 4, &f, "c.h5", backend.get());
     std::vector<float> k = normals(6 * 2 * 4, 7), v = k;  // 6 tokens x 2 heads x 4
     for (size_t i = 0; i < k.size(); ++i) k[i] += s.channelMeans[i % 8];

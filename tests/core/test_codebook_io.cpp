@@ -13,6 +13,7 @@
 #include "kvq/base/error.h"
 #include "kvq/base/file_util.h"
 #include "kvq/io/codebook_file.h"
+#include "kvq/io/codebook_fit.h"
 #include "kvq/io/npz_writer.h"
 #include "test_util.h"
 
@@ -85,7 +86,10 @@ TEST_P(CodebookIo, WriteThenReadIsIdentical) {
   written.config.refineRounds = 2;
   written.sets[0].channelWeights = {0.5f, 2.0f, 1.0f, 1.5f, 0.25f, 3.0f, 1.0f, 0.75f};
   written.config.centerChannels = true;
-  for (int i = 0; i < 16; ++i) written.sets[1].channelMeans.push_back(0.25f * static_cast<float>(i) - 1.0f);
+  for (size_t s = 0; s < written.sets.size(); ++s) {
+    for (int i = 0; i < 16; ++i)
+      written.sets[s].channelMeans.push_back(0.25f * static_cast<float>(i) - static_cast<float>(s));
+  }
   writeCodebookFile(path, written);
   const CodebookFile read = readCodebookFile(path);
   expectSameConfig(read.config, written.config);
@@ -99,7 +103,7 @@ TEST_P(CodebookIo, WriteThenReadIsIdentical) {
     EXPECT_EQ(read.sets[s].kind, written.sets[s].kind);
     EXPECT_EQ(read.sets[s].channelOrder, written.sets[s].channelOrder);
     EXPECT_EQ(read.sets[s].channelWeights, written.sets[s].channelWeights);  // set 0 only: [8], others []
-    EXPECT_EQ(read.sets[s].channelMeans, written.sets[s].channelMeans);      // set 1 only: [2, 8]
+    EXPECT_EQ(read.sets[s].channelMeans, written.sets[s].channelMeans);      // [2, 8] each
     ASSERT_EQ(read.sets[s].codebooks.size(), written.sets[s].codebooks.size());
     for (size_t q = 0; q < read.sets[s].codebooks.size(); ++q) {
       EXPECT_EQ(read.sets[s].codebooks[q].data, written.sets[s].codebooks[q].data);
@@ -111,10 +115,48 @@ TEST_P(CodebookIo, WriteThenReadIsIdentical) {
 
 INSTANTIATE_TEST_SUITE_P(SharedAndPerHead, CodebookIo, ::testing::Bool());
 
+TEST(CodebookIoRefusals, CentredFlagAndMeansMustAgree) {
+  const std::string path = (test::freshTempDir() / "cb.h5").string();
+  CodebookFile written = sampleFile(false);
+  written.config.centerChannels = true;  // but no set has means
+  writeCodebookFile(path, written);
+  try {
+    readCodebookFile(path);
+    FAIL() << "center_channels without channel_means was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_NE(e.problem().find("no channel_means"), std::string::npos) << e.problem();
+  }
+  written.config.centerChannels = false;  // means without the flag
+  written.sets[0].channelMeans.assign(16, 0.5f);
+  writeCodebookFile(path, written);
+  EXPECT_THROW(readCodebookFile(path), Error);
+}
+
+TEST(CodebookFit, CentredCodebooksNeedTheDumpsHeadCount) {
+  CodebookFile file = sampleFile(false);  // shared quantizers: any head count fits without means
+  DumpInfo info;
+  info.headDim = 8;
+  info.numKvHeads = 3;
+  info.layers = codebookLayers(file);
+  EXPECT_NO_THROW(checkCodebooksFitDump(file, "cb.h5", info));
+  file.config.centerChannels = true;
+  for (QuantizerSet& set : file.sets) set.channelMeans.assign(16, 0.0f);  // 2 heads x 8
+  try {
+    checkCodebooksFitDump(file, "cb.h5", info);
+    FAIL() << "means of 2 heads were accepted for a 3-head dump";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.where(), "num_kv_heads");
+  }
+  info.numKvHeads = 2;
+  EXPECT_NO_THROW(checkCodebooksFitDump(file, "cb.h5", info));
+}
+
 TEST(CodebookIoRefusals, NonFiniteChannelMeanNamesTheDatasetHeadAndChannel) {
   const std::string path = (test::freshTempDir() / "cb.h5").string();
   CodebookFile written = sampleFile(false);
-  written.sets[0].channelMeans.assign(16, 0.5f);
+  written.config.centerChannels = true;
+  for (QuantizerSet& set : written.sets) set.channelMeans.assign(16, 0.5f);
   written.sets[0].channelMeans[9] = std::numeric_limits<float>::infinity();
   writeCodebookFile(path, written);
   try {

@@ -404,6 +404,16 @@ TEST_F(StudyTest, CentredChannelsStoreTheTrainingMeansAndIgnoreAShift) {
     EXPECT_DOUBLE_EQ(again.jobs[0].error().errorEnergy, trained.jobs[0].error().errorEnergy) << perHead;
     EXPECT_EQ(again.jobs[0].channelMeans, trained.jobs[0].channelMeans);
   }
+  // Means for another number of kv heads are refused, naming the codebook file.
+  std::vector<QuantizerSet> sets = quantizerSets(b);
+  sets[0].channelMeans.resize(3 * 16, 0.0f);
+  try {
+    evaluateCodebooks(*shifted, sets, "cb.h5", centred, *m_backend);
+    FAIL() << "means of 3 heads were accepted for a 2-head dump";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.file(), "cb.h5");
+    EXPECT_NE(e.problem().find("kv heads"), std::string::npos) << e.problem();
+  }
 }
 
 TEST_F(StudyTest, ProgressReachesOneAndCancelStops) {

@@ -87,7 +87,7 @@ void writeAllocationFile(const QString& path, bool withAllocation) {
   a.contextTokens = 2048;
   for (int layer : {0, 1}) {
     for (kvq::Kind kind : {kvq::Kind::Keys, kvq::Kind::Values}) {
-      f.sets.push_back({layer, kind, {0, 1, 2, 3}, {}, {kvq::Codebooks(3, 4, 2)}});
+      f.sets.push_back({layer, kind, {0, 1, 2, 3}, {}, {kvq::Codebooks(3, 4, 2)}, {}});
       const int depth = 1 + layer + (kind == kvq::Kind::Values ? 1 : 0);  // 1 2 / 2 3
       a.layers.push_back(layer);
       a.kinds.push_back(kind);

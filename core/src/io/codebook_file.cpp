@@ -192,6 +192,11 @@ QuantizerSet readQuantizerSet(const h5::Reader& r, const CodebookFile& file, int
   checkHeadGroups(r, where, c.perHead, quantizers);
   set.channelWeights = readChannelWeights(r, where, file.headDim, quantizers);
   set.channelMeans = readChannelMeans(r, where, file.numKvHeads, file.headDim, quantizers);
+  if (set.channelMeans.empty() == c.centerChannels) {
+    throwBadInput(r.path(), where,
+                  c.centerChannels ? "center_channels is 1 but the group has no channel_means"
+                                   : "the group has channel_means but center_channels is 0");
+  }
   for (int q = 0; q < quantizers; ++q) {
     const std::string dataset =
         c.perHead ? where + "/head_" + std::to_string(q) + "/codebooks" : where + "/codebooks";

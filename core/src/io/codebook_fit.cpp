@@ -48,6 +48,11 @@ void checkCodebooksFitDump(const CodebookFile& file, const std::string& path, co
                       std::to_string(info.headDim));
   }
   for (const QuantizerSet& s : file.sets) {
+    if (!s.channelMeans.empty() && file.numKvHeads != info.numKvHeads) {
+      throwBadInput(path, "num_kv_heads",
+                    "the codebooks centre channels by means of " + std::to_string(file.numKvHeads) +
+                        " kv heads, the dump has " + std::to_string(info.numKvHeads));
+    }
     if (static_cast<int>(s.channelOrder.size()) != info.headDim) {
       throwBadInput(path, "layer " + std::to_string(s.layer) + " " + kindName(s.kind),
                     "channel order of " + std::to_string(s.channelOrder.size()) +

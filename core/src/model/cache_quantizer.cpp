@@ -133,6 +133,26 @@ void validateCacheVariant(const CacheVariantSpec& spec, const CodebookFile* code
   }
 }
 
+namespace {
+
+// Per-head codebooks and channel means are indexed by the model's kv head: refuse a set made for
+// another head count.
+void checkHeadsFit(const QuantizerSet& s, int kvHeads, int headDim, const std::string& codebookPath) {
+  const std::string where = "/layers/" + std::to_string(s.layer) + "/" + kindName(s.kind);
+  if (s.codebooks.size() > 1 && s.codebooks.size() != static_cast<size_t>(kvHeads)) {
+    throwBadInput(codebookPath, where,
+                  std::to_string(s.codebooks.size()) + " per-head quantizers, the model has " +
+                      std::to_string(kvHeads) + " kv heads");
+  }
+  if (!s.channelMeans.empty() && s.channelMeans.size() != static_cast<size_t>(kvHeads) * headDim) {
+    throwBadInput(codebookPath, where + "/channel_means",
+                  "channel means for " + std::to_string(s.channelMeans.size() / std::max(headDim, 1)) +
+                      " kv heads, the model has " + std::to_string(kvHeads));
+  }
+}
+
+}  // namespace
+
 CacheQuantizer::CacheQuantizer(const CacheVariantSpec& spec, const std::set<int>& layers, int kvHeads,
                                int headDim, const CodebookFile* codebooks, const std::string& codebookPath,
                                Backend* backend)
@@ -155,6 +175,7 @@ CacheQuantizer::CacheQuantizer(const CacheVariantSpec& spec, const std::set<int>
     }
   }
   for (const QuantizerSet& s : codebooks->sets) {  // the first depthOf(layer, kind) stages
+    checkHeadsFit(s, kvHeads, headDim, codebookPath);
     m_truncatedBegin.push_back(m_truncated.size());
     const int depth = std::max(1, spec.depthOf(s.layer, s.kind));
     for (const Codebooks& full : s.codebooks) {

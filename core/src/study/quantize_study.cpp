@@ -567,6 +567,9 @@ StudyResult evaluateCodebooks(const DumpReader& reader, const std::vector<Quanti
     const size_t expected = config.perHead ? static_cast<size_t>(info.numKvHeads) : 1;
     if (set.codebooks.size() != expected)
       throwBadInput(codebooksPath, where, "quantizer count does not match the dump's heads");
+    if (!set.channelMeans.empty() &&
+        set.channelMeans.size() != static_cast<size_t>(info.numKvHeads) * static_cast<size_t>(info.headDim))
+      throwBadInput(codebooksPath, where, "channel means are for another number of kv heads than the dump's");
     for (const Codebooks& books : set.codebooks) {
       if (books.depth != config.depth || books.size != config.codebookSize || books.dim != config.groupSize) {
         throwBadInput(codebooksPath, where, "codebook shape differs from the stored configuration");
