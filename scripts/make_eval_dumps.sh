@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Makes the two 30-layer dumps of docs/real-data.md's "on other text" section (issue 15): codebooks
-# are trained on train30.h5 (the sample's texts, with every token's queries, 203 MB) and perplexity
-# is measured on eval30.h5 (other text, 80 MB). Texts: Debian base-files' /usr/share/common-licenses.
-# About 5 minutes each on a 2-core VM (numpy pass, no GPU).
+# Makes the 30-layer dumps of docs/real-data.md's "on other text" section (issue 15): codebooks
+# are trained on train30.h5 (the sample's texts, with every token's queries, 203 MB) and pooled with
+# train30b.h5 (two more texts, with queries, 203 MB; `kvq train train30.h5 --also train30b.h5`), and
+# perplexity is measured on eval30.h5 (other text, 80 MB). Texts: Debian base-files'
+# /usr/share/common-licenses. About 5 minutes each on a 2-core VM (numpy pass, no GPU).
 #
-#   scripts/make_eval_dumps.sh [OUT_DIR]      # -> OUT_DIR/train30.h5, OUT_DIR/eval30.h5
+#   scripts/make_eval_dumps.sh [OUT_DIR]      # -> OUT_DIR/train30.h5, train30b.h5, eval30.h5
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-.}"
@@ -19,4 +20,5 @@ dump() {  # dump NAME TEXT1 TEXT2 [EXTRA...]
     --dtype float16 --key-rope pre "$@"
 }
 dump train30 GPL-3 GFDL-1.3 --queries
+dump train30b GPL-2 LGPL-2.1 --queries
 dump eval30 Apache-2.0 MPL-2.0
