@@ -39,7 +39,6 @@ void registerTrain(CLI::App& root) {
   cmd->callback([args, cmd]() {
     EngineOptions& o = args->engine;
     if (trainUnderMpi()) {  // mpirun -n N kvq train ...: train_mpi.h
-      if (!args->also.empty()) throwBadInput("", "--also", "not supported under MPI (train in one process)");
       runTrainDistributed(*args, cmd);
       return;
     }

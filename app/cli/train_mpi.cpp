@@ -168,6 +168,7 @@ void runTrainDistributed(TrainArgs& args, const CLI::App* cmd) {
   const std::unique_ptr<Communicator> world = session.world();
   args.engine.gpuSlot = session.nodeLocalRank();  // the ranks of a node each on their own GPU
   try {
+    if (!args.also.empty()) throwBadInput("", "--also", "not supported under MPI (train in one process)");
     trainOnRanks(*world, args);
   } catch (const Error& e) {
     // Failures are agreed: every rank is here. Rank 0 prints the one message before any rank

@@ -73,6 +73,7 @@ def train(dump, out, ranks=None, extra=()):
     (2, ()),                                   # 6 jobs: 3 on each rank
     (3, ("--layers", "1")),                    # 2 jobs: ranks 0+2 share one, rank 1 the other
     (3, ("--layers", "0", "--kinds", "values", "--per-head")),  # 1 job, every rank on it
+    (2, ("--layers", "1", "--center-channels")),  # the channel means travel with the results
 ])
 def test_ranks_write_the_single_process_codebooks(dump, tmp_path, ranks, extra):
     single = train(dump, tmp_path / "single.h5", extra=extra)
@@ -144,3 +145,12 @@ def test_a_hang_in_rank_0s_validator_ends_every_rank(dump, tmp_path):
     expect_one_refusal(proc, f"{dump}: the HDF5 library stopped responding (no progress for 3 s, the wall-time "
                              "limit) while reading root attribute 'num_layers': the file is damaged or hostile "
                              "(rank 0 of 2)")
+
+
+def test_pooled_training_is_refused_under_mpi(dump, tmp_path):
+    out = tmp_path / "cb.h5"
+    proc = run([KVQ, "train", str(dump), "--also", str(dump), *TRAIN, "--out", str(out)], ranks=2, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.count("kvq: error:") == 1, proc.stderr
+    assert "--also: not supported under MPI" in proc.stderr, proc.stderr
+    assert not out.exists()
