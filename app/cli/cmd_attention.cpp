@@ -75,6 +75,7 @@ void run(AttentionArgs& args) {
     std::printf("codebooks %s (preset %s, C=%d K=%d g=%d; trained on %s)\n", args.codebooks.c_str(),
                 config.preset.c_str(), config.codebookSize, config.depth, config.groupSize,
                 file.sourceDump.c_str());
+    for (const std::string& path : file.alsoTrainedOn) std::printf("          and on %s\n", path.c_str());
   }
   printAttentionTable(result);
   writeReports(o, result, info.path, args.codebooks, config.codebookSize);

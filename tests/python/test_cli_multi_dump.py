@@ -71,9 +71,8 @@ def layer_datasets(path):
     return out
 
 
-@pytest.mark.parametrize("query_aware", [False, True])
-def test_pooling_two_dumps_equals_one_dump_of_both(dumps, tmp_path, query_aware):
-    flags = ("--query-aware",) if query_aware else ()
+@pytest.mark.parametrize("flags", [(), ("--query-aware",), ("--center-channels",)])
+def test_pooling_two_dumps_equals_one_dump_of_both(dumps, tmp_path, flags):
     pooled, joined, alone = tmp_path / "pooled.h5", tmp_path / "joined.h5", tmp_path / "alone.h5"
     r = run("train", dumps["a"], "--also", dumps["b"], *SMALL, *flags, "--out", pooled)
     assert r.returncode == 0, r.stderr
@@ -82,8 +81,10 @@ def test_pooling_two_dumps_equals_one_dump_of_both(dumps, tmp_path, query_aware)
     assert run("train", dumps["a"], *SMALL, *flags, "--out", alone).returncode == 0
     p, j, a = layer_datasets(pooled), layer_datasets(joined), layer_datasets(alone)
     assert p.keys() == j.keys() and any(k.endswith("codebooks") for k in p)
-    if query_aware:
+    if "--query-aware" in flags:
         assert any(k.endswith("channel_weights") for k in p)
+    if "--center-channels" in flags:  # the means of both dumps' training tokens, as of one dump of both
+        assert any(k.endswith("channel_means") for k in p)
     for name in p:
         np.testing.assert_array_equal(p[name], j[name], err_msg=name)
     # Not vacuous: the first dump alone trains other codebooks.
@@ -93,6 +94,9 @@ def test_pooling_two_dumps_equals_one_dump_of_both(dumps, tmp_path, query_aware)
         assert f.attrs["also_trained_on"] == str(dumps["b"])
     with h5py.File(alone, "r") as f:
         assert "also_trained_on" not in f.attrs
+    r = run("attention", dumps["a"], "--codebooks", pooled, "--baseline-channel-group", 16)
+    assert r.returncode == 0, r.stderr
+    assert f"trained on {dumps['a']})\n          and on {dumps['b']}\n" in r.stdout, r.stdout
 
 
 @pytest.mark.parametrize("field,attrs,d", [
