@@ -75,6 +75,8 @@ QString settingLabel(const QString& field) {
       {QStringLiteral("kmeans_iterations"), QT_TRANSLATE_NOOP("SettingsPanel", "k-means iterations")},
       {QStringLiteral("ema_steps"), QT_TRANSLATE_NOOP("SettingsPanel", "EMA steps")},
       {QStringLiteral("beam_width"), QT_TRANSLATE_NOOP("SettingsPanel", "Beam width")},
+      {QStringLiteral("center_channels"), QT_TRANSLATE_NOOP("SettingsPanel", "Centre channels")},
+      {QStringLiteral("query_aware"), QT_TRANSLATE_NOOP("SettingsPanel", "Query-aware keys")},
       {QStringLiteral("held_out_fraction"), QT_TRANSLATE_NOOP("SettingsPanel", "Held-out fraction")},
       {QStringLiteral("seed"), QT_TRANSLATE_NOOP("SettingsPanel", "Seed")},
       {QStringLiteral("layers"), QT_TRANSLATE_NOOP("SettingsPanel", "Layers")},

@@ -77,6 +77,8 @@ SettingsPanel::SettingsPanel(QWidget* parent)
       m_kmeansIterations(new QSpinBox(this)),
       m_emaSteps(new QSpinBox(this)),
       m_beamWidth(new QSpinBox(this)),
+      m_centerChannels(new QCheckBox(this)),
+      m_queryAware(new QCheckBox(this)),
       m_heldOut(new QDoubleSpinBox(this)),
       m_seed(new QSpinBox(this)),
       m_layers(new QLineEdit(this)),
@@ -104,6 +106,9 @@ void SettingsPanel::setUpQuantizerControls() {
       tr("paper: the settings of Kumar 2024 (C 2048, K 8, g 32, strided keys).\n"
          "fast: small sample, few steps — for interactive exploration.\n"
          "quality: k-means++, dead-entry reseeding, Lloyd refinement, beam-4 encoding.\n"
+         "budget: C 256, g 8, K 4 — small codebooks for a bit budget (kvq allocate).\n"
+         "model-loss: budget + centred channels, query-aware keys, beam-4 encoding\n"
+         "(the levers that lowered perplexity; needs a dump with queries).\n"
          "custom: any edit of a preset's settings."));
 
   m_codebook->setRange(kMinCodebookExponent, kMaxCodebookExponent);
@@ -151,6 +156,15 @@ void SettingsPanel::setUpTrainingControls() {
       tr("Encoding beam width: 1 = greedy, stage by stage (the paper).\n"
          "> 1 = beam search keeping this many partial codes per vector:\n"
          "lower error at the same bits, encoding about this many times slower."));
+  m_centerChannels->setObjectName(QStringLiteral("centerChannels"));
+  m_centerChannels->setToolTip(
+      tr("Centre channels: subtract each kv head's per-channel training mean before scaling\n"
+         "and add it back after decoding (stored with the codebooks). Exact; frees the codebooks\n"
+         "from the constant part of outlier channels."));
+  m_queryAware->setObjectName(QStringLiteral("queryAware"));
+  m_queryAware->setToolTip(
+      tr("Query-aware keys: weight each key channel's error by the dump's mean squared query\n"
+         "(the error the attention logits see). Needs a dump with queries."));
   m_heldOut->setObjectName(QStringLiteral("heldOutFraction"));
   m_heldOut->setRange(0.0, kMaxHeldOutFraction);
   m_heldOut->setDecimals(3);
@@ -220,6 +234,8 @@ void SettingsPanel::buildLayout() {
   tForm->addRow(settingLabel(QStringLiteral("kmeans_iterations")), m_kmeansIterations);
   tForm->addRow(settingLabel(QStringLiteral("ema_steps")), m_emaSteps);
   tForm->addRow(settingLabel(QStringLiteral("beam_width")), m_beamWidth);
+  tForm->addRow(settingLabel(QStringLiteral("center_channels")), m_centerChannels);
+  tForm->addRow(settingLabel(QStringLiteral("query_aware")), m_queryAware);
   tForm->addRow(settingLabel(QStringLiteral("held_out_fraction")), m_heldOut);
   tForm->addRow(settingLabel(QStringLiteral("seed")), m_seed);
   tForm->addRow(settingLabel(QStringLiteral("layers")), m_layers);
@@ -260,6 +276,8 @@ void SettingsPanel::connectControls() {
     connect(s, qOverload<int>(&QSpinBox::valueChanged), this, &SettingsPanel::onEdited);
   }
   connect(m_heldOut, qOverload<double>(&QDoubleSpinBox::valueChanged), this, &SettingsPanel::onEdited);
+  for (QCheckBox* c : {m_centerChannels, m_queryAware})
+    connect(c, &QCheckBox::toggled, this, &SettingsPanel::onEdited);
   connect(m_layers, &QLineEdit::editingFinished, this, [this] {
     if (!m_applying) emit configEdited();
   });
@@ -339,6 +357,8 @@ void SettingsPanel::setConfig(const kvq::RvqConfig& config) {
     m_kmeansIterations->setValue(config.kmeansIterations);
     m_emaSteps->setValue(config.emaSteps);
     m_beamWidth->setValue(config.beamWidth);
+    m_centerChannels->setChecked(config.centerChannels);
+    m_queryAware->setChecked(config.queryAware);
     m_heldOut->setValue(config.heldOutFraction);
     m_seed->setValue(
         static_cast<int>(std::min<uint64_t>(config.seed, static_cast<uint64_t>(m_seed->maximum()))));
@@ -359,6 +379,8 @@ kvq::RvqConfig SettingsPanel::config() const {
   config.kmeansIterations = m_kmeansIterations->value();
   config.emaSteps = m_emaSteps->value();
   config.beamWidth = m_beamWidth->value();
+  config.centerChannels = m_centerChannels->isChecked();
+  config.queryAware = m_queryAware->isChecked();
   config.heldOutFraction = m_heldOut->value();
   config.seed = static_cast<uint64_t>(m_seed->value());
   return config;

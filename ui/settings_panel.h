@@ -110,6 +110,8 @@ class SettingsPanel : public QWidget {
   QSpinBox* m_kmeansIterations;
   QSpinBox* m_emaSteps;
   QSpinBox* m_beamWidth;
+  QCheckBox* m_centerChannels;
+  QCheckBox* m_queryAware;
   QDoubleSpinBox* m_heldOut;
   QSpinBox* m_seed;
   QLineEdit* m_layers;

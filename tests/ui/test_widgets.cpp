@@ -1,5 +1,6 @@
 // Small pieces of the GUI with hand-worked expectations: time-left text, nearest
 // hover point, layer lists, presets vs custom, the study cache key.
+#include <QCheckBox>
 #include <QDoubleSpinBox>
 #include <QLineSeries>
 #include <QSignalSpy>
@@ -34,6 +35,7 @@ class WidgetsTest : public QObject {
   void groupSizesDivideHeadDim();
   void cacheKeyIgnoresDepthOnly();
   void beamAndHeldOutAreSettings();
+  void centredAndQueryAwareAreSettings();
   void replacedSessionIsReleasedOnWorker();
   void unavailableBackendKeepsPrevious();
   void largeCodebookUsageIsDecimated();
@@ -165,6 +167,36 @@ void WidgetsTest::beamAndHeldOutAreSettings() {
   QCOMPARE(restored.config().heldOutFraction, 0.125);
   QCOMPARE(StudyController::cacheKey("d.h5", restored.config(), {0}),
            StudyController::cacheKey("d.h5", panel.config(), {0}));
+}
+
+// Centred channels and query-aware keys: the model-loss preset ticks both, unticking one makes
+// the setting custom and reaches the config, a QSettings round trip keeps it, and it is part of
+// the results' cache key.
+void WidgetsTest::centredAndQueryAwareAreSettings() {
+  SettingsPanel panel;
+  panel.applyPreset(QStringLiteral("paper"));
+  auto* centre = panel.findChild<QCheckBox*>(QStringLiteral("centerChannels"));
+  auto* queryAware = panel.findChild<QCheckBox*>(QStringLiteral("queryAware"));
+  QVERIFY(centre != nullptr && queryAware != nullptr);
+  QVERIFY(!centre->isChecked() && !queryAware->isChecked());
+  QVERIFY(!centre->toolTip().isEmpty() && !queryAware->toolTip().isEmpty());
+  panel.applyPreset(QStringLiteral("model-loss"));
+  QVERIFY(centre->isChecked() && queryAware->isChecked());
+  QCOMPARE(panel.config().preset, std::string("model-loss"));
+  QSignalSpy edited(&panel, &SettingsPanel::configEdited);
+  queryAware->setChecked(false);
+  QCOMPARE(edited.count(), 1);
+  const kvq::RvqConfig c = panel.config();
+  QCOMPARE(c.preset, std::string("custom"));
+  QVERIFY(c.centerChannels && !c.queryAware);
+  QCOMPARE(c.codebookSize, kvq::presetConfig("model-loss").codebookSize);
+  panel.saveSettings();
+  SettingsPanel restored;
+  restored.restoreSettings();
+  QVERIFY(restored.config().centerChannels && !restored.config().queryAware);
+  kvq::RvqConfig plain = c;
+  plain.centerChannels = false;
+  QVERIFY(StudyController::cacheKey("d.h5", c, {0}) != StudyController::cacheKey("d.h5", plain, {0}));
 }
 
 // A session's reader is HDF5: the study controller's reference to a replaced or
