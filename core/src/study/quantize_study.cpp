@@ -115,6 +115,17 @@ std::vector<TrainingSource> trainingSources(const DumpReader& reader, const Toke
   return sources;
 }
 
+// sums [H, D] += every token's vector of each head, in token order.
+void addHeadSums(const Slab& slab, std::vector<double>& sums) {
+  for (int64_t t = 0; t < slab.tokens; ++t) {
+    for (int h = 0; h < slab.heads; ++h) {
+      const float* v = slab.vector(t, h);
+      double* sum = sums.data() + static_cast<size_t>(h) * static_cast<size_t>(slab.dim);
+      for (int c = 0; c < slab.dim; ++c) sum[c] += v[c];
+    }
+  }
+}
+
 // means = sums / tokens ([H, D] in float); each sampled vector of out[q] (its head in heads[q])
 // has its head's means subtracted.
 void centreSample(const std::vector<double>& sums, int64_t tokens, int dim,
@@ -180,14 +191,8 @@ std::vector<std::vector<float>> sampleTrainingVectors(const std::vector<Training
             }
             --remaining[q];
           }
-          if (means != nullptr) {
-            for (int h = 0; h < heads; ++h) {
-              const float* v = slab.vector(t, h);
-              double* sum = sums.data() + static_cast<size_t>(h) * dim;
-              for (int c = 0; c < dim; ++c) sum[c] += v[c];
-            }
-          }
         }
+        if (means != nullptr) addHeadSums(slab, sums);
         done += slab.tokens;
         reportProgress(control, static_cast<double>(done) / std::max<int64_t>(trainTokens, 1), "reading");
       }
