@@ -45,6 +45,18 @@ std::string csvRow(const std::string& variant, const std::string& sequence, cons
 
 }  // namespace
 
+const char* variantKindName(CacheVariantKind kind) {
+  switch (kind) {
+    case CacheVariantKind::Identity:
+      return "identity";
+    case CacheVariantKind::Rvq:
+      return "rvq";
+    case CacheVariantKind::Kivi:
+      return "kivi";
+  }
+  return "?";
+}
+
 std::string pplReportJson(const PplReport& r) {
   json j;
   j["dump"] = r.dumpPath;
@@ -61,6 +73,9 @@ std::string pplReportJson(const PplReport& r) {
   for (const VariantReport& v : r.variants) {
     json e = statsJson(v.overall, true);
     e["label"] = v.label;
+    e["kind"] = variantKindName(v.spec.kind);
+    e["sinks"] = v.spec.sinks;
+    e["window"] = v.spec.window;
     e["bits_per_channel"] = finiteOrNull(v.bitsPerChannel);
     e["sequences"] = sequencesJson(v.sequences, true);
     variants.push_back(e);

@@ -7,8 +7,15 @@
 
 namespace kvq {
 
+// "identity", "rvq", "kivi": a variant's kind in the JSON report.
+const char* variantKindName(CacheVariantKind kind);
 // Every number, per sequence and overall (docs/cli.md shows the layout).
 std::string pplReportJson(const PplReport& report);
+// The report pplReportJson wrote, read back from `text` (the file at `path`): paths, quantized
+// layers, sequences, the reference and every variant's label, kind, sinks, window, bits and token
+// statistics (overall and per sequence; sums rebuilt from the means). Throws Error(BadInput) naming
+// `path` and the field for text that is not such a report.
+PplReport pplReportFromJson(const std::string& text, const std::string& path);
 // One row per variant (the reference first) and sequence, then an "all" row per variant:
 // variant,sequence,tokens,bits_per_channel,perplexity,mean_kl,top1_agreement
 std::string pplReportCsv(const PplReport& report);
