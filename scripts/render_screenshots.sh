@@ -28,4 +28,7 @@ layers="$(field "','.join(str(l) for l in d['layers_present'][:4])")"
   --kv-heads "$(field "d['num_kv_heads']")" --head-dim "$(field "d['head_dim']")" --tokens 4096 --seed 3 >/dev/null
 "$kvq" train "$work/synthetic.h5" --preset fast --codebook-size 2048 --depth 8 --layers "$layers" \
   --out "$work/synthetic_cb.h5" >/dev/null
-QT_QPA_PLATFORM=offscreen "$studio" --screenshots "$out" --compare "$work/synthetic_cb.h5" "$dump"
+# The Model impact view with the kvq ppl reports of docs/real-data.md's table (docs/results/).
+results="$(ls "$root"/docs/results/*.json 2>/dev/null | paste -sd, -)"
+QT_QPA_PLATFORM=offscreen "$studio" --screenshots "$out" --compare "$work/synthetic_cb.h5" \
+  ${results:+--model-results "$results"} "$dump"

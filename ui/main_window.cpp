@@ -118,6 +118,7 @@ void MainWindow::connectStudy() {
   connect(m_settings, &SettingsPanel::trainRequested, this, &MainWindow::train);
   connect(m_charts->modelImpact(), &ModelImpactView::runRequested, this, &MainWindow::runModelImpact);
   connect(m_charts->modelImpact(), &ModelImpactView::allocationRequested, this, &MainWindow::openAllocation);
+  connect(m_charts->modelImpact(), &ModelImpactView::resultsRequested, this, &MainWindow::openModelResults);
   connect(m_settings, &SettingsPanel::backendChoiceChanged, m_study, &StudyController::setBackendChoice);
   connect(m_study, &StudyController::backendChanged, this, [this](const QString& name) {
     m_settings->setBackendName(name);

@@ -69,6 +69,9 @@ class MainWindow : public QMainWindow {
   // Reads a codebook file's /allocation into the Model impact tab's allocation chart (a dialog
   // when it cannot: the chart keeps what it showed).
   void openAllocation(const QString& path);
+  // Charts `kvq ppl --json` reports beside the run (Model impact); a file that cannot be read or
+  // was measured on other tokens is named in one dialog, the others are still charted.
+  void openModelResults(const QStringList& paths);
   // Exports; failures go to the presenter and return false. Codebooks are written
   // on the job queue: exportFinished follows.
   bool exportCurrentChart(const QString& path);

@@ -1,5 +1,6 @@
 // MainWindow: the "Model impact" tab's run — the model over the open dump's tokens with the
 // cache quantized by the shown study's codebooks (every depth) and by KIVI-2/3/4, on the jobs.
+#include <QFile>
 #include <QFileInfo>
 #include <QStatusBar>
 
@@ -14,6 +15,7 @@
 #include "kvq/isolate/open_file.h"
 #include "kvq/model/decoder_model.h"
 #include "kvq/model/perplexity.h"
+#include "kvq/model/ppl_report.h"
 #include "main_window.h"
 #include "message_presenter.h"
 #include "model_impact_chart.h"
@@ -26,20 +28,28 @@ namespace {
 // What the run evaluates: RVQ at depths 1..K of the codebooks (when a study is shown) and
 // KIVI-2/3/4, at the codebooks' layers (every layer of the model without a study).
 // KIVI's value groups are 32 channels, or the whole head when head_dim is not a multiple of 32.
+// Sinks and the two windows come from the view (RVQ's sliding one, KIVI's own).
+struct ExactTokens {
+  int sinks = 0, rvqWindow = 0, kiviWindow = 0;
+};
+
 kvq::PplOptions modelImpactOptions(const kvq::CodebookFile* codebooks, const std::string& backend,
-                                   int headDim) {
+                                   int headDim, const ExactTokens& exact) {
   kvq::PplOptions o;
   o.codebooks = codebooks;
   o.codebookPath = "the shown study's codebooks";
   o.backend = backend;
   if (codebooks != nullptr) {
-    for (int k = 1; k <= codebooks->config.depth; ++k) o.variants.push_back(kvq::rvqVariant(k, 0, 0));
+    for (int k = 1; k <= codebooks->config.depth; ++k)
+      o.variants.push_back(kvq::rvqVariant(k, exact.sinks, exact.rvqWindow));
   }
   for (int bits : {2, 3, 4}) {
     kvq::CacheVariantSpec s;
     s.kind = kvq::CacheVariantKind::Kivi;
     s.bits = bits;
     s.channelGroup = headDim % 32 == 0 ? 32 : headDim;
+    s.sinks = exact.sinks;
+    s.window = exact.kiviWindow;
     o.variants.push_back(s);
   }
   return o;
@@ -64,12 +74,13 @@ void MainWindow::runModelImpact() {
   const kvq::FileIdentity identity = m_session->reader->identity();
   const std::string modelPath = view->modelPath().toStdString();
   const std::string backend = m_lastBackendChoice.toStdString();
+  const ExactTokens exact{view->sinks(), view->rvqWindow(), view->kiviWindow()};
   view->setStatus(codebooks
                       ? tr("Running the model with the shown study's codebooks and KIVI-2/3/4…")
                       : tr("Running the model with KIVI-2/3/4 at every layer (train a study for RVQ)…"));
   m_jobs->run<std::shared_ptr<const kvq::PplReport>>(
       job_tag::kModel, tr("Running %1").arg(QFileInfo(view->modelPath()).fileName()), this,
-      [dumpPath, identity, modelPath, codebooks, backend](const kvq::TaskControl& control) {
+      [dumpPath, identity, modelPath, codebooks, backend, exact](const kvq::TaskControl& control) {
         kvq::OpenOptions open;
         open.scanValues = false;  // scanned when the session opened
         open.expectedIdentity = identity;
@@ -77,7 +88,8 @@ void MainWindow::runModelImpact() {
         kvq::ModelLoadOptions load;
         load.control = &control;
         const auto model = kvq::loadDecoderModel(modelPath, load);
-        const kvq::PplOptions options = modelImpactOptions(codebooks.get(), backend, model->config.headDim);
+        const kvq::PplOptions options =
+            modelImpactOptions(codebooks.get(), backend, model->config.headDim, exact);
         return std::make_shared<const kvq::PplReport>(
             kvq::evaluatePerplexity(*model, *dump, options, &control));
       },
@@ -108,6 +120,45 @@ void MainWindow::openAllocation(const QString& path) {
     m_charts->modelImpact()->allocationChart()->setAllocation(*file.allocation);
   } catch (const kvq::Error& error) {
     m_presenter->showError(this, tr("Cannot open the allocation"), QString::fromStdString(error.what()));
+  }
+}
+
+}  // namespace kvq::ui
+
+namespace kvq::ui {
+
+namespace {
+
+// A report file's text; BadInput naming the file when it cannot be read or is implausibly large
+// for a report (one JSON object of a few variants: kilobytes).
+std::string readReportText(const QString& path) {
+  constexpr qint64 kMaxBytes = qint64{64} << 20;
+  QFile file(path);
+  if (!file.open(QIODevice::ReadOnly)) {
+    kvq::throwBadInput(path.toStdString(), "", "cannot be read: " + file.errorString().toStdString());
+  }
+  if (file.size() > kMaxBytes) {
+    kvq::throwBadInput(path.toStdString(), "", "is over 64 MiB: not a kvq ppl --json report");
+  }
+  return file.readAll().toStdString();
+}
+
+}  // namespace
+
+void MainWindow::openModelResults(const QStringList& paths) {
+  ModelImpactChart* chart = m_charts->modelImpact()->chart();
+  QStringList problems;
+  for (const QString& path : paths) {
+    try {
+      const kvq::PplReport report = kvq::pplReportFromJson(readReportText(path), path.toStdString());
+      const QString refused = chart->addResults(QFileInfo(path).completeBaseName(), report);
+      if (!refused.isEmpty()) problems << refused;
+    } catch (const kvq::Error& error) {
+      problems << QString::fromStdString(error.what());
+    }
+  }
+  if (!problems.isEmpty()) {
+    m_presenter->showError(this, tr("Cannot chart every report"), problems.join(QStringLiteral("\n\n")));
   }
 }
 

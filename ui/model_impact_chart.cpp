@@ -6,6 +6,7 @@
 #include <QValueAxis>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <memory>
 
@@ -14,37 +15,84 @@
 namespace kvq::ui {
 namespace {
 
-QString variantText(const kvq::VariantReport& v, double referencePpl) {
-  return QObject::tr("%1: %2 bits/channel · perplexity %3 (reference %4) · KL %5 nats/token · top-1 %6 %")
+QString variantText(const QString& source, const kvq::VariantReport& v, double referencePpl) {
+  return QObject::tr("%1%2: %3 bits/channel · perplexity %4 (%5%6 %) · KL %7 nats/token · top-1 %8 %")
+      .arg(source.isEmpty() ? QString() : source + QStringLiteral(" · "))
       .arg(QString::fromStdString(v.label))
       .arg(v.bitsPerChannel, 0, 'f', 3)
       .arg(v.overall.perplexity(), 0, 'f', 3)
-      .arg(referencePpl, 0, 'f', 3)
+      .arg(v.overall.perplexity() >= referencePpl ? QStringLiteral("+") : QString())
+      .arg(100.0 * (v.overall.perplexity() / referencePpl - 1.0), 0, 'f', 1)
       .arg(v.overall.meanKl(), 0, 'g', 4)
       .arg(100.0 * v.overall.top1Rate(), 0, 'f', 1);
 }
 
+// Colour of the i-th opened report (the run keeps the keys/values colours of the other charts).
+QColor resultColor(int i) {
+  static const QColor palette[] = {
+      QColor(0x2c, 0xa0, 0x2c), QColor(0xd6, 0x27, 0x28), QColor(0x94, 0x67, 0xbd), QColor(0x8c, 0x56, 0x4b),
+      QColor(0xe3, 0x77, 0xc2), QColor(0x17, 0xbe, 0xcf), QColor(0xbc, 0xbd, 0x22), QColor(0x7f, 0x7f, 0x7f)};
+  return palette[static_cast<size_t>(i) % (sizeof palette / sizeof palette[0])];
+}
+
 }  // namespace
+
+struct ModelImpactChart::Frame {
+  QValueAxis* x;
+  QValueAxis* ppl;
+  QLogValueAxis* kl;
+  double refPpl;
+  double maxBits = 1, pplHi = 0, klLo = std::numeric_limits<double>::infinity(), klHi = 0;
+};
 
 ModelImpactChart::ModelImpactChart(QWidget* parent)
     : ChartWidget(tr("Model impact"), QStringLiteral("model_impact"), parent) {
-  showPlaceholder(tr("Choose the dump's GGUF model and run it to see what the quantized cache costs"));
+  showPlaceholder(
+      tr("Choose the dump's GGUF model and run it, or open kvq ppl --json reports, to see what "
+         "the quantized cache costs"));
 }
 
 void ModelImpactChart::setReport(const kvq::PplReport& report) {
-  resetChart(tr("Model impact (%1, %2 quantized layers, %3 predicted tokens)")
-                 .arg(QString::fromStdString(report.modelName))
-                 .arg(report.layers.size())
-                 .arg(report.reference.tokens));
-  auto* x = makeValueAxis(tr("bits per channel"), QStringLiteral("%.2f"));
-  auto* ppl = makeValueAxis(tr("perplexity"), QStringLiteral("%.2f"));
-  auto* kl = makeLogAxis(tr("mean KL(p_ref ‖ p_q), nats"));
-  chart()->addAxis(kl, Qt::AlignRight);  // before attach(), which puts new y axes on the left
-  const double refPpl = report.reference.perplexity();
-  double maxBits = 1, pplHi = refPpl, klLo = std::numeric_limits<double>::infinity(), klHi = 0;
+  m_run = report;
+  render();
+}
+
+const kvq::PplReport* ModelImpactChart::firstShown() const {
+  if (m_run) return &*m_run;
+  return m_results.empty() ? nullptr : &m_results.front().report;
+}
+
+QString ModelImpactChart::addResults(const QString& name, const kvq::PplReport& report) {
+  if (const kvq::PplReport* shown = firstShown()) {
+    const double a = shown->reference.perplexity(), b = report.reference.perplexity();
+    if (shown->reference.tokens != report.reference.tokens || !(std::abs(a - b) <= 1e-6 * a)) {
+      return tr("%1 was measured on other tokens (reference perplexity %2 over %3 tokens; the chart shows "
+                "%4 over %5): perplexities of different texts cannot share one chart")
+          .arg(name)
+          .arg(b, 0, 'f', 3)
+          .arg(report.reference.tokens)
+          .arg(a, 0, 'f', 3)
+          .arg(shown->reference.tokens);
+    }
+  }
+  m_results.push_back({name, report});
+  render();
+  return {};
+}
+
+void ModelImpactChart::clearResults() {
+  m_results.clear();
+  if (m_run) {
+    render();
+  } else {
+    showPlaceholder(tr("Choose the dump's GGUF model and run it, or open kvq ppl --json reports"));
+  }
+}
+
+void ModelImpactChart::addLines(Frame& f, const Shown& shown, int result) {
   for (const bool rvq : {true, false}) {
     std::vector<const kvq::VariantReport*> points;
-    for (const kvq::VariantReport& v : report.variants) {
+    for (const kvq::VariantReport& v : shown.report.variants) {
       if ((v.spec.kind == kvq::CacheVariantKind::Rvq) == rvq &&
           v.spec.kind != kvq::CacheVariantKind::Identity) {
         points.push_back(&v);
@@ -54,11 +102,13 @@ void ModelImpactChart::setReport(const kvq::PplReport& report) {
     std::sort(points.begin(), points.end(),
               [](auto* a, auto* b) { return a->bitsPerChannel < b->bitsPerChannel; });
     const QString method = rvq ? tr("RVQ") : tr("KIVI");
+    const QString prefix = shown.name.isEmpty() ? method : shown.name + QStringLiteral(" ") + method;
+    QColor color = result < 0 ? kindColor(rvq ? kvq::Kind::Keys : kvq::Kind::Values) : resultColor(result);
+    if (result >= 0 && !rvq) color = color.darker(140);
     auto* pSeries = new QLineSeries;
     auto* kSeries = new QLineSeries;
-    pSeries->setName(tr("%1 perplexity").arg(method));
-    kSeries->setName(tr("%1 KL").arg(method));
-    const QColor color = rvq ? kindColor(kvq::Kind::Keys) : kindColor(kvq::Kind::Values);
+    pSeries->setName(tr("%1 perplexity").arg(prefix));
+    kSeries->setName(tr("%1 KL").arg(prefix));
     pSeries->setColor(color);
     QPen dashed(color);
     dashed.setStyle(Qt::DashLine);
@@ -69,33 +119,52 @@ void ModelImpactChart::setReport(const kvq::PplReport& report) {
       const double klValue = std::max(v->overall.meanKl(), 1e-9);
       pSeries->append(v->bitsPerChannel, v->overall.perplexity());
       kSeries->append(v->bitsPerChannel, klValue);
-      texts->push_back(variantText(*v, refPpl));
-      maxBits = std::max(maxBits, v->bitsPerChannel);
-      pplHi = std::max(pplHi, v->overall.perplexity());
-      klLo = std::min(klLo, klValue);
-      klHi = std::max(klHi, klValue);
+      texts->push_back(variantText(shown.name, *v, f.refPpl));
+      f.maxBits = std::max(f.maxBits, v->bitsPerChannel);
+      f.pplHi = std::max(f.pplHi, v->overall.perplexity());
+      f.klLo = std::min(f.klLo, klValue);
+      f.klHi = std::max(f.klHi, klValue);
     }
     for (QLineSeries* s : {pSeries, kSeries}) s->setPointsVisible(true);
-    attach(pSeries, x, ppl);
-    attach(kSeries, x, kl);
+    attach(pSeries, f.x, f.ppl);
+    attach(kSeries, f.x, f.kl);
     onHover(pSeries, [texts](int i) { return (*texts)[static_cast<size_t>(i)]; });
     onHover(kSeries, [texts](int i) { return (*texts)[static_cast<size_t>(i)]; });
   }
+}
+
+void ModelImpactChart::render() {
+  const kvq::PplReport* first = firstShown();
+  if (first == nullptr) return;
+  resetChart(tr("Model impact (%1, %2 predicted tokens%3)")
+                 .arg(QString::fromStdString(first->modelName))
+                 .arg(first->reference.tokens)
+                 .arg(m_results.empty() ? QString() : tr(", %n report(s) opened", "", resultCount())));
+  Frame f{makeValueAxis(tr("bits per channel"), QStringLiteral("%.2f")),
+          makeValueAxis(tr("perplexity"), QStringLiteral("%.2f")),
+          makeLogAxis(tr("mean KL(p_ref ‖ p_q), nats")), first->reference.perplexity()};
+  f.pplHi = f.refPpl;
+  chart()->addAxis(f.kl, Qt::AlignRight);  // before attach(), which puts new y axes on the left
+  std::vector<Shown> all;
+  if (m_run) all.push_back({QString(), *m_run});
+  all.insert(all.end(), m_results.begin(), m_results.end());
+  for (size_t r = 0; r < all.size(); ++r)
+    addLines(f, all[r], m_run ? static_cast<int>(r) - 1 : static_cast<int>(r));
   auto* reference = new QLineSeries;
-  reference->setName(tr("reference (float32 cache) %1").arg(refPpl, 0, 'f', 3));
+  reference->setName(tr("reference (float32 cache) %1").arg(f.refPpl, 0, 'f', 3));
   QPen dotted(Qt::darkGray);
   dotted.setStyle(Qt::DotLine);
   reference->setPen(dotted);
-  reference->append(0, refPpl);
-  reference->append(maxBits * 1.08, refPpl);
-  attach(reference, x, ppl);
-  x->setRange(0, maxBits * 1.08);
-  x->applyNiceNumbers();
-  ppl->setRange(refPpl * 0.98, pplHi * 1.02);
-  if (klHi > 0) setLogRange(kl, klLo, klHi);
+  reference->append(0, f.refPpl);
+  reference->append(f.maxBits * 1.08, f.refPpl);
+  attach(reference, f.x, f.ppl);
+  f.x->setRange(0, f.maxBits * 1.08);
+  f.x->applyNiceNumbers();
+  f.ppl->setRange(f.refPpl * 0.98, f.pplHi * 1.02);
+  if (f.klHi > 0) setLogRange(f.kl, f.klLo, f.klHi);
   setReadout(tr("reference perplexity %1 over %2 tokens · hover over a point for its numbers")
-                 .arg(refPpl, 0, 'f', 3)
-                 .arg(report.reference.tokens));
+                 .arg(f.refPpl, 0, 'f', 3)
+                 .arg(first->reference.tokens));
 }
 
 }  // namespace kvq::ui

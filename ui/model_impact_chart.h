@@ -1,8 +1,13 @@
 // Model impact chart: what the quantized cache costs the model (kvq ppl, docs/model.md) —
 // perplexity (left axis) and mean KL divergence against the float32 cache (right axis, log)
-// against bits per channel, for RVQ at every depth and for KIVI-2/3/4; the reference perplexity
-// is a dotted line. Hovering a point reads out its numbers.
+// against bits per channel, for the studio's own run (RVQ at every depth, KIVI-2/3/4) and for
+// any number of `kvq ppl --json` reports opened beside it (each file its own colour, RVQ and KIVI
+// variants as separate lines); the reference perplexity is a dotted line. Hovering a point reads
+// out its numbers. Every report shown must have been measured on the same tokens.
 #pragma once
+
+#include <optional>
+#include <vector>
 
 #include "chart_widget.h"
 #include "kvq/model/perplexity.h"
@@ -14,7 +19,28 @@ class ModelImpactChart : public ChartWidget {
 
  public:
   explicit ModelImpactChart(QWidget* parent = nullptr);
+  // The studio's run; replaces the previous run and keeps the opened reports.
   void setReport(const kvq::PplReport& report);
+  // Adds a report read from a file (named by `name` in the legend and read-outs). Returns "" or
+  // why it was not added: measured on other tokens than the reports shown (another reference).
+  QString addResults(const QString& name, const kvq::PplReport& report);
+  // Removes the opened reports (the run stays).
+  void clearResults();
+  int resultCount() const { return static_cast<int>(m_results.size()); }
+
+ private:
+  struct Shown {
+    QString name;  // "" for the run
+    kvq::PplReport report;
+  };
+  struct Frame;  // the axes and ranges every line shares
+  const kvq::PplReport* firstShown() const;
+  void render();
+  // The RVQ and KIVI lines of one report (result: index of the opened report, -1 for the run).
+  void addLines(Frame& f, const Shown& shown, int result);
+
+  std::optional<kvq::PplReport> m_run;
+  std::vector<Shown> m_results;
 };
 
 }  // namespace kvq::ui

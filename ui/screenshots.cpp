@@ -18,6 +18,8 @@
 #include "job_tags.h"
 #include "main_window.h"
 #include "message_presenter.h"
+#include "model_impact_chart.h"
+#include "model_impact_view.h"
 #include "rate_distortion_chart.h"
 #include "settings_panel.h"
 
@@ -85,9 +87,25 @@ bool saveComparison(MainWindow& window, RecordingPresenter& presenter, const QSt
   return ok;
 }
 
+// Opens `kvq ppl --json` reports in the Model impact view and saves it.
+bool saveModelImpact(MainWindow& window, RecordingPresenter& presenter, const QStringList& reports,
+                     const QString& dir) {
+  ChartsPanel* charts = window.chartsPanel();
+  window.openModelResults(reports);
+  if (!presenter.errors.isEmpty()) {
+    std::fprintf(stderr, "cannot chart the reports: %s\n", qPrintable(presenter.errors.join('\n')));
+    return false;
+  }
+  charts->setCurrentWidget(charts->modelImpact());
+  QCoreApplication::processEvents();
+  bool ok = save(&window, QDir(dir).filePath(QStringLiteral("model_impact_view.png")));
+  return exportChart(charts->modelImpact()->chart(), dir, QStringLiteral(".png")) && ok;
+}
+
 }  // namespace
 
-int renderScreenshots(const QString& dump, const QString& dir, const QString& compare) {
+int renderScreenshots(const QString& dump, const QString& dir, const QString& compare,
+                      const QStringList& modelResults) {
   // Keep the user's recent files and window layout out of it.
   QCoreApplication::setOrganizationName(QStringLiteral("kvq-screenshots"));
   QSettings().clear();  // the same first-run layout every time
@@ -141,6 +159,7 @@ int renderScreenshots(const QString& dump, const QString& dir, const QString& co
   }
   ok = saveRateDistortionAxes(charts, dir) && ok;
   if (!compare.isEmpty()) ok = saveComparison(window, *presenter, compare, dir) && ok;
+  if (!modelResults.isEmpty()) ok = saveModelImpact(window, *presenter, modelResults, dir) && ok;
   // The codebook-size slider moved to a size the background is still training: the
   // charts keep the trained size and say that the new one is on its way.
   charts->setCurrentWidget(charts->rateDistortion());

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <QString>
+#include <QStringList>
 
 namespace kvq::ui {
 
@@ -12,7 +13,9 @@ namespace kvq::ui {
 // K = 6.
 // On a dump with queries the attention charts are rendered too (the rate–distortion
 // chart once per y axis); compare: a codebook file evaluated on the dump and drawn
-// beside the training ("" = none).
-int renderScreenshots(const QString& dump, const QString& dir, const QString& compare = {});
+// beside the training ("" = none); modelResults: `kvq ppl --json` reports opened in the Model
+// impact view, rendered as model_impact.png and, with the window, model_impact_view.png.
+int renderScreenshots(const QString& dump, const QString& dir, const QString& compare = {},
+                      const QStringList& modelResults = {});
 
 }  // namespace kvq::ui

@@ -30,13 +30,20 @@ int main(int argc, char** argv) {
           "With --screenshots: also evaluate this codebook file on the dump and render the comparison"),
       QStringLiteral("codebooks"));
   parser.addOption(compare);
+  const QCommandLineOption modelResults(
+      QStringLiteral("model-results"),
+      QStringLiteral("With --screenshots: chart these kvq ppl --json reports (comma-separated) in the Model "
+                     "impact view and render it"),
+      QStringLiteral("reports"));
+  parser.addOption(modelResults);
   parser.process(app);
 
   QString file = parser.positionalArguments().value(0);
   if (file.isEmpty()) file = QString::fromStdString(kvq::app::defaultSample());
 
   if (parser.isSet(screenshots))
-    return kvq::ui::renderScreenshots(file, parser.value(screenshots), parser.value(compare));
+    return kvq::ui::renderScreenshots(file, parser.value(screenshots), parser.value(compare),
+                                      parser.value(modelResults).split(QLatin1Char(','), Qt::SkipEmptyParts));
 
   kvq::ui::MainWindow window;
   window.show();

@@ -1,13 +1,17 @@
 // The Model impact tab: the model path is remembered; Run evaluates the chosen GGUF model over
 // the open dump's tokens on the job queue and fills the chart (perplexity and KL against bits per
 // channel); a model that cannot run shows the reader's message and keeps the earlier chart; the
-// chart exports like every chart. A codebook file's bit allocation opens into the allocation
+// chart exports like every chart. The exact tokens set in the view reach the run; `kvq ppl --json`
+// reports open beside the run (one measured on other tokens, or not a report, is named in a dialog),
+// and Clear results removes them. A codebook file's bit allocation opens into the allocation
 // chart (keys and values bars per layer); a file without one shows a message and keeps it.
 #include <QBarSeries>
 #include <QBarSet>
+#include <QFile>
 #include <QFileInfo>
 #include <QLineSeries>
 #include <QPushButton>
+#include <QSpinBox>
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTest>
@@ -19,8 +23,12 @@
 #include "charts_panel.h"
 #include "job_queue.h"
 #include "job_tags.h"
+#include "kvq/dump/dump_reader.h"
 #include "kvq/dump/dump_writer.h"
 #include "kvq/io/codebook_file.h"
+#include "kvq/model/decoder_model.h"
+#include "kvq/model/perplexity.h"
+#include "kvq/model/ppl_report.h"
 #include "main_window.h"
 #include "message_presenter.h"
 #include "model_impact_chart.h"
@@ -62,6 +70,12 @@ void writeTinyDump(const QString& path) {
   w->writeTokenIds(ids);
   w->writeSequenceStarts({0, 32});
   w->commit();
+}
+
+void writeText(const QString& path, const std::string& text) {
+  QFile f(path);
+  QVERIFY(f.open(QIODevice::WriteOnly));
+  f.write(text.data(), static_cast<qint64>(text.size()));
 }
 
 QLineSeries* lineNamed(ChartWidget* chart, const QString& name) {
@@ -174,6 +188,61 @@ class ModelImpactTest : public QObject, kvq::ui::test::WindowFixture {
     QCOMPARE(m_presenter->errors.size(), errorsBefore + 1);
     QVERIFY(m_presenter->errors.last().contains(QStringLiteral("no bit allocation")));
     QCOMPARE(qobject_cast<QBarSeries*>(view->allocationChart()->series().value(0))->barSets()[1]->at(1), 7.0);
+  }
+
+  void exactTokensReachTheRun() {
+    ModelImpactView* view = m_window->chartsPanel()->modelImpact();
+    auto* kiviWindow = view->findChild<QSpinBox*>(QStringLiteral("kiviWindow"));
+    QVERIFY(kiviWindow != nullptr);
+    kiviWindow->setValue(64);  // longer than each 32-token sequence: KIVI keeps every token exact
+    const qsizetype errorsBefore = m_presenter->errors.size();
+    view->runButton()->click();
+    QVERIFY(waitUntil([&] {
+      QLineSeries* ppl = lineNamed(view->chart(), QStringLiteral("KIVI perplexity"));
+      return ppl != nullptr && ppl->at(0).x() == 16.0;
+    }));
+    QCOMPARE(m_presenter->errors.size(), errorsBefore);
+    QLineSeries* kl = lineNamed(view->chart(), QStringLiteral("KIVI KL"));
+    for (int i = 0; i < 3; ++i) QCOMPARE(kl->at(i).y(), 1e-9);  // KL exactly 0, drawn at the floor
+    kiviWindow->setValue(0);
+    QVERIFY(!QTest::qWaitFor([&] { return m_window->jobs()->isPending(job_tag::kModel); }, 50));
+  }
+
+  void reportsOpenBesideTheRun() {
+    ModelImpactView* view = m_window->chartsPanel()->modelImpact();
+    // A kvq ppl report on the same dump and model: KIVI-3 with its 32-token window.
+    const auto model = kvq::loadDecoderModel((kData + QStringLiteral("/gguf/tiny_llama.gguf")).toStdString());
+    const auto dump = kvq::DumpReader::open(m_dump.toStdString());
+    kvq::PplOptions options;
+    kvq::CacheVariantSpec kivi;
+    kivi.kind = kvq::CacheVariantKind::Kivi;
+    kivi.bits = 3;
+    kivi.channelGroup = 4;
+    options.variants = {kivi};
+    kvq::PplReport report = kvq::evaluatePerplexity(*model, *dump, options);
+    const QString same = m_dir.filePath(QStringLiteral("kivi3.json"));
+    writeText(same, kvq::pplReportJson(report));
+    report.reference.nll *= 1.01;  // another text
+    const QString other = m_dir.filePath(QStringLiteral("other.json"));
+    writeText(other, kvq::pplReportJson(report));
+    const QString broken = m_dir.filePath(QStringLiteral("broken.json"));
+    writeText(broken, "{\"dump\": 1}");
+    const qsizetype errorsBefore = m_presenter->errors.size();
+    emit view->resultsRequested({same, other, broken});
+    QLineSeries* opened = lineNamed(view->chart(), QStringLiteral("kivi3 KIVI perplexity"));
+    QVERIFY(opened != nullptr);
+    QCOMPARE(opened->count(), 1);
+    QCOMPARE(opened->at(0).x(), 3.0 + 16.0 / 32 + 16.0 / 4);
+    QCOMPARE(opened->at(0).y(), report.variants[0].overall.perplexity());
+    QVERIFY(lineNamed(view->chart(), QStringLiteral("KIVI perplexity")) != nullptr);  // the run stays
+    QCOMPARE(view->chart()->resultCount(), 1);
+    QCOMPARE(m_presenter->errors.size(), errorsBefore + 1);  // one dialog naming both refusals
+    QVERIFY(m_presenter->errors.last().contains(QStringLiteral("other was measured on other tokens")));
+    QVERIFY(m_presenter->errors.last().contains(QStringLiteral("broken.json")));
+    QVERIFY(m_presenter->errors.last().contains(QStringLiteral("/dump: not a string")));
+    view->chart()->clearResults();
+    QVERIFY(lineNamed(view->chart(), QStringLiteral("kivi3 KIVI perplexity")) == nullptr);
+    QVERIFY(lineNamed(view->chart(), QStringLiteral("KIVI perplexity")) != nullptr);
   }
 
   void exportsLikeEveryChart() {
