@@ -21,6 +21,8 @@ import pytest
 
 SOURCE_DIR = Path(os.environ.get("KVQ_SOURCE_DIR", Path(__file__).resolve().parents[2]))
 SAMPLE = Path(os.environ.get("KVQ_SAMPLE_DUMP", SOURCE_DIR / "resources/samples/smollm2-135m-kv.h5"))
+# The bundled evaluation dump: other text (Apache-2.0 and MPL-2.0 license texts), layers 0, 12, 24.
+EVAL = SOURCE_DIR / "resources/samples/smollm2-135m-eval.h5"
 
 
 def _need(var: str, what: str) -> str:
@@ -33,10 +35,10 @@ def _need(var: str, what: str) -> str:
     pytest.skip(message)
 
 
-def _ppl(*args: str) -> dict:
+def _ppl(*args: str, dump: Path = SAMPLE) -> dict:
     kvq = _need("KVQ_BIN", "the kvq binary")
     model = _need("KVQ_SMOLLM2_GGUF", "SmolLM2-135M-Instruct.Q4_1.gguf (bash scripts/fetch_model.sh)")
-    run = subprocess.run([kvq, "ppl", str(SAMPLE), "--model", model, "--json", *args], capture_output=True,
+    run = subprocess.run([kvq, "ppl", str(dump), "--model", model, "--json", *args], capture_output=True,
                          text=True, timeout=1200)
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
@@ -62,3 +64,15 @@ def test_untouched_cache_changes_nothing_and_kivi2_does():
     assert identity["top1_agreement"] == 1.0
     assert identity["perplexity"] == report["reference"]["perplexity"]
     assert kivi["label"] == "kivi-2" and kivi["mean_kl"] > 0.01 and kivi["bits_per_channel"] == 3.0
+
+
+def test_reference_pass_reproduces_the_evaluation_dump():
+    """The dump that codebooks trained on the sample are judged on (docs/real-data.md, issue 15)."""
+    report = _ppl(dump=EVAL)
+    assert report["sequence_tokens"] == [2048, 2048]
+    assert report["reference"]["tokens"] == 4094
+    assert abs(report["reference"]["perplexity"] - 12.138) <= 0.02, report["reference"]
+    agreement = report["dump_agreement"]
+    assert sorted({(a["layer"], a["kind"]) for a in agreement}) == [
+        (layer, kind) for layer in (0, 12, 24) for kind in ("keys", "values")]
+    assert max(a["relative_error"] for a in agreement) <= 1e-3, agreement
