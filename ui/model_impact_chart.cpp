@@ -1,14 +1,19 @@
 #include "model_impact_chart.h"
 
 #include <QChart>
+#include <QFileInfo>
+#include <QLegend>
+#include <QLegendMarker>
 #include <QLineSeries>
 #include <QLogValueAxis>
+#include <QRegularExpression>
 #include <QValueAxis>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <utility>
 
 #include "chart_style.h"
 
@@ -89,54 +94,100 @@ void ModelImpactChart::clearResults() {
   }
 }
 
-void ModelImpactChart::addLines(Frame& f, const Shown& shown, int result) {
-  for (const bool rvq : {true, false}) {
-    std::vector<const kvq::VariantReport*> points;
-    for (const kvq::VariantReport& v : shown.report.variants) {
-      if ((v.spec.kind == kvq::CacheVariantKind::Rvq) == rvq &&
-          v.spec.kind != kvq::CacheVariantKind::Identity) {
-        points.push_back(&v);
-      }
-    }
-    if (points.empty()) continue;
-    std::sort(points.begin(), points.end(),
-              [](auto* a, auto* b) { return a->bitsPerChannel < b->bitsPerChannel; });
-    const QString method = rvq ? tr("RVQ") : tr("KIVI");
-    const QString prefix = shown.name.isEmpty() ? method : shown.name + QStringLiteral(" ") + method;
-    QColor color = result < 0 ? kindColor(rvq ? kvq::Kind::Keys : kvq::Kind::Values) : resultColor(result);
-    if (result >= 0 && !rvq) color = color.darker(140);
-    auto* pSeries = new QLineSeries;
-    auto* kSeries = new QLineSeries;
-    pSeries->setName(tr("%1 perplexity").arg(prefix));
-    kSeries->setName(tr("%1 KL").arg(prefix));
-    pSeries->setColor(color);
-    QPen dashed(color);
-    dashed.setStyle(Qt::DashLine);
-    dashed.setWidth(2);
-    kSeries->setPen(dashed);
-    auto texts = std::make_shared<std::vector<QString>>();
-    for (const kvq::VariantReport* v : points) {
-      const double klValue = std::max(v->overall.meanKl(), 1e-9);
-      pSeries->append(v->bitsPerChannel, v->overall.perplexity());
-      kSeries->append(v->bitsPerChannel, klValue);
-      texts->push_back(variantText(shown.name, *v, f.refPpl));
-      f.maxBits = std::max(f.maxBits, v->bitsPerChannel);
-      f.pplHi = std::max(f.pplHi, v->overall.perplexity());
-      f.klLo = std::min(f.klLo, klValue);
-      f.klHi = std::max(f.klHi, klValue);
-    }
-    for (QLineSeries* s : {pSeries, kSeries}) s->setPointsVisible(true);
-    attach(pSeries, f.x, f.ppl);
-    attach(kSeries, f.x, f.kl);
-    onHover(pSeries, [texts](int i) { return (*texts)[static_cast<size_t>(i)]; });
-    onHover(kSeries, [texts](int i) { return (*texts)[static_cast<size_t>(i)]; });
+struct ModelImpactChart::Line {
+  QString name;
+  QColor color;
+  std::vector<std::pair<const kvq::VariantReport*, QString>> points;  // variant, its report's name
+};
+
+namespace {
+
+// The line a report's variant belongs to: its label without depth, bits or budget; RVQ depths
+// also by their codebook file (the same label over other codebooks is another line).
+QString familyOf(const kvq::VariantReport& v, const kvq::PplReport& report) {
+  QString label = QString::fromStdString(v.label);
+  label.replace(QRegularExpression(QStringLiteral("^(rvq|kivi)-\\d+")), QStringLiteral("\\1"));
+  label.replace(QRegularExpression(QStringLiteral("^alloc-[0-9.]+b")), QStringLiteral("alloc"));
+  if (label.startsWith(QStringLiteral("rvq")) && !report.codebookPath.empty()) {
+    label +=
+        QStringLiteral(" · ") + QFileInfo(QString::fromStdString(report.codebookPath)).completeBaseName();
   }
+  return label;
+}
+
+bool drawn(const kvq::VariantReport& v) {
+  return v.spec.kind != kvq::CacheVariantKind::Identity;
+}
+
+}  // namespace
+
+std::vector<ModelImpactChart::Line> ModelImpactChart::lines() const {
+  std::vector<Line> out;
+  if (m_run) {
+    for (const bool rvq : {true, false}) {
+      Line line{rvq ? tr("RVQ") : tr("KIVI"), kindColor(rvq ? kvq::Kind::Keys : kvq::Kind::Values), {}};
+      for (const kvq::VariantReport& v : m_run->variants) {
+        if (drawn(v) && (v.spec.kind == kvq::CacheVariantKind::Rvq) == rvq)
+          line.points.emplace_back(&v, QString());
+      }
+      if (!line.points.empty()) out.push_back(std::move(line));
+    }
+  }
+  std::vector<Line> opened;
+  for (const Shown& shown : m_results) {
+    for (const kvq::VariantReport& v : shown.report.variants) {
+      if (!drawn(v)) continue;
+      const QString family = familyOf(v, shown.report);
+      auto it = std::find_if(opened.begin(), opened.end(), [&](const Line& l) { return l.name == family; });
+      if (it == opened.end()) {
+        opened.push_back({family, resultColor(static_cast<int>(opened.size())), {}});
+        it = opened.end() - 1;
+      }
+      it->points.emplace_back(&v, shown.name);
+    }
+  }
+  out.insert(out.end(), std::make_move_iterator(opened.begin()), std::make_move_iterator(opened.end()));
+  return out;
+}
+
+void ModelImpactChart::addLine(Frame& f, Line& line) {
+  std::sort(line.points.begin(), line.points.end(),
+            [](const auto& a, const auto& b) { return a.first->bitsPerChannel < b.first->bitsPerChannel; });
+  auto* pSeries = new QLineSeries;
+  auto* kSeries = new QLineSeries;
+  pSeries->setName(tr("%1 perplexity").arg(line.name));
+  kSeries->setName(tr("%1 KL").arg(line.name));
+  pSeries->setColor(line.color);
+  QPen dashed(line.color);
+  dashed.setStyle(Qt::DashLine);
+  dashed.setWidth(2);
+  kSeries->setPen(dashed);
+  auto texts = std::make_shared<std::vector<QString>>();
+  for (const auto& [v, source] : line.points) {
+    const double klValue = std::max(v->overall.meanKl(), 1e-9);
+    pSeries->append(v->bitsPerChannel, v->overall.perplexity());
+    kSeries->append(v->bitsPerChannel, klValue);
+    texts->push_back(variantText(source, *v, f.refPpl));
+    f.maxBits = std::max(f.maxBits, v->bitsPerChannel);
+    f.pplHi = std::max(f.pplHi, v->overall.perplexity());
+    f.klLo = std::min(f.klLo, klValue);
+    f.klHi = std::max(f.klHi, klValue);
+  }
+  for (QLineSeries* s : {pSeries, kSeries}) {
+    s->setPointsVisible(true);
+    s->setMarkerSize(7);
+  }
+  attach(pSeries, f.x, f.ppl);
+  attach(kSeries, f.x, f.kl);
+  for (QLegendMarker* m : chart()->legend()->markers(kSeries)) m->setVisible(false);
+  onHover(pSeries, [texts](int i) { return (*texts)[static_cast<size_t>(i)]; });
+  onHover(kSeries, [texts](int i) { return (*texts)[static_cast<size_t>(i)]; });
 }
 
 void ModelImpactChart::render() {
   const kvq::PplReport* first = firstShown();
   if (first == nullptr) return;
-  resetChart(tr("Model impact (%1, %2 predicted tokens%3)")
+  resetChart(tr("Model impact (%1, %2 predicted tokens%3; dashed: KL, right axis)")
                  .arg(QString::fromStdString(first->modelName))
                  .arg(first->reference.tokens)
                  .arg(m_results.empty() ? QString() : tr(", %n report(s) opened", "", resultCount())));
@@ -145,11 +196,7 @@ void ModelImpactChart::render() {
           makeLogAxis(tr("mean KL(p_ref ‖ p_q), nats")), first->reference.perplexity()};
   f.pplHi = f.refPpl;
   chart()->addAxis(f.kl, Qt::AlignRight);  // before attach(), which puts new y axes on the left
-  std::vector<Shown> all;
-  if (m_run) all.push_back({QString(), *m_run});
-  all.insert(all.end(), m_results.begin(), m_results.end());
-  for (size_t r = 0; r < all.size(); ++r)
-    addLines(f, all[r], m_run ? static_cast<int>(r) - 1 : static_cast<int>(r));
+  for (Line& line : lines()) addLine(f, line);
   auto* reference = new QLineSeries;
   reference->setName(tr("reference (float32 cache) %1").arg(f.refPpl, 0, 'f', 3));
   QPen dotted(Qt::darkGray);

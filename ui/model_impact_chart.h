@@ -1,9 +1,12 @@
 // Model impact chart: what the quantized cache costs the model (kvq ppl, docs/model.md) —
 // perplexity (left axis) and mean KL divergence against the float32 cache (right axis, log)
 // against bits per channel, for the studio's own run (RVQ at every depth, KIVI-2/3/4) and for
-// any number of `kvq ppl --json` reports opened beside it (each file its own colour, RVQ and KIVI
-// variants as separate lines); the reference perplexity is a dotted line. Hovering a point reads
-// out its numbers. Every report shown must have been measured on the same tokens.
+// any number of `kvq ppl --json` reports opened beside it. The reports' variants are drawn as one
+// line per family, across files: a label without its depth, bits or budget ("rvq-s4-r16" and the
+// RVQ codebook file, "alloc-s4-r16", "kivi-r128"), so the allocations of three budgets in three
+// files are one line. The reference perplexity is a dotted line; the legend lists the perplexity
+// lines (KL: the dashed line of the same colour). Hovering a point reads out its numbers. Every
+// report shown must have been measured on the same tokens.
 #pragma once
 
 #include <optional>
@@ -34,10 +37,11 @@ class ModelImpactChart : public ChartWidget {
     kvq::PplReport report;
   };
   struct Frame;  // the axes and ranges every line shares
+  struct Line;   // the points of one perplexity line and its KL line
   const kvq::PplReport* firstShown() const;
+  std::vector<Line> lines() const;
   void render();
-  // The RVQ and KIVI lines of one report (result: index of the opened report, -1 for the run).
-  void addLines(Frame& f, const Shown& shown, int result);
+  void addLine(Frame& f, Line& line);
 
   std::optional<kvq::PplReport> m_run;
   std::vector<Shown> m_results;

@@ -210,38 +210,48 @@ class ModelImpactTest : public QObject, kvq::ui::test::WindowFixture {
 
   void reportsOpenBesideTheRun() {
     ModelImpactView* view = m_window->chartsPanel()->modelImpact();
-    // A kvq ppl report on the same dump and model: KIVI-3 with its 32-token window.
+    // Two kvq ppl reports on the same dump and model, KIVI-2 in one and KIVI-3 in the other.
     const auto model = kvq::loadDecoderModel((kData + QStringLiteral("/gguf/tiny_llama.gguf")).toStdString());
     const auto dump = kvq::DumpReader::open(m_dump.toStdString());
     kvq::PplOptions options;
     kvq::CacheVariantSpec kivi;
     kivi.kind = kvq::CacheVariantKind::Kivi;
-    kivi.bits = 3;
     kivi.channelGroup = 4;
-    options.variants = {kivi};
+    for (int bits : {3, 2}) {
+      kivi.bits = bits;
+      options.variants.push_back(kivi);
+    }
     kvq::PplReport report = kvq::evaluatePerplexity(*model, *dump, options);
-    const QString same = m_dir.filePath(QStringLiteral("kivi3.json"));
-    writeText(same, kvq::pplReportJson(report));
+    const kvq::PplReport both = report;
+    report.variants = {both.variants[0]};
+    const QString kivi3 = m_dir.filePath(QStringLiteral("kivi3.json"));
+    writeText(kivi3, kvq::pplReportJson(report));
+    report.variants = {both.variants[1]};
+    const QString kivi2 = m_dir.filePath(QStringLiteral("kivi2.json"));
+    writeText(kivi2, kvq::pplReportJson(report));
     report.reference.nll *= 1.01;  // another text
     const QString other = m_dir.filePath(QStringLiteral("other.json"));
     writeText(other, kvq::pplReportJson(report));
     const QString broken = m_dir.filePath(QStringLiteral("broken.json"));
     writeText(broken, "{\"dump\": 1}");
     const qsizetype errorsBefore = m_presenter->errors.size();
-    emit view->resultsRequested({same, other, broken});
-    QLineSeries* opened = lineNamed(view->chart(), QStringLiteral("kivi3 KIVI perplexity"));
+    emit view->resultsRequested({kivi3, other, kivi2, broken});
+    // One line for the KIVI family across both files, in order of bits.
+    QLineSeries* opened = lineNamed(view->chart(), QStringLiteral("kivi perplexity"));
     QVERIFY(opened != nullptr);
-    QCOMPARE(opened->count(), 1);
-    QCOMPARE(opened->at(0).x(), 3.0 + 16.0 / 32 + 16.0 / 4);
-    QCOMPARE(opened->at(0).y(), report.variants[0].overall.perplexity());
+    QCOMPARE(opened->count(), 2);
+    QCOMPARE(opened->at(0).x(), 2.0 + 16.0 / 32 + 16.0 / 4);
+    QCOMPARE(opened->at(0).y(), both.variants[1].overall.perplexity());
+    QCOMPARE(opened->at(1).x(), 3.0 + 16.0 / 32 + 16.0 / 4);
+    QCOMPARE(opened->at(1).y(), both.variants[0].overall.perplexity());
+    QCOMPARE(view->chart()->resultCount(), 2);
     QVERIFY(lineNamed(view->chart(), QStringLiteral("KIVI perplexity")) != nullptr);  // the run stays
-    QCOMPARE(view->chart()->resultCount(), 1);
     QCOMPARE(m_presenter->errors.size(), errorsBefore + 1);  // one dialog naming both refusals
     QVERIFY(m_presenter->errors.last().contains(QStringLiteral("other was measured on other tokens")));
     QVERIFY(m_presenter->errors.last().contains(QStringLiteral("broken.json")));
     QVERIFY(m_presenter->errors.last().contains(QStringLiteral("/dump: not a string")));
     view->chart()->clearResults();
-    QVERIFY(lineNamed(view->chart(), QStringLiteral("kivi3 KIVI perplexity")) == nullptr);
+    QVERIFY(lineNamed(view->chart(), QStringLiteral("kivi perplexity")) == nullptr);
     QVERIFY(lineNamed(view->chart(), QStringLiteral("KIVI perplexity")) != nullptr);
   }
 
