@@ -155,7 +155,7 @@ void ModelImpactChart::addLine(Frame& f, Line& line) {
             [](const auto& a, const auto& b) { return a.first->bitsPerChannel < b.first->bitsPerChannel; });
   auto* pSeries = new QLineSeries;
   auto* kSeries = new QLineSeries;
-  pSeries->setName(tr("%1 perplexity").arg(line.name));
+  pSeries->setName(line.name);  // the legend's entry: the KL line is hidden from it
   kSeries->setName(tr("%1 KL").arg(line.name));
   pSeries->setColor(line.color);
   QPen dashed(line.color);
@@ -175,7 +175,7 @@ void ModelImpactChart::addLine(Frame& f, Line& line) {
   }
   for (QLineSeries* s : {pSeries, kSeries}) {
     s->setPointsVisible(true);
-    s->setMarkerSize(7);
+    s->setMarkerSize(6);
   }
   attach(pSeries, f.x, f.ppl);
   attach(kSeries, f.x, f.kl);
@@ -187,10 +187,10 @@ void ModelImpactChart::addLine(Frame& f, Line& line) {
 void ModelImpactChart::render() {
   const kvq::PplReport* first = firstShown();
   if (first == nullptr) return;
-  resetChart(tr("Model impact (%1, %2 predicted tokens%3; dashed: KL, right axis)")
+  resetChart(tr("Perplexity (solid) and KL (dashed) · %1, %2 tokens%3")
                  .arg(QString::fromStdString(first->modelName))
                  .arg(first->reference.tokens)
-                 .arg(m_results.empty() ? QString() : tr(", %n report(s) opened", "", resultCount())));
+                 .arg(m_results.empty() ? QString() : tr(", %n report(s)", "", resultCount())));
   Frame f{makeValueAxis(tr("bits per channel"), QStringLiteral("%.2f")),
           makeValueAxis(tr("perplexity"), QStringLiteral("%.2f")),
           makeLogAxis(tr("mean KL(p_ref ‖ p_q), nats")), first->reference.perplexity()};
@@ -198,7 +198,7 @@ void ModelImpactChart::render() {
   chart()->addAxis(f.kl, Qt::AlignRight);  // before attach(), which puts new y axes on the left
   for (Line& line : lines()) addLine(f, line);
   auto* reference = new QLineSeries;
-  reference->setName(tr("reference (float32 cache) %1").arg(f.refPpl, 0, 'f', 3));
+  reference->setName(tr("reference %1").arg(f.refPpl, 0, 'f', 3));
   QPen dotted(Qt::darkGray);
   dotted.setStyle(Qt::DotLine);
   reference->setPen(dotted);

@@ -146,7 +146,7 @@ class ModelImpactTest : public QObject, kvq::ui::test::WindowFixture {
     QVERIFY(waitUntil([&] { return !view->chart()->isPlaceholder(); }));
     QVERIFY2(m_presenter->errors.isEmpty(), qPrintable(m_presenter->errors.join('\n')));
     // No study trained: KIVI-2/3/4 at every layer, bits b + 16/n_t + 16/n_c = b + 4 + 4 (n = 4).
-    QLineSeries* ppl = lineNamed(view->chart(), QStringLiteral("KIVI perplexity"));
+    QLineSeries* ppl = lineNamed(view->chart(), QStringLiteral("KIVI"));
     QLineSeries* kl = lineNamed(view->chart(), QStringLiteral("KIVI KL"));
     QVERIFY(ppl != nullptr && kl != nullptr);
     QCOMPARE(ppl->count(), 3);
@@ -158,12 +158,12 @@ class ModelImpactTest : public QObject, kvq::ui::test::WindowFixture {
 
   void failedRunKeepsTheChart() {
     ModelImpactView* view = m_window->chartsPanel()->modelImpact();
-    const int before = lineNamed(view->chart(), QStringLiteral("KIVI perplexity"))->count();
+    const int before = lineNamed(view->chart(), QStringLiteral("KIVI"))->count();
     view->setModelPath(kData + QStringLiteral("/gguf/malformed/unknown_tensor_type.gguf"));
     view->runButton()->click();
     QVERIFY(waitUntil([&] { return !m_presenter->errors.isEmpty(); }));
     QVERIFY(m_presenter->errors.join('\n').contains(QStringLiteral("unknown tensor type 99")));
-    QCOMPARE(lineNamed(view->chart(), QStringLiteral("KIVI perplexity"))->count(), before);
+    QCOMPARE(lineNamed(view->chart(), QStringLiteral("KIVI"))->count(), before);
     view->setModelPath(kData + QStringLiteral("/gguf/tiny_llama.gguf"));
   }
 
@@ -198,7 +198,7 @@ class ModelImpactTest : public QObject, kvq::ui::test::WindowFixture {
     const qsizetype errorsBefore = m_presenter->errors.size();
     view->runButton()->click();
     QVERIFY(waitUntil([&] {
-      QLineSeries* ppl = lineNamed(view->chart(), QStringLiteral("KIVI perplexity"));
+      QLineSeries* ppl = lineNamed(view->chart(), QStringLiteral("KIVI"));
       return ppl != nullptr && ppl->at(0).x() == 16.0;
     }));
     QCOMPARE(m_presenter->errors.size(), errorsBefore);
@@ -237,7 +237,7 @@ class ModelImpactTest : public QObject, kvq::ui::test::WindowFixture {
     const qsizetype errorsBefore = m_presenter->errors.size();
     emit view->resultsRequested({kivi3, other, kivi2, broken});
     // One line for the KIVI family across both files, in order of bits.
-    QLineSeries* opened = lineNamed(view->chart(), QStringLiteral("kivi perplexity"));
+    QLineSeries* opened = lineNamed(view->chart(), QStringLiteral("kivi"));
     QVERIFY(opened != nullptr);
     QCOMPARE(opened->count(), 2);
     QCOMPARE(opened->at(0).x(), 2.0 + 16.0 / 32 + 16.0 / 4);
@@ -245,14 +245,14 @@ class ModelImpactTest : public QObject, kvq::ui::test::WindowFixture {
     QCOMPARE(opened->at(1).x(), 3.0 + 16.0 / 32 + 16.0 / 4);
     QCOMPARE(opened->at(1).y(), both.variants[0].overall.perplexity());
     QCOMPARE(view->chart()->resultCount(), 2);
-    QVERIFY(lineNamed(view->chart(), QStringLiteral("KIVI perplexity")) != nullptr);  // the run stays
+    QVERIFY(lineNamed(view->chart(), QStringLiteral("KIVI")) != nullptr);  // the run stays
     QCOMPARE(m_presenter->errors.size(), errorsBefore + 1);  // one dialog naming both refusals
     QVERIFY(m_presenter->errors.last().contains(QStringLiteral("other was measured on other tokens")));
     QVERIFY(m_presenter->errors.last().contains(QStringLiteral("broken.json")));
     QVERIFY(m_presenter->errors.last().contains(QStringLiteral("/dump: not a string")));
     view->chart()->clearResults();
-    QVERIFY(lineNamed(view->chart(), QStringLiteral("kivi perplexity")) == nullptr);
-    QVERIFY(lineNamed(view->chart(), QStringLiteral("KIVI perplexity")) != nullptr);
+    QVERIFY(lineNamed(view->chart(), QStringLiteral("kivi")) == nullptr);
+    QVERIFY(lineNamed(view->chart(), QStringLiteral("KIVI")) != nullptr);
   }
 
   void exportsLikeEveryChart() {
