@@ -5,8 +5,9 @@
 // line per family, across files: a label without its depth, bits or budget ("rvq-s4-r16" and the
 // RVQ codebook file, "alloc-s4-r16", "kivi-r128"), so the allocations of three budgets in three
 // files are one line. The reference perplexity is a dotted line; the legend names the perplexity
-// lines (series "RVQ", "kivi-r128", …; each KL line, "… KL", is the dashed one of the same colour). Hovering a point reads out its numbers. Every
-// report shown must have been measured on the same tokens.
+// lines (series "RVQ", "kivi-r128", …; each KL line, "… KL", is the dashed one of the same
+// colour). Hovering a point reads out its numbers. Every report shown must have been measured on
+// the same tokens.
 #pragma once
 
 #include <optional>

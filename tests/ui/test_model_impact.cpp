@@ -246,7 +246,7 @@ class ModelImpactTest : public QObject, kvq::ui::test::WindowFixture {
     QCOMPARE(opened->at(1).y(), both.variants[0].overall.perplexity());
     QCOMPARE(view->chart()->resultCount(), 2);
     QVERIFY(lineNamed(view->chart(), QStringLiteral("KIVI")) != nullptr);  // the run stays
-    QCOMPARE(m_presenter->errors.size(), errorsBefore + 1);  // one dialog naming both refusals
+    QCOMPARE(m_presenter->errors.size(), errorsBefore + 1);                // one dialog naming both refusals
     QVERIFY(m_presenter->errors.last().contains(QStringLiteral("other was measured on other tokens")));
     QVERIFY(m_presenter->errors.last().contains(QStringLiteral("broken.json")));
     QVERIFY(m_presenter->errors.last().contains(QStringLiteral("/dump: not a string")));
