@@ -24,7 +24,10 @@ import shutil
 import subprocess
 import sys
 
+# libc's own frames of an abort (glibc's fortified checks: __chk_fail -> __fortify_fail -> abort ->
+# raise -> __pthread_kill_implementation) belong to the runtime too: the caller of __chk_fail decides.
 RUNTIME = re.compile(r"^(__sanitizer|__asan|__ubsan|__lsan|__interceptor|__libc|__GI_|fuzzer::|std::__terminate|"
+                     r"__pthread_kill|pthread_kill|__fortify_fail|__chk_fail|__stack_chk_fail|gsignal|"
                      r"std::terminate|__cxa_|raise|abort|malloc|calloc|realloc|free|operator new|operator delete|"
                      r"mem[a-z]*$|str[a-z]*$|wcs[a-z]*$|__mem|__str|_start|main$|"
                      r"__sanitizer_print_stack_trace|inflate|deflate|adler32|crc32)")
