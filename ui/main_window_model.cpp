@@ -94,12 +94,15 @@ void MainWindow::runModelImpact() {
             kvq::evaluatePerplexity(*model, *dump, options, &control));
       },
       [this, view](std::shared_ptr<const kvq::PplReport>& report) {
-        view->chart()->setReport(*report);
-        view->setStatus(tr("Reference perplexity %1 over %2 tokens, %3 variants, %4 s")
+        const int removed = view->chart()->setReport(*report);
+        view->setStatus(tr("Reference perplexity %1 over %2 tokens, %3 variants, %4 s%5")
                             .arg(report->reference.perplexity(), 0, 'f', 3)
                             .arg(report->reference.tokens)
                             .arg(report->variants.size())
-                            .arg(report->seconds, 0, 'f', 1));
+                            .arg(report->seconds, 0, 'f', 1)
+                            .arg(removed == 0 ? QString()
+                                              : tr("; %n opened report(s) measured on other tokens removed",
+                                                   "", removed)));
         statusBar()->showMessage(tr("Model run finished"), 4000);
       },
       [this, view](const kvq::Error& error) {

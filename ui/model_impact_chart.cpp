@@ -57,9 +57,22 @@ ModelImpactChart::ModelImpactChart(QWidget* parent)
          "the quantized cache costs"));
 }
 
-void ModelImpactChart::setReport(const kvq::PplReport& report) {
+namespace {
+
+// Whether two reports were measured on the same tokens: the same count and reference perplexity.
+bool sameTokens(const kvq::PplReport& a, const kvq::PplReport& b) {
+  const double pa = a.reference.perplexity(), pb = b.reference.perplexity();
+  return a.reference.tokens == b.reference.tokens && std::abs(pa - pb) <= 1e-6 * pa;
+}
+
+}  // namespace
+
+int ModelImpactChart::setReport(const kvq::PplReport& report) {
   m_run = report;
+  const auto before = m_results.size();
+  std::erase_if(m_results, [&](const Shown& s) { return !sameTokens(report, s.report); });
   render();
+  return static_cast<int>(before - m_results.size());
 }
 
 const kvq::PplReport* ModelImpactChart::firstShown() const {
@@ -70,7 +83,7 @@ const kvq::PplReport* ModelImpactChart::firstShown() const {
 QString ModelImpactChart::addResults(const QString& name, const kvq::PplReport& report) {
   if (const kvq::PplReport* shown = firstShown()) {
     const double a = shown->reference.perplexity(), b = report.reference.perplexity();
-    if (shown->reference.tokens != report.reference.tokens || !(std::abs(a - b) <= 1e-6 * a)) {
+    if (!sameTokens(*shown, report)) {
       return tr("%1 was measured on other tokens (reference perplexity %2 over %3 tokens; the chart shows "
                 "%4 over %5): perplexities of different texts cannot share one chart")
           .arg(name)

@@ -23,8 +23,9 @@ class ModelImpactChart : public ChartWidget {
 
  public:
   explicit ModelImpactChart(QWidget* parent = nullptr);
-  // The studio's run; replaces the previous run and keeps the opened reports.
-  void setReport(const kvq::PplReport& report);
+  // The studio's run; replaces the previous run and keeps the opened reports measured on the same
+  // tokens. Returns how many opened reports it removed (measured on other tokens: another dump).
+  int setReport(const kvq::PplReport& report);
   // Adds a report read from a file (named by `name` in the legend and read-outs). Returns "" or
   // why it was not added: measured on other tokens than the reports shown (another reference).
   QString addResults(const QString& name, const kvq::PplReport& report);

@@ -255,6 +255,32 @@ class ModelImpactTest : public QObject, kvq::ui::test::WindowFixture {
     QVERIFY(lineNamed(view->chart(), QStringLiteral("KIVI")) != nullptr);
   }
 
+  // A run on another dump drops the opened reports it cannot share a chart with, and says how many.
+  void aRunOnOtherTokensRemovesTheOpenedReports() {
+    auto report = [](double nll) {
+      kvq::PplReport r;
+      r.reference.tokens = 100;
+      r.reference.nll = nll;
+      kvq::VariantReport v;
+      v.spec.kind = kvq::CacheVariantKind::Kivi;
+      v.label = "kivi-2";
+      v.bitsPerChannel = 3;
+      v.overall.tokens = 100;
+      v.overall.nll = nll * 1.1;
+      r.variants = {v};
+      return r;
+    };
+    ModelImpactChart chart;
+    QVERIFY(chart.addResults(QStringLiteral("a"), report(250.0)).isEmpty());
+    QVERIFY(chart.addResults(QStringLiteral("b"), report(250.0)).isEmpty());
+    QCOMPARE(chart.setReport(report(250.0)), 0);  // the same tokens: both stay
+    QCOMPARE(chart.resultCount(), 2);
+    QCOMPARE(chart.setReport(report(260.0)), 2);  // another text
+    QCOMPARE(chart.resultCount(), 0);
+    QVERIFY(lineNamed(&chart, QStringLiteral("kivi")) == nullptr);
+    QVERIFY(lineNamed(&chart, QStringLiteral("KIVI")) != nullptr);
+  }
+
   void exportsLikeEveryChart() {
     QVERIFY(m_window->exportAllCharts(m_dir.path()));
     QVERIFY(QFileInfo(m_dir.filePath(QStringLiteral("model_impact.png"))).size() > 1000);
