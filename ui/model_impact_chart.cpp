@@ -177,7 +177,9 @@ void ModelImpactChart::addLine(Frame& f, Line& line) {
   kSeries->setPen(dashed);
   auto texts = std::make_shared<std::vector<QString>>();
   for (const auto& [v, source] : line.points) {
-    const double klValue = std::max(v->overall.meanKl(), 1e-9);
+    // KL 0 at the log axis's floor; an infinite KL (read from a report) at a ceiling far above any
+    // real one, its read-out still says inf.
+    const double klValue = std::clamp(v->overall.meanKl(), 1e-9, 1e3);
     pSeries->append(v->bitsPerChannel, v->overall.perplexity());
     kSeries->append(v->bitsPerChannel, klValue);
     texts->push_back(variantText(source, *v, f.refPpl));

@@ -2,6 +2,7 @@
 // round trip through JSON, and text that is not such a report is refused naming the field.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 
 #include "kvq/base/error.h"
@@ -92,6 +93,18 @@ TEST(PplReportJson, RoundTripsEveryNumberTheChartAndTablesUse) {
   }
   EXPECT_EQ(out.backend, "cpu");
   EXPECT_DOUBLE_EQ(out.seconds, 12.5);
+}
+
+// An infinite KL (a quantized distribution that gives a seen token probability 0) is written as
+// null and reads back as infinite, not as no loss.
+TEST(PplReportJson, AnInfiniteKlReadsBackInfinite) {
+  PplReport in = handReport();
+  in.variants[0].overall.kl = std::numeric_limits<double>::infinity();
+  const std::string text = pplReportJson(in);
+  ASSERT_NE(text.find("\"mean_kl\": null"), std::string::npos);
+  const TokenStats out = pplReportFromJson(text, "r.json").variants[0].overall;
+  EXPECT_EQ(out.kl, std::numeric_limits<double>::infinity());
+  EXPECT_EQ(out.top1, 57);
 }
 
 // Reports written before variants recorded their kind: a "kivi" label is KIVI, the rest RVQ.

@@ -1,6 +1,7 @@
 // pplReportFromJson: a `kvq ppl --json` report read back (the studio's Model impact view charts
 // several of them side by side).
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -22,11 +23,12 @@ class ReportReader {
     return object.at(key);
   }
 
-  // A finite number; null (written for a value that was not finite) reads as NaN when allowed.
+  // A finite number; null (finiteOrNull's mark of a value that was not finite) reads as +infinity
+  // when allowed: the only such value pplReportJson writes is a KL divergence that overflowed.
   double number(const json& object, const std::string& key, const std::string& where,
-                bool nullIsNan = false) const {
+                bool nullIsInfinite = false) const {
     const json& v = member(object, key, where);
-    if (v.is_null() && nullIsNan) return std::nan("");
+    if (v.is_null() && nullIsInfinite) return std::numeric_limits<double>::infinity();
     if (!v.is_number() || !std::isfinite(v.get<double>())) fail(where + "/" + key, "not a finite number");
     return v.get<double>();
   }
@@ -44,8 +46,7 @@ class ReportReader {
     s.nll = number(object, "mean_nll", where) * n;
     if (withKl) {
       s.kl = number(object, "mean_kl", where, true) * n;
-      s.top1 = std::llround(number(object, "top1_agreement", where, true) * n);
-      if (std::isnan(s.kl)) s.kl = 0;
+      s.top1 = std::llround(number(object, "top1_agreement", where) * n);
     }
     return s;
   }
