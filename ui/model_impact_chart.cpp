@@ -52,6 +52,10 @@ struct ModelImpactChart::Frame {
 
 ModelImpactChart::ModelImpactChart(QWidget* parent)
     : ChartWidget(tr("Model impact"), QStringLiteral("model_impact"), parent) {
+  showEmpty();
+}
+
+void ModelImpactChart::showEmpty() {
   showPlaceholder(
       tr("Choose the dump's GGUF model and run it, or open kvq ppl --json reports, to see what "
          "the quantized cache costs"));
@@ -103,7 +107,7 @@ void ModelImpactChart::clearResults() {
   if (m_run) {
     render();
   } else {
-    showPlaceholder(tr("Choose the dump's GGUF model and run it, or open kvq ppl --json reports"));
+    showEmpty();
   }
 }
 

@@ -38,8 +38,9 @@ class ModelImpactChart : public ChartWidget {
     QString name;  // "" for the run
     kvq::PplReport report;
   };
-  struct Frame;  // the axes and ranges every line shares
-  struct Line;   // the points of one perplexity line and its KL line
+  struct Frame;      // the axes and ranges every line shares
+  struct Line;       // the points of one perplexity line and its KL line
+  void showEmpty();  // the placeholder: nothing run, nothing opened
   const kvq::PplReport* firstShown() const;
   std::vector<Line> lines() const;
   void render();
